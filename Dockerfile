@@ -1,0 +1,16 @@
+# One image for every role: `vaquero server`, `vaquero agent` (see docker-compose.yml).
+FROM node:20-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# tsx is a runtime dependency (bin/vaquero.mjs runs the TypeScript sources), so --omit=dev keeps
+# everything the commands need.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY . .
+
+USER node
+ENTRYPOINT ["node", "bin/vaquero.mjs"]
+CMD ["server"]

@@ -1,0 +1,129 @@
+import { at, type Diagnostic, type DocRef, type PathSegment } from './diagnostics';
+import type { Located, LoadedSot } from './load';
+
+function uniqueBy<T>(
+  items: readonly Located<T>[],
+  key: (v: T) => string,
+  path: PathSegment[],
+  what: string,
+  out: Diagnostic[],
+): void {
+  const seen = new Map<string, DocRef>();
+  for (const { value, ref } of items) {
+    const k = key(value);
+    const first = seen.get(k);
+    if (first) out.push(at(ref, path, 'duplicate-id', `${what} "${k}" is already defined in ${first.file}`));
+    else seen.set(k, ref);
+  }
+}
+
+function uniqueInList<T>(
+  ref: DocRef,
+  list: readonly T[],
+  key: (v: T) => string,
+  field: string,
+  what: string,
+  out: Diagnostic[],
+) {
+  const seen = new Set<string>();
+  list.forEach((item, i) => {
+    const k = key(item);
+    if (seen.has(k))
+      out.push(
+        at(
+          ref,
+          [field, i, 'name' in (item as object) ? 'name' : 'id'],
+          'duplicate-id',
+          `${what} "${k}" is defined twice`,
+        ),
+      );
+    seen.add(k);
+  });
+}
+
+export function checkUniqueIds(sot: LoadedSot): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  uniqueBy(sot.sites, (s) => s.id, ['id'], 'site', out);
+  uniqueBy(sot.os, (o) => o.id, ['id'], 'os', out);
+  uniqueBy(sot.profiles, (p) => p.id, ['id'], 'boot profile', out);
+  uniqueBy(sot.groups, (g) => g.id, ['id'], 'host group', out);
+  const bySite = new Map<string, Located<{ name: string }>[]>();
+  for (const h of sot.hosts) bySite.set(h.siteDir, [...(bySite.get(h.siteDir) ?? []), h]);
+  for (const [siteDir, hosts] of bySite)
+    uniqueBy(hosts, (h) => h.name, ['name'], `host in site ${siteDir}`, out);
+  for (const { value: site, ref, siteDir } of sot.sites) {
+    if (site.id !== siteDir) {
+      out.push(
+        at(ref, ['id'], 'site-dir', `site id "${site.id}" must match its directory sites/${siteDir}/`),
+      );
+    }
+    uniqueInList(ref, site.subnets, (s) => s.id, 'subnets', 'subnet', out);
+    uniqueInList(ref, site.agents, (a) => a.name, 'agents', 'agent', out);
+  }
+  return out;
+}
+
+export function checkReferences(sot: LoadedSot): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const sites = new Map(sot.sites.map((s) => [s.siteDir, s.value]));
+  const groups = new Set(sot.groups.map((g) => g.value.id));
+  const profiles = new Set(sot.profiles.map((p) => p.value.id));
+  const os = new Set(sot.os.map((o) => o.value.id));
+  for (const { value: host, ref, siteDir } of sot.hosts) {
+    const site = sites.get(siteDir);
+    if (!site) {
+      out.push(
+        at(ref, [], 'reference', `host ${host.name} is in sites/${siteDir}/, which has no valid site.yaml`),
+      );
+      continue;
+    }
+    if (!groups.has(host.group))
+      out.push(
+        at(
+          ref,
+          ['group'],
+          'reference',
+          `unknown host group "${host.group}" (no workflows/*.yaml has this id)`,
+        ),
+      );
+    host.interfaces.forEach((iface, i) => {
+      if (!site.subnets.some((s) => s.id === iface.subnet)) {
+        out.push(
+          at(
+            ref,
+            ['interfaces', i, 'subnet'],
+            'reference',
+            `unknown subnet "${iface.subnet}" in site ${site.id}`,
+          ),
+        );
+      }
+    });
+  }
+  for (const { value: profile, ref } of sot.profiles) {
+    if (!os.has(profile.os))
+      out.push(at(ref, ['os'], 'reference', `unknown os "${profile.os}" (no os/*.yaml has this id)`));
+    if (profile.unattended && !sot.assets.has(profile.unattended.template)) {
+      out.push(
+        at(
+          ref,
+          ['unattended', 'template'],
+          'reference',
+          `template not found: assets/${profile.unattended.template}`,
+        ),
+      );
+    }
+  }
+  for (const { value: group, ref } of sot.groups) {
+    group.boots.forEach((boot, i) => {
+      if (!profiles.has(boot))
+        out.push(
+          at(ref, ['boots', i], 'reference', `unknown boot profile "${boot}" (no boot/*.yaml has this id)`),
+        );
+    });
+    group.rollout.depends_on.forEach((dep, i) => {
+      if (!groups.has(dep))
+        out.push(at(ref, ['rollout', 'depends_on', i], 'reference', `unknown host group "${dep}"`));
+    });
+  }
+  return out;
+}

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { IdSchema, RebootWindowSchema } from './common';
+
+export const RolloutRulesSchema = z.strictObject({
+  max_concurrent: z.int().min(1).default(1),
+  /** Hosts of this group, per site, that must stay up while others reprovision. */
+  min_standing: z.int().min(0).default(0),
+  /** Groups whose hosts, in the same site, are reprovisioned and standing before this group starts. */
+  depends_on: z.array(IdSchema).default([]),
+  /** Failed hosts this group tolerates before the rollout halts. */
+  max_fail: z.int().min(0).default(0),
+  /** Overrides the site's canary size for rollouts that start with this group. */
+  canary: z.int().min(0).optional(),
+  /** Overrides the site's reboot windows for this group. */
+  reboot_windows: z.array(RebootWindowSchema).optional(),
+});
+export type RolloutRules = z.infer<typeof RolloutRulesSchema>;
+
+/** A host group: the ordered boots a host goes through, and how a change rolls out across the group. */
+export const HostGroupSchema = z.strictObject({
+  id: IdSchema,
+  description: z.string().optional(),
+  boots: z.array(IdSchema).min(1, 'a host group needs at least one boot profile'),
+  rollout: RolloutRulesSchema.default({ max_concurrent: 1, min_standing: 0, depends_on: [], max_fail: 0 }),
+});
+export type HostGroup = z.infer<typeof HostGroupSchema>;

@@ -1,0 +1,49 @@
+import { previewCommand } from './commands/preview';
+import { planCommand } from './commands/plan';
+import { validateCommand } from './commands/validate';
+import { CliError, type Io } from './commands/io';
+
+const USAGE = `usage: vaquero <command> [options]
+
+commands:
+  validate <dir> [--json]                       check a source of truth; every problem as file:line: path: message
+  plan <dir> --from <dir|git-ref> [--json]      hosts to reprovision and their waves, per site
+  preview --mac <mac> <dir> [--stage N]         a host's rendered iPXE script and unattended config
+`;
+
+const commands: Record<string, (args: string[], io: Io) => Promise<number>> = {
+  validate: validateCommand,
+  plan: planCommand,
+  preview: previewCommand,
+};
+
+const processIo: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  cwd: () => process.cwd(),
+};
+
+/** Runs one CLI command and returns its exit code; errors become one line on stderr, never a stack trace. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    io.err(`vaquero: unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(args, io);
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.err(`vaquero ${name}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    io.err(`vaquero ${name}: internal error: ${message}\n`);
+    return 70;
+  }
+}

@@ -1,0 +1,27 @@
+import path from 'node:path';
+import { formatDiagnostic } from '../../activities/sot/diagnostics';
+import { validateSot } from '../../activities/sot/validate';
+import { CliError, parse, type Io } from './io';
+
+export async function validateCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean', default: false } });
+  const [dir] = positionals;
+  if (!dir || positionals.length > 1) throw new CliError('usage: vaquero validate <dir> [--json]');
+  const root = path.resolve(io.cwd(), dir);
+  const result = await validateSot(root);
+  if (values.json) {
+    io.out(
+      `${JSON.stringify({ valid: result.diagnostics.length === 0, problems: result.diagnostics }, null, 2)}\n`,
+    );
+  } else if (result.model) {
+    const sites = Object.values(result.model.sites);
+    const hosts = sites.reduce((n, s) => n + s.hosts.length, 0);
+    io.out(
+      `${dir}: valid (${sites.length} sites, ${hosts} hosts, ${Object.keys(result.model.groups).length} host groups)\n`,
+    );
+  } else {
+    for (const d of result.diagnostics) io.err(`${formatDiagnostic(d)}\n`);
+    io.err(`${dir}: ${result.diagnostics.length} problem${result.diagnostics.length === 1 ? '' : 's'}\n`);
+  }
+  return result.model ? 0 : 1;
+}
