@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import type { Host } from '../../schemas/host';
+import type { Job } from '../../schemas/jobs';
 import type { Model } from '../../schemas/model';
 import { hostContext, renderString, renderTemplate, type HostContext } from './render';
 
@@ -11,7 +12,28 @@ export interface RenderedStage {
   initrds: string[];
   cmdline: string;
   unattended?: { type: string; template: string; content: string };
+  preShutdown: Job[];
+  validation: Job[];
   context: HostContext;
+}
+
+const JOB_TEMPLATE_FIELDS = ['url', 'body', 'command', 'host'] as const;
+
+/** A job with its templated fields (URL, body, command, arguments, headers, env) rendered for one host. */
+export function renderJob(model: Model, job: Job, context: HostContext, what: string): Job {
+  const render = (text: string, field: string) => renderString(model, text, context, `${what}: ${field}`);
+  const out: Record<string, unknown> = { ...job };
+  for (const field of JOB_TEMPLATE_FIELDS) {
+    const value = out[field];
+    if (typeof value === 'string') out[field] = render(value, field);
+  }
+  if ('args' in job) out.args = job.args.map((a, i) => render(a, `args[${i}]`));
+  for (const field of ['headers', 'env'] as const) {
+    const map = (job as Record<string, unknown>)[field] as Record<string, string> | undefined;
+    if (map)
+      out[field] = Object.fromEntries(Object.entries(map).map(([k, v]) => [k, render(v, `${field}.${k}`)]));
+  }
+  return out as Job;
 }
 
 /** Renders what a host boots at one stage (0-based); throws TemplateError on a template problem. */
@@ -28,12 +50,20 @@ export function renderStage(model: Model, siteId: string, host: Host, stage: num
     kernel: context.urls.kernel,
     initrds: context.urls.initrds,
     cmdline,
+    preShutdown: [],
+    validation: [],
     context,
   };
   if (profile.unattended) {
     const content = renderTemplate(model, profile.unattended.template, context);
     rendered.unattended = { type: profile.unattended.type, template: profile.unattended.template, content };
   }
+  rendered.preShutdown = profile.pre_shutdown.map((job, i) =>
+    renderJob(model, job, context, `boot/${profile.id}: pre_shutdown[${i}]`),
+  );
+  rendered.validation = profile.validation.map((job, i) =>
+    renderJob(model, job, context, `boot/${profile.id}: validation[${i}]`),
+  );
   return rendered;
 }
 

@@ -32,6 +32,25 @@ function buildModel(sot: LoadedSot): Model {
   return model;
 }
 
+/** Where an inline template (an OS cmdline, a job field) was written, from the name the renderer gave it. */
+function inlineTemplateOrigin(sot: LoadedSot, template: string): { file: string; line: number } | undefined {
+  const os = /^os\/([^:]+): cmdline$/.exec(template);
+  const found = os && sot.os.find((o) => o.value.id === os[1]);
+  if (found) return { file: found.ref.file, line: lineOf(found.ref, ['cmdline']) };
+  const job = /^boot\/([^:]+): (pre_shutdown|validation)\[(\d+)\]: ([\w]+)(?:\[(\d+)\]|\.(.+))?$/.exec(
+    template,
+  );
+  const profile = job && sot.profiles.find((p) => p.value.id === job[1]);
+  if (!job || !profile) return undefined;
+  const path = [
+    job[2] ?? '',
+    Number(job[3]),
+    job[4] ?? '',
+    ...(job[5] ? [Number(job[5])] : job[6] ? [job[6]] : []),
+  ];
+  return { file: profile.ref.file, line: lineOf(profile.ref, path) };
+}
+
 /**
  * Renders every boot stage of every host. A template problem is reported once at the template's own
  * line, naming the first host it failed for, rather than once per host.
@@ -60,8 +79,7 @@ function checkTemplates(sot: LoadedSot, model: Model): Diagnostic[] {
         const origin = err.template.startsWith('assets/')
           ? { file: err.template, line: err.templateLine ?? 1 }
           : { file: ref.file, line: lineOf(ref, []) };
-        const cmdline = sot.os.find((o) => err.template === `os/${o.value.id}: cmdline`);
-        const loc = cmdline ? { file: cmdline.ref.file, line: lineOf(cmdline.ref, ['cmdline']) } : origin;
+        const loc = inlineTemplateOrigin(sot, err.template) ?? origin;
         report(`${loc.file}|${loc.line}|${err.message}`, {
           ...loc,
           path: what,
