@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { RebootWindowSchema } from './common';
+
+export const PlannedHostSchema = z.object({
+  host: z.string(),
+  group: z.string(),
+  reasons: z.array(z.string()).min(1),
+});
+export type PlannedHost = z.infer<typeof PlannedHostSchema>;
+
+export const WaveSchema = z.object({
+  index: z.int().min(1),
+  canary: z.boolean(),
+  groups: z.array(z.string()),
+  hosts: z.array(PlannedHostSchema),
+});
+export type Wave = z.infer<typeof WaveSchema>;
+
+export const GroupRulesSchema = z.object({
+  group: z.string(),
+  hosts: z.int(),
+  changed: z.int(),
+  batch: z.int(),
+  max_fail: z.int(),
+  depends_on: z.array(z.string()),
+  reboot_windows: z.array(RebootWindowSchema),
+});
+export type GroupRules = z.infer<typeof GroupRulesSchema>;
+
+export const SitePlanSchema = z.object({
+  site: z.string(),
+  name: z.string(),
+  approval_required: z.boolean(),
+  canary_size: z.int(),
+  max_fail: z.int(),
+  groups: z.array(GroupRulesSchema),
+  waves: z.array(WaveSchema),
+  unchanged: z.array(z.string()),
+  removed: z.array(z.string()),
+  /** Hosts whose boot config changed but that are marked never_provision. */
+  skipped: z.array(PlannedHostSchema),
+});
+export type SitePlan = z.infer<typeof SitePlanSchema>;
+
+export const PlanSchema = z.object({
+  from: z.string(),
+  to: z.string(),
+  sites: z.array(SitePlanSchema),
+});
+export type Plan = z.infer<typeof PlanSchema>;
