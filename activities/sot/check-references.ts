@@ -66,11 +66,25 @@ export function checkUniqueIds(sot: LoadedSot): Diagnostic[] {
 export function checkReferences(sot: LoadedSot): Diagnostic[] {
   const out: Diagnostic[] = [];
   const sites = new Map(sot.sites.map((s) => [s.siteDir, s.value]));
-  const groups = new Set(sot.groups.map((g) => g.value.id));
-  const profiles = new Set(sot.profiles.map((p) => p.value.id));
-  const os = new Set(sot.os.map((o) => o.value.id));
+  // An object whose own document failed its schema was reported there; it still counts as defined here.
+  const known = (kind: string, ids: string[]) => ({
+    has: (id: string) => ids.includes(id) || sot.declared.has(`${kind}:${id}`),
+  });
+  const groups = known(
+    'group',
+    sot.groups.map((g) => g.value.id),
+  );
+  const profiles = known(
+    'profile',
+    sot.profiles.map((p) => p.value.id),
+  );
+  const os = known(
+    'os',
+    sot.os.map((o) => o.value.id),
+  );
   for (const { value: host, ref, siteDir } of sot.hosts) {
     const site = sites.get(siteDir);
+    if (!site && sot.declared.has(`site:${siteDir}`)) continue;
     if (!site) {
       out.push(
         at(ref, [], 'reference', `host ${host.name} is in sites/${siteDir}/, which has no valid site.yaml`),

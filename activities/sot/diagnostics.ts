@@ -45,7 +45,7 @@ function nodeLine(node: Node | null | undefined, ref: DocRef): number | undefine
  */
 export function lineOf(ref: DocRef, path: readonly PathSegment[]): number {
   let node: unknown = ref.doc.contents;
-  let line = nodeLine(ref.doc.contents as Node | null, ref) ?? 1;
+  let line = nodeLine(ref.doc.contents, ref) ?? 1;
   for (const seg of path) {
     if (isMap(node)) {
       const pair = node.items.find(

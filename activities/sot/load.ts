@@ -29,6 +29,8 @@ export interface LoadedSot {
   diagnostics: Diagnostic[];
   /** Site directories with a host document that did not parse: counting their groups would mislead. */
   incompleteSites: Set<string>;
+  /** `kind:id` of every document that declares an id, even one that failed its schema (reported there). */
+  declared: Set<string>;
 }
 
 const YAML_RE = /\.ya?ml$/;
@@ -36,22 +38,23 @@ const TOP_DIRS = ['sites/', 'os/', 'boot/', 'workflows/', 'assets/'];
 
 type Kind = 'site' | 'host' | 'os' | 'profile' | 'group';
 
-function classify(rel: string): { kind: Kind; siteDir?: string } | 'asset' | string {
-  if (rel.startsWith('assets/')) return 'asset';
-  if (!YAML_RE.test(rel)) return 'not a YAML file (.yaml or .yml); only assets/ holds other files';
+/** What a file is: an object kind, an asset, or why it is in the wrong place. */
+function classify(rel: string): { kind: Kind; siteDir?: string } | { asset: true } | { misplaced: string } {
+  if (rel.startsWith('assets/')) return { asset: true };
+  if (!YAML_RE.test(rel)) return { misplaced: 'not a YAML file (.yaml or .yml); only assets/ holds other files' };
   const parts = rel.split('/');
   if (parts[0] === 'sites') {
     if (parts.length === 3 && /^site\.ya?ml$/.test(parts[2] ?? ''))
       return { kind: 'site', siteDir: parts[1] };
     if (parts.length >= 4 && parts[2] === 'hosts') return { kind: 'host', siteDir: parts[1] };
-    return 'unexpected file: sites/ holds sites/<site>/site.yaml and sites/<site>/hosts/*.yaml';
+    return { misplaced: 'unexpected file: sites/ holds sites/<site>/site.yaml and sites/<site>/hosts/*.yaml' };
   }
   if (parts.length === 2) {
     if (parts[0] === 'os') return { kind: 'os' };
     if (parts[0] === 'boot') return { kind: 'profile' };
     if (parts[0] === 'workflows') return { kind: 'group' };
   }
-  return `unexpected file: ${parts[0]}/ holds YAML files directly, not in subdirectories`;
+  return { misplaced: `unexpected file: ${parts[0]}/ holds YAML files directly, not in subdirectories` };
 }
 
 function parseDocs(file: TextFile, diagnostics: Diagnostic[]): { ref: DocRef; data: unknown }[] {
@@ -129,15 +132,16 @@ export async function loadSot(root: string): Promise<LoadedSot> {
     assets: new Map(),
     diagnostics: [...tree.problems],
     incompleteSites: new Set(),
+    declared: new Set(),
   };
   for (const file of tree.files) {
     const kind = classify(file.rel);
-    if (kind === 'asset') {
+    if ('asset' in kind) {
       out.assets.set(file.rel.slice('assets/'.length), file.text);
       continue;
     }
-    if (typeof kind === 'string') {
-      out.diagnostics.push({ file: file.rel, line: 1, path: '(file)', message: kind, check: 'layout' });
+    if ('misplaced' in kind) {
+      out.diagnostics.push({ file: file.rel, line: 1, path: '(file)', message: kind.misplaced, check: 'layout' });
       continue;
     }
     const before = out.diagnostics.length;
@@ -145,6 +149,8 @@ export async function loadSot(root: string): Promise<LoadedSot> {
     if (kind.kind === 'host' && out.diagnostics.length > before) out.incompleteSites.add(kind.siteDir ?? '');
     for (const { ref, data } of docs) {
       const d = out.diagnostics;
+      const id = (data as { id?: unknown } | null)?.id;
+      if (typeof id === 'string') out.declared.add(`${kind.kind}:${id}`);
       switch (kind.kind) {
         case 'site': {
           const value = parseWith(SiteSchema, ref, data, d);

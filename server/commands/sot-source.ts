@@ -35,8 +35,10 @@ export async function checkoutRevision(
   ref: string,
 ): Promise<{ root: string; cleanup: () => Promise<void> }> {
   let prefix: string;
+  let top: string;
   try {
     prefix = (await run('git', ['-C', dir, 'rev-parse', '--show-prefix'])).stdout.trim();
+    top = (await run('git', ['-C', dir, 'rev-parse', '--show-toplevel'])).stdout.trim();
     await run('git', ['-C', dir, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
   } catch {
     throw new CliError(
@@ -47,7 +49,8 @@ export async function checkoutRevision(
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   try {
     const archive = path.join(tmp, 'rev.tar');
-    await run('git', ['-C', dir, 'archive', '--format=tar', `--output=${archive}`, ref, '--', prefix || '.']);
+    const tree = prefix ? `${ref}:${prefix.replace(/\/$/, '')}` : ref;
+    await run('git', ['-C', top, 'archive', '--format=tar', `--output=${archive}`, tree]);
     await run('tar', ['-x', '-f', archive, '-C', tmp]);
     await rm(archive);
   } catch (err) {
@@ -55,7 +58,7 @@ export async function checkoutRevision(
     const detail = (err as { stderr?: string }).stderr?.trim().split('\n')[0] ?? (err as Error).message;
     throw new CliError(`--from ${ref}: cannot read the source of truth at that revision: ${detail}`);
   }
-  return { root: path.join(tmp, prefix), cleanup };
+  return { root: tmp, cleanup };
 }
 
 /** Loads the `--from` side of a plan: a directory, or a git revision of the repository holding `dir`. */
