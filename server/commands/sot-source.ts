@@ -27,12 +27,7 @@ export async function loadFrom(from: string, dir: string, io: Io): Promise<Model
   const asDir = path.resolve(io.cwd(), from);
   if (await isDirectory(asDir)) return loadValid(asDir, io, `--from ${from}`);
   const { root, cleanup } = await checkoutRevision(dir, from).catch((err: unknown) => {
-    if (!(err instanceof RevisionError)) throw err;
-    const message = err.message.replace(
-      /^.*?: not a git revision/,
-      'not a directory, and not a git revision',
-    );
-    throw new CliError(`--from ${message.startsWith('not a') ? `${from}: ${message}` : err.message}`);
+    throw err instanceof RevisionError ? new CliError(`--from ${err.message} (nor a directory)`) : err;
   });
   try {
     if (!(await isDirectory(root)))
