@@ -17,12 +17,17 @@ export const exampleSot = path.join(repoRoot, 'examples/sot');
 /** Files of an overlay directory that describe the case rather than belong to the source of truth. */
 const OVERLAY_META = new Set(['expected.txt', 'overlay.json', 'README.md']);
 
-interface OverlayManifest {
+export interface OverlayManifest {
   /** Paths relative to the SoT root to remove from the base (files or directories). */
   delete?: string[];
+  /**
+   * A known validator bug: `expected.txt` holds the right diagnostics, which the validator does not print
+   * yet. The case runs as a todo test until the bug is fixed; then remove this key.
+   */
+  todo?: string;
 }
 
-async function readManifest(overlayDir: string): Promise<OverlayManifest> {
+export async function readManifest(overlayDir: string): Promise<OverlayManifest> {
   let text: string;
   try {
     text = await readFile(path.join(overlayDir, 'overlay.json'), 'utf8');
@@ -68,6 +73,11 @@ export async function brokenCases(): Promise<string[]> {
     .filter((e) => e.isDirectory())
     .map((e) => e.name)
     .sort();
+}
+
+/** The `todo` reason of a broken fixture whose expectation the validator does not meet yet. */
+export async function caseTodo(caseName: string): Promise<string | undefined> {
+  return (await readManifest(path.join(brokenDir, caseName))).todo;
 }
 
 /** The diagnostic lines a broken fixture expects, without blank lines. */
