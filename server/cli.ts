@@ -26,9 +26,14 @@ const processIo: Io = {
 /** Runs one CLI command and returns its exit code; errors become one line on stderr, never a stack trace. */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [name, ...args] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  // Asked for, the usage is the output; without a command it explains a usage error, like any other.
+  if (!name) {
+    io.err(USAGE);
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.out(USAGE);
-    return name ? 0 : 2;
+    return 0;
   }
   const command = commands[name];
   if (!command) {

@@ -106,34 +106,111 @@ export function localBootScript(hostName?: string): string {
   ].join('\n');
 }
 
+/** The 1-based line of an offset in a text. */
+function lineAt(text: string, offset: number): number {
+  return text.slice(0, offset).split('\n').length;
+}
+
+function renderedLine(line: number | undefined): string {
+  return line === undefined ? '' : ` (line ${line} of the rendered config)`;
+}
+
+// Any character but a quote, a backslash or a control character, or an escape.
+const JSON_STRING = /"(?:[\x20\x21\x23-\x5b\x5d-\uffff]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const JSON_WORD = /true|false|null/y;
+
+/**
+ * The offset of the first JSON syntax error, found by scanning, for V8 messages without a position
+ * ("Unexpected token ']', "<excerpt>" is not valid JSON"); undefined if the scan finds none.
+ */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  const skip = () => {
+    while (/[ \t\n\r]/.test(text[i] ?? '')) i++;
+  };
+  const eat = (char: string): boolean => {
+    skip();
+    if (text[i] !== char) return false;
+    i++;
+    return true;
+  };
+  const token = (re: RegExp): boolean => {
+    skip();
+    re.lastIndex = i;
+    const match = re.exec(text);
+    if (match) i += match[0].length;
+    return match !== null;
+  };
+  const items = (open: string, close: string, item: () => boolean): boolean => {
+    eat(open);
+    if (eat(close)) return true;
+    do if (!item()) return false;
+    while (eat(','));
+    return eat(close);
+  };
+  const member = (): boolean => token(JSON_STRING) && eat(':') && value();
+  const value = (): boolean => {
+    skip();
+    const c = text[i] ?? '';
+    if (c === '{') return items('{', '}', member);
+    if (c === '[') return items('[', ']', value);
+    return token(c === '"' ? JSON_STRING : /[-\d]/.test(c) ? JSON_NUMBER : JSON_WORD);
+  };
+  try {
+    if (!value()) return i;
+    skip();
+    return i < text.length ? i : undefined;
+  } catch {
+    return undefined; // nested deeper than the stack allows: no line then
+  }
+}
+
+/** V8's JSON.parse message, in one line, and the offset of the error when it gives one. */
+function parseJsonError(message: string): { reason: string; offset?: number } {
+  if (/^"[\s\S]*" is not valid JSON$/.test(message)) return { reason: 'not a JSON value' };
+  // Node 20 quotes an excerpt of the config, newlines and all, instead of a position.
+  const token = /^(Unexpected token '[\s\S]'), [\s\S]* is not valid JSON$/.exec(message)?.[1];
+  if (token) return { reason: token };
+  const position = /(?: in JSON)? at position (\d+).*$/s.exec(message);
+  const reason = position ? message.slice(0, position.index) : message;
+  return { reason: reason.split('\n')[0] ?? reason, offset: position ? Number(position[1]) : undefined };
+}
+
+function ignitionProblem(content: string): string | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(content);
+  } catch (err) {
+    const { reason, offset = jsonErrorOffset(content) } = parseJsonError((err as Error).message);
+    const line = offset === undefined ? undefined : lineAt(content, offset);
+    return `ignition config is not valid JSON${renderedLine(line)}: ${reason}`;
+  }
+  const version = (data as { ignition?: { version?: unknown } } | null)?.ignition?.version;
+  if (typeof version !== 'string') return 'ignition config must have ignition.version';
+  return undefined;
+}
+
+function cloudConfigProblem(content: string): string | undefined {
+  if (!content.startsWith('#cloud-config')) return 'cloud-config must start with a "#cloud-config" line';
+  let data: unknown;
+  try {
+    // Without pretty errors the message is the reason alone; the line is computed from the offset.
+    data = parseYaml(content, { prettyErrors: false, logLevel: 'error' });
+  } catch (err) {
+    const { message, pos } = err as { message: string; pos?: [number, number] };
+    const line = pos ? lineAt(content, pos[0]) : undefined;
+    return `cloud-config is not valid YAML${renderedLine(line)}: ${message.split('\n')[0]}`;
+  }
+  if (data !== null && (typeof data !== 'object' || Array.isArray(data)))
+    return 'cloud-config must be a YAML mapping';
+  return undefined;
+}
+
 /** Why an unattended config is not well-formed for its type, or undefined when it is. */
 export function unattendedProblem(type: string, content: string): string | undefined {
-  if (type === 'cloud-config') {
-    if (!content.startsWith('#cloud-config')) return 'cloud-config must start with a "#cloud-config" line';
-    try {
-      const data: unknown = parseYaml(content);
-      if (data !== null && (typeof data !== 'object' || Array.isArray(data)))
-        return 'cloud-config must be a YAML mapping';
-    } catch (err) {
-      return `cloud-config is not valid YAML: ${(err as Error).message.split('\n')[0]}`;
-    }
-    return undefined;
-  }
-  if (type === 'ignition') {
-    let data: unknown;
-    try {
-      data = JSON.parse(content);
-    } catch (err) {
-      const message = (err as Error).message;
-      const pos = /at position (\d+)/.exec(message)?.[1];
-      const line = pos ? content.slice(0, Number.parseInt(pos, 10)).split('\n').length : undefined;
-      const where = line ? ` (line ${line} of the rendered config)` : '';
-      return `ignition config is not valid JSON${where}: ${message.replace(/ in JSON at position \d+.*$/, '')}`;
-    }
-    const version = (data as { ignition?: { version?: unknown } } | null)?.ignition?.version;
-    if (typeof version !== 'string') return 'ignition config must have ignition.version';
-    return undefined;
-  }
+  if (type === 'cloud-config') return cloudConfigProblem(content);
+  if (type === 'ignition') return ignitionProblem(content);
   if ((type === 'kickstart' || type === 'preseed') && content.trim() === '') return `${type} config is empty`;
   return undefined;
 }

@@ -1,7 +1,7 @@
-import { MANAGED_DHCP_OPTIONS, type DhcpOption } from '../../schemas/site';
-import { at, type Diagnostic } from './diagnostics';
-import type { LoadedSot } from './load';
-import { ipInCidr, isReservedAddress } from './render';
+import { MANAGED_DHCP_OPTIONS, type DhcpOption, type Subnet } from '../../schemas/site';
+import { at, type Diagnostic, type DocRef } from './diagnostics';
+import { firstByKey, type LoadedSot } from './load';
+import { intToIpv4, ipInCidr, ipv4ToInt, isReservedAddress, parseCidr } from './render';
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -34,15 +34,42 @@ export function dhcpOptionProblem(option: DhcpOption): string | undefined {
   }
 }
 
+/** A CIDR's address is its network's, its gateway a usable address in it, and no two subnets overlap. */
+function checkSubnetAddresses(ref: DocRef, subnets: readonly Subnet[], out: Diagnostic[]): void {
+  subnets.forEach((subnet, i) => {
+    const { network, size, prefix } = parseCidr(subnet.cidr);
+    const address = subnet.cidr.split('/')[0] ?? '';
+    if (ipv4ToInt(address) !== network) {
+      const meant = `${intToIpv4(network)}/${prefix}`;
+      out.push(
+        at(ref, ['subnets', i, 'cidr'], 'subnet', `must be a network address: did you mean ${meant}?`),
+      );
+    }
+    const overlapped = subnets.slice(0, i).find((other) => {
+      const o = parseCidr(other.cidr);
+      return o.network < network + size && network < o.network + o.size;
+    });
+    if (overlapped) {
+      const message = `${subnet.cidr} overlaps subnet ${overlapped.id} (${overlapped.cidr})`;
+      out.push(at(ref, ['subnets', i, 'cidr'], 'subnet', message));
+    }
+    const gateway = subnet.gateway;
+    if (!gateway) return;
+    const path = ['subnets', i, 'gateway'];
+    if (!ipInCidr(gateway, subnet.cidr))
+      out.push(at(ref, path, 'subnet', `gateway ${gateway} is outside ${subnet.cidr}`));
+    else if (isReservedAddress(gateway, subnet.cidr)) {
+      const which = ipv4ToInt(gateway) === network ? 'network' : 'broadcast';
+      out.push(at(ref, path, 'subnet', `gateway ${gateway} is the ${which} address of ${subnet.cidr}`));
+    }
+  });
+}
+
 export function checkSubnets(sot: LoadedSot): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const { value: site, ref } of sot.sites) {
+    checkSubnetAddresses(ref, site.subnets, out);
     site.subnets.forEach((subnet, i) => {
-      if (subnet.gateway && !ipInCidr(subnet.gateway, subnet.cidr)) {
-        out.push(
-          at(ref, ['subnets', i, 'gateway'], 'subnet', `gateway ${subnet.gateway} is outside ${subnet.cidr}`),
-        );
-      }
       const codes = new Set<number>();
       subnet.options.forEach((option, j) => {
         const path = ['subnets', i, 'options', j];
@@ -80,7 +107,7 @@ export function checkSubnets(sot: LoadedSot): Diagnostic[] {
 /** Interface addresses against their subnets, and uniqueness of MACs, UUIDs and addresses. */
 export function checkHostAddresses(sot: LoadedSot): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const sites = new Map(sot.sites.map((s) => [s.value.id, s.value]));
+  const sites = firstByKey(sot.sites, (s) => s.value.id);
   const macs = new Map<string, string>();
   const uuids = new Map<string, string>();
   const ips = new Map<string, string>();
@@ -102,7 +129,7 @@ export function checkHostAddresses(sot: LoadedSot): Diagnostic[] {
           at(ref, ['interfaces', i, 'mac'], 'duplicate-mac', `MAC ${iface.mac} is also used by ${firstMac}`),
         );
       } else macs.set(iface.mac, where);
-      const subnet = sites.get(siteDir)?.subnets.find((s) => s.id === iface.subnet);
+      const subnet = sites.get(siteDir)?.value.subnets.find((s) => s.id === iface.subnet);
       if (!subnet) return;
       const path = ['interfaces', i, 'ipv4'];
       if (!ipInCidr(iface.ipv4, subnet.cidr)) {

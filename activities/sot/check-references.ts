@@ -1,5 +1,5 @@
 import { at, type Diagnostic, type DocRef, type PathSegment } from './diagnostics';
-import type { Located, LoadedSot } from './load';
+import { firstByKey, type Kind, type Located, type LoadedSot } from './load';
 
 function uniqueBy<T>(
   items: readonly Located<T>[],
@@ -7,13 +7,18 @@ function uniqueBy<T>(
   path: PathSegment[],
   what: string,
   out: Diagnostic[],
+  scope = '',
 ): void {
   const seen = new Map<string, DocRef>();
   for (const { value, ref } of items) {
     const k = key(value);
     const first = seen.get(k);
-    if (first) out.push(at(ref, path, 'duplicate-id', `${what} "${k}" is already defined in ${first.file}`));
-    else seen.set(k, ref);
+    if (!first) {
+      seen.set(k, ref);
+      continue;
+    }
+    const where = scope ? `${scope} (${first.file})` : first.file;
+    out.push(at(ref, path, 'duplicate-id', `${what} "${k}" is already defined in ${where}`));
   }
 }
 
@@ -50,7 +55,7 @@ export function checkUniqueIds(sot: LoadedSot): Diagnostic[] {
   const bySite = new Map<string, Located<{ name: string }>[]>();
   for (const h of sot.hosts) bySite.set(h.siteDir, [...(bySite.get(h.siteDir) ?? []), h]);
   for (const [siteDir, hosts] of bySite)
-    uniqueBy(hosts, (h) => h.name, ['name'], `host in site ${siteDir}`, out);
+    uniqueBy(hosts, (h) => h.name, ['name'], 'host', out, `site ${siteDir}`);
   for (const { value: site, ref, siteDir } of sot.sites) {
     if (site.id !== siteDir) {
       out.push(
@@ -65,10 +70,12 @@ export function checkUniqueIds(sot: LoadedSot): Diagnostic[] {
 
 export function checkReferences(sot: LoadedSot): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const sites = new Map(sot.sites.map((s) => [s.siteDir, s.value]));
-  // An object whose own document failed its schema was reported there; it still counts as defined here.
-  const known = (kind: string, ids: string[]) => ({
-    has: (id: string) => ids.includes(id) || sot.declared.has(`${kind}:${id}`),
+  const sites = firstByKey(sot.sites, (s) => s.siteDir);
+  // An object whose own document failed its schema was reported there; it still counts as defined here,
+  // and so does any id of a kind with a file that could not be read or parsed.
+  const known = (kind: Kind, ids: string[]) => ({
+    has: (id: string) =>
+      ids.includes(id) || sot.declared.has(`${kind}:${id}`) || sot.incompleteKinds.has(kind),
   });
   const groups = known(
     'group',
@@ -83,8 +90,8 @@ export function checkReferences(sot: LoadedSot): Diagnostic[] {
     sot.os.map((o) => o.value.id),
   );
   for (const { value: host, ref, siteDir } of sot.hosts) {
-    const site = sites.get(siteDir);
-    if (!site && sot.declared.has(`site:${siteDir}`)) continue;
+    const site = sites.get(siteDir)?.value;
+    if (!site && (sot.declared.has(`site:${siteDir}`) || sot.brokenSiteFiles.has(siteDir))) continue;
     if (!site) {
       out.push(
         at(ref, [], 'reference', `host ${host.name} is in sites/${siteDir}/, which has no valid site.yaml`),

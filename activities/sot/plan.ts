@@ -91,7 +91,18 @@ function chunk<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-function planSite(oldModel: Model | undefined, model: Model, siteId: string): SitePlan {
+/** Hosts to include whatever changed, with the reason: those a superseded rollout did not reach. */
+export interface CarriedHosts {
+  hosts: string[];
+  reason: string;
+}
+
+function planSite(
+  oldModel: Model | undefined,
+  model: Model,
+  siteId: string,
+  carried?: CarriedHosts,
+): SitePlan {
   const { site, hosts } = model.sites[siteId] ?? { site: undefined, hosts: [] };
   if (!site) throw new Error(`unknown site ${siteId}`);
   const oldSite = oldModel?.sites[siteId];
@@ -102,6 +113,7 @@ function planSite(oldModel: Model | undefined, model: Model, siteId: string): Si
     const oldHost = oldSite?.hosts.find((h) => h.name === host.name);
     const before = oldHost && oldModel ? hostState(oldModel, siteId, oldHost) : undefined;
     const reasons = changeReasons(before, hostState(model, siteId, host));
+    if (carried?.hosts.includes(host.name)) reasons.unshift(carried.reason);
     if (reasons.length === 0) unchanged.push(host.name);
     else if (host.never_provision) skipped.push({ host: host.name, group: host.group, reasons });
     else changed.push({ host: host.name, group: host.group, reasons });
@@ -175,7 +187,13 @@ function planSite(oldModel: Model | undefined, model: Model, siteId: string): Si
  * What must change to go from `oldModel` (none: a first deployment) to `model`: per site, the hosts whose
  * boot chain or placement changed, in canary-first waves bounded by the rollout rules, in dependency order.
  */
-export function planChanges(oldModel: Model | undefined, model: Model, from: string, to: string): Plan {
+export function planChanges(
+  oldModel: Model | undefined,
+  model: Model,
+  from: string,
+  to: string,
+  carried: Record<string, CarriedHosts> = {},
+): Plan {
   const siteIds = Object.keys(model.sites).sort();
-  return { from, to, sites: siteIds.map((id) => planSite(oldModel, model, id)) };
+  return { from, to, sites: siteIds.map((id) => planSite(oldModel, model, id, carried[id])) };
 }

@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Diagnostic } from './diagnostics';
@@ -16,6 +17,8 @@ export interface TextFile {
 export interface Tree {
   files: TextFile[];
   problems: Diagnostic[];
+  /** Entries `include` refused, relative to the root; a directory (or a symlink) ends with a slash. */
+  ignored: string[];
 }
 
 function fileProblem(rel: string, message: string): Diagnostic {
@@ -60,79 +63,105 @@ async function readText(abs: string, rel: string, size: number): Promise<TextFil
   }
 }
 
+/** One walk of a tree; `readTree` is its entry point. */
+class TreeWalker {
+  readonly files: TextFile[] = [];
+  readonly problems: Diagnostic[] = [];
+  readonly ignored: string[] = [];
+  // Only a directory that contains itself is a loop; one reached by two paths is walked twice, and the
+  // entry budget bounds what a web of symlinks can cost.
+  private readonly ancestors = new Set<string>();
+  private budget = MAX_FILES;
+
+  constructor(
+    private readonly realRoot: string,
+    private readonly include: (rel: string) => boolean,
+  ) {}
+
+  /** `absDir` is a real path: each symlink is resolved once, where it is met, not in every path below it. */
+  async walk(absDir: string, relDir: string): Promise<void> {
+    if (this.ancestors.has(absDir)) {
+      this.problems.push(fileProblem(relDir || '.', 'symlink loop (to a directory that contains it)'));
+      return;
+    }
+    let entries: Dirent[];
+    try {
+      entries = (await readdir(absDir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    } catch (err) {
+      this.problems.push(fileProblem(relDir || '.', describeFsError(err)));
+      return;
+    }
+    this.ancestors.add(absDir);
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const rel = relDir ? `${relDir}/${entry.name}` : entry.name;
+      const maybeDir = entry.isDirectory() || entry.isSymbolicLink();
+      if (!this.include(rel) && !(maybeDir && this.include(`${rel}/`))) {
+        this.ignored.push(maybeDir ? `${rel}/` : rel);
+        continue;
+      }
+      if (--this.budget < 0) {
+        const message = `too many files (more than ${MAX_FILES}); is this the right directory?`;
+        if (this.budget === -1) this.problems.push(fileProblem(rel, message));
+        break;
+      }
+      await this.visit(path.join(absDir, entry.name), rel);
+    }
+    this.ancestors.delete(absDir);
+  }
+
+  private async visit(abs: string, rel: string): Promise<void> {
+    let real = abs;
+    let info;
+    try {
+      info = await lstat(abs);
+      if (info.isSymbolicLink()) {
+        real = await realpath(abs);
+        if (real !== this.realRoot && !real.startsWith(this.realRoot + path.sep)) {
+          this.problems.push(fileProblem(rel, 'symlink points outside the source of truth'));
+          return;
+        }
+        info = await stat(real);
+      }
+    } catch (err) {
+      this.problems.push(fileProblem(rel, describeFsError(err)));
+      return;
+    }
+    if (info.isDirectory()) return this.walk(real, rel);
+    if (!this.include(rel)) return;
+    if (!info.isFile()) {
+      this.problems.push(fileProblem(rel, 'not a regular file'));
+      return;
+    }
+    const read = await readText(real, rel, info.size);
+    if ('text' in read) this.files.push(read);
+    else this.problems.push(read);
+  }
+}
+
 /**
- * Reads every regular file under `root`, following symlinks that stay inside it. Unreadable, huge,
+ * Reads every regular file under `root` that `include` accepts, following symlinks that stay inside it.
+ * `include` is asked about a directory as `rel/`; an entry it refuses is neither read nor stat'ed, so a
+ * dangling link beside the source of truth (a README in a Git checkout) is no problem. Unreadable, huge,
  * binary and looping entries become problems; the walk goes on so that all problems are reported at once.
  */
 export async function readTree(root: string, include: (rel: string) => boolean): Promise<Tree> {
-  const files: TextFile[] = [];
-  const problems: Diagnostic[] = [];
-  let realRoot = root;
-  const seenDirs = new Set<string>();
+  const rootProblem = await checkRoot(root);
+  if (rootProblem) return { files: [], problems: [fileProblem(root, rootProblem)], ignored: [] };
+  const realRoot = await realpath(root);
+  const walker = new TreeWalker(realRoot, include);
+  await walker.walk(realRoot, '');
+  return { files: walker.files, problems: walker.problems, ignored: walker.ignored };
+}
 
-  async function walk(absDir: string, relDir: string): Promise<void> {
-    const real = await realpath(absDir);
-    if (seenDirs.has(real)) {
-      problems.push(fileProblem(relDir || '.', 'symlink loop (directory already visited)'));
-      return;
-    }
-    seenDirs.add(real);
-    let entries: string[];
-    try {
-      entries = (await readdir(absDir)).sort();
-    } catch (err) {
-      problems.push(fileProblem(relDir || '.', describeFsError(err)));
-      return;
-    }
-    for (const name of entries) {
-      if (name.startsWith('.')) continue;
-      const abs = path.join(absDir, name);
-      const rel = relDir ? `${relDir}/${name}` : name;
-      if (files.length + problems.length >= MAX_FILES) {
-        problems.push(
-          fileProblem(rel, `too many files (more than ${MAX_FILES}); is this the right directory?`),
-        );
-        return;
-      }
-      await visit(abs, rel);
-    }
-  }
-
-  async function visit(abs: string, rel: string): Promise<void> {
-    let info;
-    try {
-      const link = await lstat(abs);
-      if (link.isSymbolicLink()) {
-        const target = await realpath(abs);
-        if (target !== realRoot && !target.startsWith(realRoot + path.sep)) {
-          problems.push(fileProblem(rel, 'symlink points outside the source of truth'));
-          return;
-        }
-      }
-      info = await stat(abs);
-    } catch (err) {
-      problems.push(fileProblem(rel, describeFsError(err)));
-      return;
-    }
-    if (info.isDirectory()) return walk(abs, rel);
-    if (!info.isFile()) {
-      if (include(rel)) problems.push(fileProblem(rel, 'not a regular file'));
-      return;
-    }
-    if (!include(rel)) return;
-    const read = await readText(abs, rel, info.size);
-    if ('text' in read) files.push(read);
-    else problems.push(read);
-  }
-
-  let rootInfo;
+/** Why `root` cannot be walked, or undefined when it is a directory. */
+async function checkRoot(root: string): Promise<string | undefined> {
   try {
-    rootInfo = await stat(root);
+    if (!(await stat(root)).isDirectory()) return 'is not a directory';
+    return undefined;
   } catch (err) {
-    return { files, problems: [fileProblem(root, describeFsError(err))] };
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return describeFsError(err);
+    const link = await lstat(root).catch(() => undefined);
+    return link?.isSymbolicLink() ? describeFsError(err) : 'no such directory';
   }
-  if (!rootInfo.isDirectory()) return { files, problems: [fileProblem(root, 'is not a directory')] };
-  realRoot = await realpath(root);
-  await walk(root, '');
-  return { files, problems };
 }

@@ -62,11 +62,98 @@ function expressionAt(source: string | undefined, line: number, column: number):
   return start >= 0 && end > start ? text.slice(start, end + 2) : undefined;
 }
 
-function toTemplateError(
-  err: unknown,
-  template: string,
-  source: (name: string) => string | undefined,
-): TemplateError {
+/** The part of a nunjucks syntax tree used here (nunjucks exports its parser, without types). */
+interface TemplateNode {
+  typename: string;
+  /** 0-based. */
+  lineno: number;
+  value?: unknown;
+  target?: TemplateNode;
+  val?: TemplateNode;
+  name?: TemplateNode;
+  template?: TemplateNode;
+  args?: { children: TemplateNode[] };
+  findAll(type: unknown): TemplateNode[];
+}
+
+const { parser, nodes } = nunjucks as unknown as {
+  parser: { parse(src: string): TemplateNode };
+  nodes: { Filter: unknown; Include: unknown };
+};
+
+/** Nodes of one type in a template, none when it does not parse (that error is the one reported). */
+function findNodes(src: string | undefined, type: unknown): TemplateNode[] {
+  if (src === undefined) return [];
+  try {
+    return parser.parse(src).findAll(type);
+  } catch {
+    return [];
+  }
+}
+
+const UNKNOWN = Symbol('unknown');
+
+/** The value of a variable path (`host.metadata.rack`) in the context; UNKNOWN for any other expression. */
+function lookup(node: TemplateNode | undefined, context: object): unknown {
+  if (node?.typename === 'Symbol') return (context as Record<string, unknown>)[String(node.value)];
+  if (node?.typename !== 'LookupVal' || node.val?.typename !== 'Literal') return UNKNOWN;
+  const target = lookup(node.target, context);
+  if (target === UNKNOWN || target === null || target === undefined) return target;
+  return (target as Record<string, unknown>)[String(node.val.value)];
+}
+
+/** A template's source by name ('' for an inline template rendered from a string). */
+type SourceOf = (name: string) => string | undefined;
+
+/** A template by name and a 1-based line in it. */
+interface Position {
+  name: string;
+  line: number;
+}
+
+/**
+ * nunjucks gives no line for an error thrown by a filter, and names the last included template even when
+ * the filter is in the includer: the place is the filter's use whose input is undefined in the context,
+ * else the first use whose input is not a plain variable path.
+ */
+function locateFilter(
+  filter: string,
+  names: string[],
+  source: SourceOf,
+  context: object,
+): Position | undefined {
+  let fallback: Position | undefined;
+  for (const name of names) {
+    for (const node of findNodes(source(name), nodes.Filter)) {
+      if (node.name?.value !== filter) continue;
+      const value = lookup(node.args?.children[0], context);
+      if (value === undefined) return { name, line: node.lineno + 1 };
+      if (value === UNKNOWN) fallback ??= { name, line: node.lineno + 1 };
+    }
+  }
+  return fallback;
+}
+
+/** nunjucks gives no line for a missing include: the place is the `{% include %}` that names it. */
+function locateInclude(missing: string, names: string[], source: SourceOf): Position | undefined {
+  for (const name of names) {
+    const include = findNodes(source(name), nodes.Include).find(
+      (node) => node.template?.typename === 'Literal' && node.template.value === missing,
+    );
+    if (include) return { name, line: include.lineno + 1 };
+  }
+  return undefined;
+}
+
+/** Where an error nunjucks gives no line for comes from, when the message says what to look for. */
+function locateLineless(message: string, names: string[], source: SourceOf, context: object) {
+  const filter = /^filter "([^"]+)" applied to an undefined value$/.exec(message)?.[1];
+  if (filter) return locateFilter(filter, names, source, context);
+  const missing = /^template not found: assets\/(.+)$/.exec(message)?.[1];
+  return missing ? locateInclude(missing, names, source) : undefined;
+}
+
+function toTemplateError(err: unknown, template: string, source: SourceOf, context: object): TemplateError {
   const raw = err instanceof Error ? err.message : String(err);
   const frames = [...raw.matchAll(/\(([^)]*)\)(?: \[Line (\d+), Column (\d+)\])?/g)];
   const position = frames.filter((f) => f[2]).pop();
@@ -80,6 +167,11 @@ function toTemplateError(
   // nunjucks names the last included template even for an error in the includer after the include, so
   // the frames are tried innermost first and the one whose source has an expression there wins.
   const names = [...new Set(frames.map((f) => (f[1] === 'unknown path' ? '' : (f[1] ?? ''))).reverse())];
+  const assetPath = (name: string) => (name ? `assets/${name}` : template);
+  if (line === undefined) {
+    const found = locateLineless(message, names, source, context);
+    if (found) return new TemplateError(message, assetPath(found.name), found.line);
+  }
   let name = names[0] ?? '';
   if (line !== undefined && message.startsWith('attempted to output null or undefined value')) {
     for (const candidate of names) {
@@ -91,14 +183,14 @@ function toTemplateError(
       }
     }
   }
-  return new TemplateError(message, name ? `assets/${name}` : template, line);
+  return new TemplateError(message, assetPath(name), line);
 }
 
 export function renderTemplate(model: Pick<Model, 'assets'>, name: string, context: object): string {
   try {
     return environment(model.assets).render(name, context);
   } catch (err) {
-    throw toTemplateError(err, `assets/${name}`, (n) => model.assets[n]);
+    throw toTemplateError(err, `assets/${name}`, (n) => model.assets[n], context);
   }
 }
 
@@ -111,7 +203,7 @@ export function renderString(
   try {
     return environment(model.assets).renderString(source, context);
   } catch (err) {
-    throw toTemplateError(err, what, (n) => (n ? model.assets[n] : source));
+    throw toTemplateError(err, what, (n) => (n ? model.assets[n] : source), context);
   }
 }
 
@@ -119,11 +211,11 @@ export function macSlug(mac: string): string {
   return mac.toLowerCase().replaceAll(':', '-');
 }
 
-function ipv4ToInt(ip: string): number {
+export function ipv4ToInt(ip: string): number {
   return ip.split('.').reduce((acc, part) => acc * 256 + Number.parseInt(part, 10), 0);
 }
 
-function intToIpv4(n: number): string {
+export function intToIpv4(n: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
 }
 

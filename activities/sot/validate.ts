@@ -4,7 +4,7 @@ import { checkHostAddresses, checkSubnets } from './check-network';
 import { checkReferences, checkUniqueIds } from './check-references';
 import { checkRollout } from './check-rollout';
 import { lineOf, sortDiagnostics, type Diagnostic } from './diagnostics';
-import { loadSot, type LoadedSot } from './load';
+import { loadSot, type LoadedSot, type LocatedHost } from './load';
 import { TemplateError } from './render';
 
 export interface ValidationResult {
@@ -13,23 +13,51 @@ export interface ValidationResult {
   diagnostics: Diagnostic[];
 }
 
+/** A record's own entry: an id or directory named `constructor` or `toString` is no built-in. */
+function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** Sets a key only once: with a duplicate id (reported by checkUniqueIds) the first definition is the model's. */
+function setFirst<T>(record: Record<string, T>, key: string, value: T): boolean {
+  if (Object.hasOwn(record, key)) return false;
+  record[key] = value;
+  return true;
+}
+
 function buildModel(sot: LoadedSot): Model {
   const model: Model = { sites: {}, os: {}, profiles: {}, groups: {}, assets: {}, sources: {} };
   const src = (ref: { file: string; doc: { contents: unknown } }, line: number) => ({ file: ref.file, line });
   for (const s of sot.sites) {
-    model.sites[s.value.id] = { site: s.value, hosts: [] };
-    model.sources[`site:${s.value.id}`] = src(s.ref, lineOf(s.ref, []));
+    if (setFirst(model.sites, s.value.id, { site: s.value, hosts: [] }))
+      model.sources[`site:${s.value.id}`] = src(s.ref, lineOf(s.ref, []));
   }
   for (const h of sot.hosts) {
-    model.sites[h.siteDir]?.hosts.push(h.value);
-    model.sources[`host:${h.siteDir}/${h.value.name}`] = src(h.ref, lineOf(h.ref, []));
+    own(model.sites, h.siteDir)?.hosts.push(h.value);
+    setFirst(model.sources, `host:${h.siteDir}/${h.value.name}`, src(h.ref, lineOf(h.ref, [])));
   }
-  for (const o of sot.os) model.os[o.value.id] = o.value;
-  for (const p of sot.profiles) model.profiles[p.value.id] = p.value;
-  for (const g of sot.groups) model.groups[g.value.id] = g.value;
+  for (const o of sot.os) setFirst(model.os, o.value.id, o.value);
+  for (const p of sot.profiles) setFirst(model.profiles, p.value.id, p.value);
+  for (const g of sot.groups) setFirst(model.groups, g.value.id, g.value);
   for (const [name, text] of [...sot.assets].sort(([a], [b]) => a.localeCompare(b)))
     model.assets[name] = text;
   return model;
+}
+
+/**
+ * The model to render: a profile whose unattended template is missing (reported by checkReferences) is
+ * rendered without it, so that its other templates are still checked and the missing one is not
+ * reported again as a template error.
+ */
+function renderableModel(model: Model): Model {
+  const profiles = Object.fromEntries(
+    Object.entries(model.profiles).map(([id, profile]) => {
+      const template = profile.unattended?.template;
+      const missing = template !== undefined && !Object.hasOwn(model.assets, template);
+      return [id, missing ? { ...profile, unattended: undefined } : profile];
+    }),
+  );
+  return { ...model, profiles };
 }
 
 /** Where an inline template (an OS cmdline, a job field) was written, from the name the renderer gave it. */
@@ -51,47 +79,55 @@ function inlineTemplateOrigin(sot: LoadedSot, template: string): { file: string;
   return { file: profile.ref.file, line: lineOf(profile.ref, path) };
 }
 
+/** The problem with one boot stage of one host, keyed so that the same problem for other hosts merges. */
+function stageProblem(
+  sot: LoadedSot,
+  model: Model,
+  { value: host, ref, siteDir }: LocatedHost,
+  stage: number,
+): { key: string; diagnostic: Diagnostic } | undefined {
+  const what = `rendering for host ${siteDir}/${host.name}`;
+  try {
+    const { unattended } = renderStage(model, siteDir, host, stage);
+    const problem = unattended && unattendedProblem(unattended.type, unattended.content);
+    if (!problem || !unattended) return undefined;
+    const file = `assets/${unattended.template}`;
+    const diagnostic = { file, line: 1, path: what, message: problem, check: 'unattended' };
+    return { key: `${file}|${problem}`, diagnostic };
+  } catch (err) {
+    if (!(err instanceof TemplateError)) return undefined; // an unresolved reference, reported by checkReferences
+    const origin = err.template.startsWith('assets/')
+      ? { file: err.template, line: err.templateLine ?? 1 }
+      : { file: ref.file, line: lineOf(ref, []) };
+    const loc = inlineTemplateOrigin(sot, err.template) ?? origin;
+    const diagnostic = { ...loc, path: what, message: err.message, check: 'template' };
+    return { key: `${loc.file}|${loc.line}|${err.message}`, diagnostic };
+  }
+}
+
 /**
  * Renders every boot stage of every host. A template problem is reported once at the template's own
- * line, naming the first host it failed for, rather than once per host.
+ * line, naming the first host it failed for and how many more, rather than once per host.
  */
 function checkTemplates(sot: LoadedSot, model: Model): Diagnostic[] {
-  const found = new Map<string, { diagnostic: Diagnostic; hosts: number }>();
-  const report = (key: string, diagnostic: Diagnostic) => {
-    const entry = found.get(key);
-    if (entry) entry.hosts += 1;
-    else found.set(key, { diagnostic, hosts: 1 });
-  };
-  for (const { value: host, ref, siteDir } of sot.hosts) {
-    const stages = model.groups[host.group]?.boots.length ?? 0;
+  const found = new Map<string, { diagnostic: Diagnostic; hosts: Set<string> }>();
+  for (const located of sot.hosts) {
+    const hostId = `${located.siteDir}/${located.value.name}`;
+    const stages = own(model.groups, located.value.group)?.boots.length ?? 0;
     for (let stage = 0; stage < stages; stage++) {
-      const what = `rendering for host ${siteDir}/${host.name}`;
-      try {
-        const rendered = renderStage(model, siteDir, host, stage);
-        const problem =
-          rendered.unattended && unattendedProblem(rendered.unattended.type, rendered.unattended.content);
-        if (problem && rendered.unattended) {
-          const file = `assets/${rendered.unattended.template}`;
-          report(`${file}|${problem}`, { file, line: 1, path: what, message: problem, check: 'unattended' });
-        }
-      } catch (err) {
-        if (!(err instanceof TemplateError)) continue; // an unresolved reference, reported by checkReferences
-        const origin = err.template.startsWith('assets/')
-          ? { file: err.template, line: err.templateLine ?? 1 }
-          : { file: ref.file, line: lineOf(ref, []) };
-        const loc = inlineTemplateOrigin(sot, err.template) ?? origin;
-        report(`${loc.file}|${loc.line}|${err.message}`, {
-          ...loc,
-          path: what,
-          message: err.message,
-          check: 'template',
-        });
-      }
+      const problem = stageProblem(sot, model, located, stage);
+      if (!problem) continue;
+      const entry = found.get(problem.key);
+      if (entry) entry.hosts.add(hostId);
+      else found.set(problem.key, { diagnostic: problem.diagnostic, hosts: new Set([hostId]) });
     }
   }
-  return [...found.values()].map(({ diagnostic, hosts }) =>
-    hosts > 1 ? { ...diagnostic, message: `${diagnostic.message} (and ${hosts - 1} more)` } : diagnostic,
-  );
+  return [...found.values()].map(({ diagnostic, hosts }) => {
+    const more = hosts.size - 1;
+    if (more === 0) return diagnostic;
+    const message = `${diagnostic.message} (and ${more} more host${more === 1 ? '' : 's'})`;
+    return { ...diagnostic, message };
+  });
 }
 
 export function validateLoaded(sot: LoadedSot): ValidationResult {
@@ -104,7 +140,7 @@ export function validateLoaded(sot: LoadedSot): ValidationResult {
     ...checkRollout(sot),
   ];
   const model = buildModel(sot);
-  diagnostics.push(...checkTemplates(sot, model));
+  diagnostics.push(...checkTemplates(sot, renderableModel(model)));
   if (diagnostics.length > 0) return { diagnostics: sortDiagnostics(diagnostics) };
   return { model, diagnostics: [] };
 }

@@ -3,6 +3,10 @@ import { formatDiagnostic } from '../../activities/sot/diagnostics';
 import { validateSot } from '../../activities/sot/validate';
 import { CliError, parse, type Io } from './io';
 
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export async function validateCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean', default: false } });
   const [dir] = positionals;
@@ -16,12 +20,12 @@ export async function validateCommand(args: string[], io: Io): Promise<number> {
   } else if (result.model) {
     const sites = Object.values(result.model.sites);
     const hosts = sites.reduce((n, s) => n + s.hosts.length, 0);
-    io.out(
-      `${dir}: valid (${sites.length} sites, ${hosts} hosts, ${Object.keys(result.model.groups).length} host groups)\n`,
-    );
+    const groups = Object.keys(result.model.groups).length;
+    const counts = [count(sites.length, 'site'), count(hosts, 'host'), count(groups, 'host group')];
+    io.out(`${dir}: valid (${counts.join(', ')})\n`);
   } else {
     for (const d of result.diagnostics) io.err(`${formatDiagnostic(d)}\n`);
-    io.err(`${dir}: ${result.diagnostics.length} problem${result.diagnostics.length === 1 ? '' : 's'}\n`);
+    io.err(`${dir}: ${count(result.diagnostics.length, 'problem')}\n`);
   }
   return result.model ? 0 : 1;
 }
