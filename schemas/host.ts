@@ -48,7 +48,7 @@ export const CommandBmcSchema = z.strictObject({
 export const SimBmcSchema = z.strictObject({
   type: z.literal('sim'),
   boot_delay: DurationSchema.default('30s'),
-  fail_stage: z.enum(['power', 'dhcp', 'tftp', 'ipxe', 'kernel', 'checkpoint', 'validation']).optional(),
+  fail_stage: z.enum(['power', 'dhcp', 'ipxe', 'kernel', 'checkpoint']).optional(),
 });
 
 export const BmcSchema = z.discriminatedUnion('type', [

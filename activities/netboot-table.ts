@@ -1,0 +1,72 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** A host armed for network boot: its requests get the netboot script of this stage of this commit. */
+export interface ArmEntry {
+  mac: string;
+  site: string;
+  host: string;
+  commit: string;
+  stage: number;
+  /** The reprovision workflow that boot events of this MAC are delivered to. */
+  workflowId: string;
+  armedAt: string;
+}
+
+/**
+ * Which MACs are armed, kept on the agent's disk (written atomically) so an agent restart neither
+ * forgets an armed host nor leaves one looping in PXE. An unarmed MAC boots from its local disk.
+ */
+export class NetbootTable {
+  private entries: Map<string, ArmEntry> | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly file: string) {}
+
+  private async load(): Promise<Map<string, ArmEntry>> {
+    if (this.entries) return this.entries;
+    try {
+      const list = JSON.parse(await readFile(this.file, 'utf8')) as ArmEntry[];
+      this.entries = new Map(list.map((e) => [e.mac, e]));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.entries = new Map();
+    }
+    return this.entries;
+  }
+
+  private async save(entries: Map<string, ArmEntry>): Promise<void> {
+    const write = async () => {
+      await mkdir(path.dirname(this.file), { recursive: true });
+      const tmp = `${this.file}.tmp`;
+      await writeFile(tmp, JSON.stringify([...entries.values()], null, 2));
+      await rename(tmp, this.file);
+    };
+    this.writing = this.writing.then(write, write);
+    await this.writing;
+  }
+
+  async arm(entry: ArmEntry): Promise<void> {
+    const entries = await this.load();
+    entries.set(entry.mac, entry);
+    await this.save(entries);
+  }
+
+  /** Disarms a MAC; with a workflow id, only if that workflow armed it (a newer arm is left alone). */
+  async disarm(mac: string, workflowId?: string): Promise<boolean> {
+    const entries = await this.load();
+    const current = entries.get(mac);
+    if (!current || (workflowId && current.workflowId !== workflowId)) return false;
+    entries.delete(mac);
+    await this.save(entries);
+    return true;
+  }
+
+  async lookup(mac: string): Promise<ArmEntry | undefined> {
+    return (await this.load()).get(mac);
+  }
+
+  async list(): Promise<ArmEntry[]> {
+    return [...(await this.load()).values()];
+  }
+}

@@ -1,0 +1,146 @@
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { Plan, SitePlan } from '../schemas/plan';
+import type { SiteRolloutResult } from '../schemas/rollout';
+import { renderStage } from './sot/boot-chain';
+import { formatDiagnostic } from './sot/diagnostics';
+import { checkoutRevision, RevisionError } from './sot/git-checkout';
+import { planChanges, type CarriedHosts } from './sot/plan';
+import { validateSot } from './sot/validate';
+import type { Model } from '../schemas/model';
+import type { HostSpec } from '../schemas/rollout';
+import { bootInterface } from '../schemas/host';
+import type { ActiveRollout, ModelStore } from './store/model-store';
+
+export interface ServerActivityDeps {
+  store: ModelStore;
+  client: Client;
+}
+
+async function revision(store: ModelStore, commit: string): Promise<Model> {
+  const model = await store.getRevision(commit);
+  if (!model)
+    throw ApplicationFailure.nonRetryable(`no model revision for commit ${commit}`, 'UnknownRevision');
+  return model;
+}
+
+/** Reads what a host's reprovision needs from the model revision of its commit, jobs rendered for it. */
+export async function hostSpec(
+  store: ModelStore,
+  input: { commit: string; site: string; host: string },
+): Promise<HostSpec> {
+  const model = await revision(store, input.commit);
+  const host = model.sites[input.site]?.hosts.find((h) => h.name === input.host);
+  if (!host) {
+    throw ApplicationFailure.nonRetryable(
+      `host ${input.site}/${input.host} is not in commit ${input.commit}`,
+      'UnknownHost',
+    );
+  }
+  const iface = bootInterface(host);
+  const stages = (model.groups[host.group]?.boots ?? []).map((_, i) => {
+    const rendered = renderStage(model, input.site, host, i);
+    return {
+      stage: rendered.stage,
+      profile: rendered.profile,
+      preShutdown: rendered.preShutdown,
+      validation: rendered.validation,
+      kernelFromAgent: rendered.kernel.startsWith(rendered.context.urls.assets),
+    };
+  });
+  return {
+    site: input.site,
+    host: host.name,
+    group: host.group,
+    mac: iface.mac,
+    ipv4: iface.ipv4,
+    bmc: host.bmc,
+    never_provision: host.never_provision,
+    stages,
+  };
+}
+
+async function closedRollout(client: Client, workflowId: string): Promise<SiteRolloutResult | undefined> {
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat(), 10_000);
+  try {
+    return (await client.workflow.getHandle(workflowId).result()) as SiteRolloutResult;
+  } catch (err) {
+    // Gone, failed or terminated: nothing to take over, the plan against its commit stands.
+    log.warn('superseded rollout did not close cleanly', { workflowId, error: (err as Error).message });
+    return undefined;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** Orchestration work, run by the server on `vaquero-server`. */
+export function createServerActivities(deps: ServerActivityDeps) {
+  const { store } = deps;
+  return {
+    loadHostSpec: (input: { commit: string; site: string; host: string }) => hostSpec(store, input),
+
+    /** Fetches the SoT at a commit, validates it and stores it as a model revision. */
+    async prepareCommit(input: { source: string; commit: string }): Promise<PreparedCommit> {
+      const { root, cleanup } = await checkoutRevision(input.source, input.commit).catch((err: unknown) => {
+        throw err instanceof RevisionError
+          ? ApplicationFailure.nonRetryable(err.message, 'UnknownRevision')
+          : err;
+      });
+      try {
+        const result = await validateSot(root);
+        if (!result.model) {
+          const problems = result.diagnostics.map(formatDiagnostic);
+          return { valid: false, problems: problems.slice(0, 100), problemCount: problems.length, sites: [] };
+        }
+        await store.putRevision(input.commit, result.model);
+        return { valid: true, problems: [], problemCount: 0, sites: Object.keys(result.model.sites).sort() };
+      } finally {
+        await cleanup();
+      }
+    },
+
+    /** The plan from `previous` (default: the last applied commit; none: a first deployment) to `commit`. */
+    async planCommit(input: { commit: string; previous?: string }): Promise<Plan> {
+      const previous = input.previous ?? (await store.getApplied());
+      const oldModel = previous && previous !== input.commit ? await revision(store, previous) : undefined;
+      return planChanges(
+        oldModel,
+        await revision(store, input.commit),
+        oldModel ? previous! : '(nothing applied)',
+        input.commit,
+      );
+    },
+
+    async replanSite(input: {
+      commit: string;
+      previous: string;
+      site: string;
+      carried: CarriedHosts;
+    }): Promise<SitePlan> {
+      const oldModel = await revision(store, input.previous);
+      const plan = planChanges(oldModel, await revision(store, input.commit), input.previous, input.commit, {
+        [input.site]: input.carried,
+      });
+      const site = plan.sites.find((s) => s.site === input.site);
+      if (!site)
+        throw ApplicationFailure.nonRetryable(`site ${input.site} is not in ${input.commit}`, 'UnknownSite');
+      return site;
+    },
+
+    markApplied: (input: { commit: string }) => store.setApplied(input.commit),
+    getActiveRollout: (input: { site: string }) => store.getActiveRollout(input.site),
+    setActiveRollout: ({ site, ...rollout }: { site: string } & ActiveRollout) =>
+      store.setActiveRollout(site, rollout),
+    awaitRolloutClosed: (input: { workflowId: string }) => closedRollout(deps.client, input.workflowId),
+  };
+}
+
+export interface PreparedCommit {
+  valid: boolean;
+  problems: string[];
+  problemCount: number;
+  sites: string[];
+}
+
+export type ServerActivities = ReturnType<typeof createServerActivities>;

@@ -1,0 +1,79 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ModelSchema, type Model } from '../../schemas/model';
+import type { ActiveRollout, ModelStore } from './model-store';
+
+interface Pointers {
+  applied?: string;
+  rollouts: Record<string, ActiveRollout>;
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The embedded default store: one JSON file per revision under a directory, written atomically. */
+export class FileModelStore implements ModelStore {
+  private readonly cache = new Map<string, Model>();
+
+  constructor(private readonly dir: string) {}
+
+  private revisionFile(commit: string): string {
+    if (!/^[0-9a-zA-Z._-]+$/.test(commit)) throw new Error(`invalid commit id ${commit}`);
+    return path.join(this.dir, 'revisions', `${commit}.json`);
+  }
+
+  async putRevision(commit: string, model: Model): Promise<void> {
+    await writeAtomic(this.revisionFile(commit), JSON.stringify(model));
+    this.cache.set(commit, model);
+  }
+
+  async getRevision(commit: string): Promise<Model | undefined> {
+    const cached = this.cache.get(commit);
+    if (cached) return cached;
+    const text = await readOptional(this.revisionFile(commit));
+    if (text === undefined) return undefined;
+    const model = ModelSchema.parse(JSON.parse(text));
+    this.cache.set(commit, model);
+    return model;
+  }
+
+  private async pointers(): Promise<Pointers> {
+    const text = await readOptional(path.join(this.dir, 'pointers.json'));
+    return text ? (JSON.parse(text) as Pointers) : { rollouts: {} };
+  }
+
+  private async update(change: (p: Pointers) => void): Promise<void> {
+    const p = await this.pointers();
+    change(p);
+    await writeAtomic(path.join(this.dir, 'pointers.json'), JSON.stringify(p, null, 2));
+  }
+
+  async getApplied(): Promise<string | undefined> {
+    return (await this.pointers()).applied;
+  }
+
+  async setApplied(commit: string): Promise<void> {
+    await this.update((p) => (p.applied = commit));
+  }
+
+  async getActiveRollout(site: string): Promise<ActiveRollout | undefined> {
+    return (await this.pointers()).rollouts[site];
+  }
+
+  async setActiveRollout(site: string, rollout: ActiveRollout): Promise<void> {
+    await this.update((p) => (p.rollouts[site] = rollout));
+  }
+}

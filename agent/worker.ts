@@ -1,0 +1,61 @@
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { createAgentActivities } from '../activities/agent-activities';
+import { runJobs } from '../activities/jobs/run-job';
+import { createSecretResolver } from '../activities/jobs/secrets';
+import { NetbootTable } from '../activities/netboot-table';
+import { PowerLedger } from '../activities/power/power-ledger';
+import { SimLab } from '../activities/power/sim-power';
+import { ApplicationFailure } from '@temporalio/activity';
+import { agentTaskQueue } from '../schemas/rollout';
+import { SignalingEventSink, type Logger } from './event-delivery';
+
+export interface AgentWorkerOptions {
+  site: string;
+  connection: NativeConnection;
+  namespace?: string;
+  client: Client;
+  /** Where the agent keeps its netboot table, power ledger and (for sim BMCs) cycle log. */
+  stateDir: string;
+  /** Environment that BMC and job secrets `{ env: VAR }` are read from. */
+  secretsEnv: Record<string, string | undefined>;
+  /** Speeds simulated boots up (0.01: a 30 s boot takes 0.3 s). */
+  simTimeScale?: number;
+  logger: Logger;
+}
+
+/** The agent's Temporal worker on `vaquero-agent-<site>`, with its datacenter activities wired. */
+export async function createAgentWorker(options: AgentWorkerOptions) {
+  const netboot = new NetbootTable(path.join(options.stateDir, 'netboot.json'));
+  const events = new SignalingEventSink(options.client, netboot, options.logger);
+  const sim = new SimLab({
+    events,
+    cycleLog: path.join(options.stateDir, 'sim-cycles.log'),
+    timeScale: options.simTimeScale,
+  });
+  const resolveSecret = createSecretResolver(options.secretsEnv);
+  const activities = createAgentActivities({
+    site: options.site,
+    netboot,
+    ledger: new PowerLedger(path.join(options.stateDir, 'power-ledger.log')),
+    powerDriver(target, bmc) {
+      if (bmc.type === 'sim') return sim.driver(target, bmc);
+      throw ApplicationFailure.nonRetryable(
+        `this agent has no driver for BMC type ${bmc.type} yet`,
+        'UnsupportedBmc',
+      );
+    },
+    jobs: {
+      run: (jobs, target, signal) => runJobs(jobs, { ...target, env: {} }, { resolveSecret, signal }),
+    },
+  });
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: agentTaskQueue(options.site),
+    activities,
+  });
+  return { worker, events, sim, netboot };
+}

@@ -1,0 +1,175 @@
+// A whole Vaquero on a real Temporal server for workflow tests: a fresh namespace, the server's
+// worker, one sim agent per site, and the SoT in a real git repository.
+import { execFile, execFileSync } from 'node:child_process';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  type Worker,
+} from '@temporalio/worker';
+import { readCycleLog, type SimLab } from '../../activities/power/sim-power';
+import { FileModelStore } from '../../activities/store/file-store';
+import { createAgentWorker } from '../../agent/worker';
+import { ensureNamespace, registerSearchAttributes } from '../../server/temporal-setup';
+import { createServerWorker } from '../../server/worker';
+import { connectOrSkip, temporalAddress, workflowsPath } from './temporal';
+
+const run = promisify(execFile);
+let bundle: Promise<{ code: string }> | undefined;
+let runtimeInstalled = false;
+
+function workflowBundle(): Promise<{ code: string }> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  return bundle;
+}
+
+/** The Temporal CLI the tests shell out to, as an operator would. */
+export function temporalCli(): string {
+  const cached = path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'bin/temporal');
+  return process.env.TEMPORAL_BIN ?? (existsSync(cached) ? cached : 'temporal');
+}
+
+const quietLogger = { info: () => undefined, warn: () => undefined };
+
+export interface VaqueroEnv {
+  client: Client;
+  namespace: string;
+  repo: string;
+  sot: string;
+  stateDir: string;
+  /** Commits the working tree of the SoT repository; returns the SHA. */
+  commit(message: string): Promise<string>;
+  /** Power cycles per `site/host`, as counted at the sim BMCs. */
+  cycles(): Promise<Map<string, number>>;
+  /** `temporal workflow signal` etc. against this namespace; returns stdout. */
+  cli(...args: string[]): Promise<string>;
+  /** Injects a failure at a sim host (`site/host`), or clears it. */
+  fault(host: string, stage: 'power' | 'dhcp' | 'ipxe' | 'kernel' | 'checkpoint' | undefined): void;
+  startAgent(site: string): Promise<void>;
+  stopAgent(site: string): Promise<void>;
+}
+
+export async function startVaquero(
+  t: TestContext,
+  options: { fixture: string; sites: string[]; simTimeScale: number },
+): Promise<VaqueroEnv | undefined> {
+  if (!(await connectOrSkip(t))) return undefined;
+  // A connection of our own: connectOrSkip's is closed by a hook that runs before our clean-up.
+  const connection = await Connection.connect({ address: temporalAddress() });
+  // One namespace for all tests: a new one takes ~10 s to be usable. Tests run one at a time and each
+  // terminates what it left running, so none sees another's workflows.
+  const namespace = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
+  await ensureNamespace(connection, namespace, 1);
+  await registerSearchAttributes(connection, namespace);
+  const client = new Client({ connection, namespace });
+  const work = await mkdtemp(path.join(tmpdir(), 'vaquero-env-'));
+  const repo = path.join(work, 'repo');
+  const sot = path.join(repo, 'sot');
+  const stateDir = path.join(work, 'state');
+  await cp(options.fixture, sot, { recursive: true });
+  const git = (...args: string[]) =>
+    run('git', ['-C', repo, '-c', 'user.name=vaquero-test', '-c', 'user.email=test@example.net', ...args]);
+  execFileSync('git', ['init', '-q', '-b', 'main', repo]);
+
+  const workflowCode = await workflowBundle();
+  const native = await NativeConnection.connect({ address: temporalAddress() });
+  const store = new FileModelStore(path.join(stateDir, 'store'));
+  const server = await createServerWorker({
+    connection: native,
+    namespace,
+    client,
+    store,
+    workflows: { workflowBundle: workflowCode },
+  });
+  const running: Promise<void>[] = [server.run()];
+  const agents = new Map<string, { worker: Worker; done: Promise<void>; sim: SimLab }>();
+
+  const startAgent = async (site: string) => {
+    const agent = await createAgentWorker({
+      site,
+      connection: native,
+      namespace,
+      client,
+      stateDir: path.join(stateDir, `agent-${site}`),
+      secretsEnv: {},
+      simTimeScale: options.simTimeScale,
+      logger: quietLogger,
+    });
+    agents.set(site, { worker: agent.worker, done: agent.worker.run(), sim: agent.sim });
+  };
+  const stopAgent = async (site: string) => {
+    const agent = agents.get(site);
+    if (!agent) return;
+    agent.worker.shutdown();
+    await agent.done;
+    agent.sim.close();
+    agents.delete(site);
+  };
+  for (const site of options.sites) await startAgent(site);
+
+  t.after(async () => {
+    for await (const wf of client.workflow.list({ query: 'ExecutionStatus="Running"' })) {
+      await client.workflow
+        .getHandle(wf.workflowId, wf.runId)
+        .terminate('test finished')
+        .catch(() => undefined);
+    }
+    for (const site of [...agents.keys()]) await stopAgent(site);
+    server.shutdown();
+    await Promise.allSettled(running);
+    await native.close();
+    await connection.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  return {
+    client,
+    namespace,
+    repo,
+    sot,
+    stateDir,
+    async commit(message) {
+      await git('add', '-A');
+      await git('commit', '-q', '--allow-empty', '-m', message);
+      return (await git('rev-parse', 'HEAD')).stdout.trim();
+    },
+    async cycles() {
+      const all = new Map<string, number>();
+      for (const site of options.sites) {
+        for (const [k, v] of await readCycleLog(path.join(stateDir, `agent-${site}`, 'sim-cycles.log')))
+          all.set(k, v);
+      }
+      return all;
+    },
+    async cli(...args) {
+      const { stdout } = await run(temporalCli(), [
+        ...args,
+        '--namespace',
+        namespace,
+        '--address',
+        temporalAddress(),
+      ]);
+      return stdout;
+    },
+    fault(host, stage) {
+      const sim = agents.get(host.split('/')[0] ?? '')?.sim;
+      if (!sim) throw new Error(`no agent runs for ${host}`);
+      if (stage) sim.faults.set(host, stage);
+      else sim.faults.delete(host);
+    },
+    startAgent,
+    stopAgent,
+  };
+}

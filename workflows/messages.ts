@@ -1,0 +1,25 @@
+// Signals and queries, in one file that the server, the agent and the CLI import without workflow code.
+// The registered name is what operators type: `temporal workflow signal --name pause --workflow-id ...`.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { BootEvent, RolloutStatus } from '../schemas/rollout';
+
+/** Stop starting hosts; hosts already being reprovisioned finish. */
+export const pauseSignal = defineSignal<[]>('pause');
+export const resumeSignal = defineSignal<[]>('resume');
+/** Let a rollout that waits after its canary (site policy `approval_required`) go on. */
+export const approveSignal = defineSignal<[]>('approve');
+/** Stop the rollout: cancel hosts in flight at their next safe point and start no more. */
+export const abortSignal = defineSignal<[reason?: string]>('abort');
+/** Reprovision a failed host again, from the step where it failed. Input: the host name. */
+export const retryHostSignal = defineSignal<[host: string]>('retry-host');
+/** Sent by a newer commit's rollout: finish hosts in flight, start no more. Input: the newer commit. */
+export const supersedeSignal = defineSignal<[commit: string]>('supersede');
+export const statusQuery = defineQuery<RolloutStatus>('status');
+
+/** A DHCP/TFTP/HTTP/checkpoint event of the host, from its site's agent. */
+export const bootEventSignal = defineSignal<[event: BootEvent]>('boot-event');
+export const hostStatusQuery = defineQuery<{ step: string; stage: number; events: BootEvent[] }>(
+  'host-status',
+);
+
+export const SIGNAL_NAMES = ['pause', 'resume', 'approve', 'abort', 'retry-host'] as const;

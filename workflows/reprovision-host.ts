@@ -1,0 +1,180 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { AgentActivities } from '../activities/agent-activities';
+import type { ServerActivities } from '../activities/server-activities';
+import {
+  agentTaskQueue,
+  DEFAULT_STEP_TIMEOUTS,
+  HOST_STEPS,
+  SERVER_TASK_QUEUE,
+  type BootEvent,
+  type BootEventKind,
+  type HostSpec,
+  type HostStep,
+  type JobOutcome,
+  type ReprovisionHostInput,
+  type ReprovisionHostResult,
+  type ResumePoint,
+  type StepTimeouts,
+} from '../schemas/rollout';
+import { HostGroupAttribute } from '../schemas/search-attributes';
+import { bootEventSignal, hostStatusQuery } from './messages';
+
+const { loadHostSpec } = proxyActivities<ServerActivities>({
+  taskQueue: SERVER_TASK_QUEUE,
+  startToCloseTimeout: '1 minute',
+});
+
+/** A failed boot step is retried from the arming that precedes it: a host only boots after a cycle. */
+function resumeStep(step: HostStep): HostStep {
+  return ['power-cycle', 'dhcp', 'ipxe', 'kernel', 'checkpoint'].includes(step) ? 'arm' : step;
+}
+
+class StepFailure extends Error {
+  constructor(
+    readonly at: ResumePoint,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reprovisions one host for one commit: pre-shutdown jobs, arm netboot, power cycle through the BMC,
+ * the boot events of each stage within their timeouts, disarm, validation jobs. A failure names the
+ * stage, step and cause, and says where a retry resumes.
+ */
+export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Promise<ReprovisionHostResult> {
+  const timeouts: StepTimeouts = { ...DEFAULT_STEP_TIMEOUTS, ...input.timeouts };
+  const queue = agentTaskQueue(input.site);
+  const agent = proxyActivities<AgentActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
+  });
+  const jobs = proxyActivities<AgentActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '4 hours',
+    heartbeatTimeout: '1 minute',
+    retry: { maximumAttempts: 3 },
+  });
+  const events: BootEvent[] = [];
+  let current: ResumePoint = { stage: 1, step: 'pre-shutdown' };
+  setHandler(bootEventSignal, (event) => void events.push(event));
+  setHandler(hostStatusQuery, () => ({ step: current.step, stage: current.stage, events }));
+
+  const target = await loadHostSpec({ commit: input.commit, site: input.site, host: input.host });
+  upsertSearchAttributes([{ key: HostGroupAttribute, value: target.group }]);
+  if (target.never_provision) {
+    return { host: target.host, ok: true, skipped: true, jobs: [] };
+  }
+  const outcomes: JobOutcome[] = [];
+  const workflowId = workflowInfo().workflowId;
+  const start = input.resumeFrom ? { ...input.resumeFrom, step: resumeStep(input.resumeFrom.step) } : current;
+
+  const runJobs = async (list: HostSpec['stages'][number]['preShutdown'], what: string) => {
+    if (list.length === 0) return;
+    const results = await jobs.runJobs({ host: target.host, ipv4: target.ipv4, mac: target.mac, jobs: list });
+    outcomes.push(...results);
+    const failed = results.find((r) => !r.ok);
+    if (failed)
+      throw new StepFailure(current, `${what} job ${failed.name} failed: ${failed.error ?? 'unknown error'}`);
+  };
+
+  const awaitEvent = async (kind: BootEventKind, since: number, timeoutMs: number, stage: number) => {
+    const seen = () =>
+      events
+        .slice(since)
+        .some((e) => e.kind === kind && e.mac === target.mac && (e.stage === undefined || e.stage === stage));
+    if (!(await condition(seen, timeoutMs))) {
+      throw new StepFailure(
+        current,
+        `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
+      );
+    }
+  };
+
+  try {
+    for (const stage of target.stages) {
+      if (stage.stage < start.stage) continue;
+      let mark = events.length;
+      const first = stage.stage === start.stage ? HOST_STEPS.indexOf(start.step) : 0;
+      for (const step of HOST_STEPS.slice(first)) {
+        current = { stage: stage.stage, step };
+        switch (step) {
+          case 'pre-shutdown':
+            if (stage.stage === 1) await runJobs(stage.preShutdown, 'pre-shutdown');
+            break;
+          case 'arm':
+            mark = events.length;
+            await agent.armNetboot({
+              mac: target.mac,
+              host: target.host,
+              commit: input.commit,
+              stage: stage.stage,
+              workflowId,
+            });
+            break;
+          case 'power-cycle': {
+            const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
+            const result = await agent.powerCycle({
+              site: target.site,
+              host: target.host,
+              mac: target.mac,
+              bmc: target.bmc,
+              key,
+            });
+            log.info('power cycle', { host: target.host, ...result });
+            break;
+          }
+          case 'dhcp':
+          case 'ipxe':
+          case 'checkpoint':
+            await awaitEvent(step, mark, timeouts[step], stage.stage);
+            break;
+          case 'kernel':
+            if (stage.kernelFromAgent) await awaitEvent('kernel', mark, timeouts.kernel, stage.stage);
+            break;
+          case 'disarm':
+            await agent.disarmNetboot({ mac: target.mac, workflowId });
+            break;
+          case 'validation':
+            await runJobs(stage.validation, 'validation');
+            break;
+        }
+      }
+    }
+  } catch (err) {
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(() => agent.disarmNetboot({ mac: target.mac, workflowId }));
+      throw err;
+    }
+    const at = err instanceof StepFailure ? err.at : current;
+    const cause = err instanceof Error ? err.message : String(err);
+    await agent.disarmNetboot({ mac: target.mac, workflowId });
+    const result: ReprovisionHostResult = {
+      host: target.host,
+      ok: false,
+      failedAt: at,
+      error: cause,
+      jobs: outcomes,
+      skipped: false,
+    };
+    throw ApplicationFailure.create({
+      type: 'HostReprovisionFailed',
+      message: `${target.host}: stage ${at.stage} ${at.step}: ${cause}`,
+      nonRetryable: true,
+      details: [result],
+    });
+  }
+  return { host: target.host, ok: true, jobs: outcomes, skipped: false };
+}

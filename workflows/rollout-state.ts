@@ -1,0 +1,86 @@
+import type { SitePlan } from '../schemas/plan';
+import type { HostProgress, RolloutPhase, RolloutStatus } from '../schemas/rollout';
+
+/** The rollout's bookkeeping: per-host progress and the counts the `status` query reports. */
+export class RolloutState {
+  phase: RolloutPhase = 'running';
+  wave = 0;
+  waitingFor: string | undefined;
+  readonly hosts: Record<string, HostProgress> = {};
+
+  constructor(
+    readonly site: string,
+    readonly commit: string,
+    public plan: SitePlan,
+  ) {
+    this.reset(plan);
+  }
+
+  reset(plan: SitePlan): void {
+    this.plan = plan;
+    for (const wave of plan.waves) {
+      for (const h of wave.hosts) {
+        const carried = h.reasons.some((r) => r.startsWith('carried over'));
+        this.hosts[h.host] ??= {
+          group: h.group,
+          wave: wave.index,
+          state: carried ? 'carried-over' : 'pending',
+          attempt: 0,
+        };
+        const entry = this.hosts[h.host];
+        if (entry) entry.wave = wave.index;
+      }
+    }
+  }
+
+  host(name: string): HostProgress {
+    const entry = this.hosts[name];
+    if (!entry) throw new Error(`host ${name} is not in this rollout`);
+    return entry;
+  }
+
+  names(state: HostProgress['state']): string[] {
+    return Object.entries(this.hosts)
+      .filter(([, h]) => h.state === state)
+      .map(([name]) => name)
+      .sort();
+  }
+
+  failures(group?: string): number {
+    return Object.values(this.hosts).filter((h) => h.state === 'failed' && (!group || h.group === group))
+      .length;
+  }
+
+  /** The failure budget is spent when the site's or a group's failures exceed what it tolerates. */
+  budgetSpent(): string | undefined {
+    const site = this.failures();
+    if (site > this.plan.max_fail)
+      return `${site} failed hosts exceed the site's max_fail ${this.plan.max_fail}`;
+    for (const g of this.plan.groups) {
+      const n = this.failures(g.group);
+      if (n > g.max_fail) return `${n} failed hosts of ${g.group} exceed its max_fail ${g.max_fail}`;
+    }
+    return undefined;
+  }
+
+  status(): RolloutStatus {
+    const all = Object.values(this.hosts);
+    const count = (...states: HostProgress['state'][]) => all.filter((h) => states.includes(h.state)).length;
+    return {
+      site: this.site,
+      commit: this.commit,
+      phase: this.phase,
+      wave: this.wave,
+      waves: this.plan.waves.length,
+      waitingFor: this.waitingFor,
+      counts: {
+        total: all.length,
+        pending: count('pending', 'carried-over'),
+        running: count('running'),
+        succeeded: count('succeeded', 'skipped'),
+        failed: count('failed'),
+      },
+      hosts: this.hosts,
+    };
+  }
+}
