@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Bmc } from '../schemas/host';
 import type { Job } from '../schemas/jobs';
 import type { JobOutcome } from '../schemas/rollout';
+import type { BootTraffic } from './boot-traffic';
 import type { NetbootTable } from './netboot-table';
 import type { PowerLedger } from './power/power-ledger';
 import type { PowerDriver, PowerState, PowerTarget } from './power/power-driver';
@@ -18,6 +19,9 @@ export interface AgentActivityDeps {
   site: string;
   netboot: NetbootTable;
   ledger: PowerLedger;
+  traffic: Pick<BootTraffic, 'seenSince'>;
+  /** How long a retried power cycle left in doubt waits for boot traffic before cycling again. */
+  inDoubtGraceMs: number;
   /** A driver for the host's BMC; throws for a BMC type this agent cannot drive. */
   powerDriver(target: PowerTarget, bmc: Bmc): PowerDriver;
   jobs: JobsRunner;
@@ -33,6 +37,21 @@ export interface PowerCycleResult {
   before: PowerState;
   cycled: boolean;
   note?: string;
+}
+
+async function heardSince(
+  deps: AgentActivityDeps,
+  mac: string,
+  since: string,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const deadline = Date.now() + deps.inDoubtGraceMs;
+  while (!signal.aborted) {
+    if (deps.traffic.seenSince(mac, since)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return false;
 }
 
 /** Datacenter work, run by the site's agent on `vaquero-agent-<site>`. */
@@ -52,6 +71,10 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       return deps.netboot.disarm(input.mac, input.workflowId);
     },
 
+    /**
+     * Power-cycles a host once per key, even across worker crashes: a cycle begun by a crashed attempt
+     * counts as done if the host has been heard on the boot network since; otherwise it is redone.
+     */
     async powerCycle(input: PowerCycleInput): Promise<PowerCycleResult> {
       if (!input.bmc) {
         throw ApplicationFailure.nonRetryable(
@@ -59,15 +82,34 @@ export function createAgentActivities(deps: AgentActivityDeps) {
           'NoBmc',
         );
       }
-      const driver = deps.powerDriver(input, input.bmc);
-      const before = await driver.powerState();
-      if (!(await deps.ledger.claim(input.key))) {
-        return { before, cycled: false, note: `already power-cycled for ${input.key}; not cycling twice` };
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
+      try {
+        const driver = deps.powerDriver(input, input.bmc);
+        const before = await driver.powerState();
+        const entry = await deps.ledger.state(input.key);
+        if (entry.state === 'done')
+          return { before, cycled: false, note: `already power-cycled for ${input.key}` };
+        if (
+          entry.state === 'in-doubt' &&
+          (await heardSince(deps, input.mac, entry.since, ctx.cancellationSignal))
+        ) {
+          await deps.ledger.done(input.key);
+          return {
+            before,
+            cycled: false,
+            note: `a crashed attempt cycled it: boot traffic seen since ${entry.since}`,
+          };
+        }
+        await deps.ledger.begin(input.key, new Date().toISOString());
+        await driver.setNextBoot('pxe');
+        if (before === 'off') await driver.powerOn();
+        else await driver.powerCycle();
+        await deps.ledger.done(input.key);
+        return { before, cycled: true };
+      } finally {
+        clearInterval(beat);
       }
-      await driver.setNextBoot('pxe');
-      if (before === 'off') await driver.powerOn();
-      else await driver.powerCycle();
-      return { before, cycled: true };
     },
 
     /** Runs jobs in order, heartbeating; a cancelled activity (abort) stops the job in progress. */

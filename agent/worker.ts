@@ -5,6 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { createAgentActivities } from '../activities/agent-activities';
 import { runJobs } from '../activities/jobs/run-job';
 import { createSecretResolver } from '../activities/jobs/secrets';
+import { BootTraffic } from '../activities/boot-traffic';
 import { NetbootTable } from '../activities/netboot-table';
 import { PowerLedger } from '../activities/power/power-ledger';
 import { SimLab } from '../activities/power/sim-power';
@@ -23,6 +24,10 @@ export interface AgentWorkerOptions {
   secretsEnv: Record<string, string | undefined>;
   /** Speeds simulated boots up (0.01: a 30 s boot takes 0.3 s). */
   simTimeScale?: number;
+  /** How long a simulated BMC takes to answer a power command. */
+  simPowerLatencyMs?: number;
+  /** How long a power cycle left in doubt by a crash waits for boot traffic before cycling again. */
+  inDoubtGraceMs?: number;
   logger: Logger;
 }
 
@@ -30,16 +35,21 @@ export interface AgentWorkerOptions {
 export async function createAgentWorker(options: AgentWorkerOptions) {
   const netboot = new NetbootTable(path.join(options.stateDir, 'netboot.json'));
   const events = new SignalingEventSink(options.client, netboot, options.logger);
+  const traffic = new BootTraffic(events, path.join(options.stateDir, 'boot-traffic.log'));
   const sim = new SimLab({
-    events,
+    events: traffic,
     cycleLog: path.join(options.stateDir, 'sim-cycles.log'),
+    bootsFile: path.join(options.stateDir, 'sim-boots.json'),
     timeScale: options.simTimeScale,
+    powerLatencyMs: options.simPowerLatencyMs,
   });
   const resolveSecret = createSecretResolver(options.secretsEnv);
   const activities = createAgentActivities({
     site: options.site,
     netboot,
     ledger: new PowerLedger(path.join(options.stateDir, 'power-ledger.log')),
+    traffic,
+    inDoubtGraceMs: options.inDoubtGraceMs ?? 120_000,
     powerDriver(target, bmc) {
       if (bmc.type === 'sim') return sim.driver(target, bmc);
       throw ApplicationFailure.nonRetryable(

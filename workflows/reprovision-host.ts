@@ -56,9 +56,11 @@ class StepFailure extends Error {
 export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Promise<ReprovisionHostResult> {
   const timeouts: StepTimeouts = { ...DEFAULT_STEP_TIMEOUTS, ...input.timeouts };
   const queue = agentTaskQueue(input.site);
+  // Heartbeats let a crashed agent's activity be retried on its restart within seconds, not minutes.
   const agent = proxyActivities<AgentActivities>({
     taskQueue: queue,
-    startToCloseTimeout: '2 minutes',
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
   });
   const jobs = proxyActivities<AgentActivities>({

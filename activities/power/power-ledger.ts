@@ -1,42 +1,62 @@
 import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+/** Where a power cycle of one key stands: never begun, begun but unconfirmed (a crash), or done. */
+export type LedgerState = { state: 'new' } | { state: 'in-doubt'; since: string } | { state: 'done' };
+
 /**
- * Remembers which power cycles were issued, on disk, so that an activity retried after a worker crash
- * does not cycle a machine a second time. A key is claimed before the BMC is told to cycle: at most
- * once; a cycle lost in a crash shows up as a boot-event timeout and an operator's retry.
+ * Remembers, on the agent's disk, which power cycles were begun and which finished, so an activity
+ * retried after a worker crash never cycles a machine twice: a key is marked `begin` before the BMC
+ * is told and `done` after it answered. A key left `in-doubt` by a crash is settled by the caller
+ * from the machine's boot traffic.
  */
 export class PowerLedger {
-  private keys: Set<string> | undefined;
+  private entries: Map<string, LedgerState> | undefined;
 
   constructor(private readonly file: string) {}
 
-  private async load(): Promise<Set<string>> {
-    if (this.keys) return this.keys;
+  private async load(): Promise<Map<string, LedgerState>> {
+    if (this.entries) return this.entries;
     let text = '';
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    this.keys = new Set(text.split('\n').filter(Boolean));
-    return this.keys;
+    this.entries = new Map();
+    for (const line of text.split('\n')) {
+      const [verb, key, at] = line.split(' ');
+      if (!key) continue;
+      if (verb === 'begin')
+        this.entries.set(key, { state: 'in-doubt', since: at ?? new Date(0).toISOString() });
+      if (verb === 'done') this.entries.set(key, { state: 'done' });
+    }
+    return this.entries;
   }
 
-  /** True the first time a key is claimed, on this agent, ever; false afterwards. */
-  async claim(key: string): Promise<boolean> {
-    if (key.includes('\n')) throw new Error('power ledger keys are single lines');
-    const keys = await this.load();
-    if (keys.has(key)) return false;
+  private async append(line: string): Promise<void> {
     await mkdir(path.dirname(this.file), { recursive: true });
-    await appendFile(this.file, `${key}\n`);
+    await appendFile(this.file, `${line}\n`);
     const handle = await open(this.file, 'r');
     try {
       await handle.sync();
     } finally {
       await handle.close();
     }
-    keys.add(key);
-    return true;
+  }
+
+  async state(key: string): Promise<LedgerState> {
+    return (await this.load()).get(key) ?? { state: 'new' };
+  }
+
+  async begin(key: string, at: string): Promise<void> {
+    if (/\s/.test(key)) throw new Error('power ledger keys have no whitespace');
+    await this.append(`begin ${key} ${at}`);
+    (await this.load()).set(key, { state: 'in-doubt', since: at });
+  }
+
+  async done(key: string): Promise<void> {
+    await this.append(`done ${key}`);
+    (await this.load()).set(key, { state: 'done' });
   }
 }

@@ -1,3 +1,4 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { durationMs } from '../../schemas/common';
@@ -22,6 +23,21 @@ export interface SimLabOptions {
   cycleLog?: string;
   /** Multiplies every boot_delay: 0.01 turns a 30 s boot into 0.3 s for tests. */
   timeScale?: number;
+  /** How long the simulated BMC takes to answer a power command (the machine acts at once). */
+  powerLatencyMs?: number;
+  /**
+   * Boots in progress are kept here, so that a machine whose agent is restarted mid-boot still
+   * finishes booting, as a real one would.
+   */
+  bootsFile?: string;
+}
+
+interface BootInProgress {
+  key: string;
+  mac: string;
+  startedAt: number;
+  delayMs: number;
+  failStage?: SimBmc['fail_stage'];
 }
 
 /**
@@ -34,7 +50,17 @@ export class SimLab {
   readonly faults = new Map<string, NonNullable<SimBmc['fail_stage']>>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly options: SimLabOptions) {}
+  private boots: BootInProgress[] = [];
+
+  constructor(private readonly options: SimLabOptions) {
+    if (!options.bootsFile) return;
+    try {
+      this.boots = JSON.parse(readFileSync(options.bootsFile, 'utf8')) as BootInProgress[];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const boot of this.boots) this.schedule(boot);
+  }
 
   driver(target: PowerTarget, bmc: SimBmc): PowerDriver {
     const key = `${target.site}/${target.host}`;
@@ -44,7 +70,13 @@ export class SimLab {
       if (failStage === 'power') throw new Error(`simulated BMC failure on ${key}`);
       this.power.set(key, 'on');
       await this.record(key);
-      this.schedule(target, durationMs(bmc.boot_delay), failStage);
+      const delayMs = durationMs(bmc.boot_delay) * (this.options.timeScale ?? 1);
+      const boot = { key, mac: target.mac, startedAt: Date.now(), delayMs, failStage };
+      this.boots = [...this.boots.filter((b) => b.key !== key), boot];
+      this.saveBoots();
+      this.schedule(boot);
+      if (this.options.powerLatencyMs)
+        await new Promise((resolve) => setTimeout(resolve, this.options.powerLatencyMs));
     };
     return {
       powerState: () => Promise.resolve(state()),
@@ -68,16 +100,37 @@ export class SimLab {
     await appendFile(this.options.cycleLog, `${key}\n`);
   }
 
-  private schedule(target: PowerTarget, bootDelayMs: number, failStage: SimBmc['fail_stage']): void {
-    const delay = bootDelayMs * (this.options.timeScale ?? 1);
+  private saveBoots(): void {
+    if (!this.options.bootsFile) return;
+    mkdirSync(path.dirname(this.options.bootsFile), { recursive: true });
+    writeFileSync(this.options.bootsFile, JSON.stringify(this.boots));
+  }
+
+  /** Emits the boot's remaining events at their times (at once for those already due). */
+  private schedule(boot: BootInProgress): void {
+    let last = 0;
     for (const [kind, fraction] of BOOT_SEQUENCE) {
-      if (kind === failStage) break;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.options.events.emit({ kind, mac: target.mac, at: new Date().toISOString(), detail: 'sim' });
-      }, delay * fraction);
+      if (kind === boot.failStage) break;
+      const due = boot.startedAt + boot.delayMs * fraction;
+      last = Math.max(last, due);
+      const timer = setTimeout(
+        () => {
+          this.timers.delete(timer);
+          this.options.events.emit({ kind, mac: boot.mac, at: new Date().toISOString(), detail: 'sim' });
+        },
+        Math.max(0, due - Date.now()),
+      );
       this.timers.add(timer);
     }
+    const done = setTimeout(
+      () => {
+        this.timers.delete(done);
+        this.boots = this.boots.filter((b) => b !== boot);
+        this.saveBoots();
+      },
+      Math.max(0, last - Date.now()) + 1,
+    );
+    this.timers.add(done);
   }
 
   close(): void {

@@ -61,16 +61,37 @@ export interface VaqueroEnv {
   stopAgent(site: string): Promise<void>;
 }
 
-export async function startVaquero(
-  t: TestContext,
-  options: { fixture: string; sites: string[]; simTimeScale: number },
-): Promise<VaqueroEnv | undefined> {
+export interface VaqueroOptions {
+  fixture: string;
+  /** Sites whose agent runs in this process. */
+  sites: string[];
+  /** Sites whose sim cycle logs `cycles()` reads (default: `sites`). */
+  cycleSites?: string[];
+  simTimeScale: number;
+  /** Default `vaquero-test` (or $VAQUERO_TEST_NAMESPACE). */
+  namespace?: string;
+}
+
+/** A Vaquero that its caller stops with close(): terminates what runs, stops workers, deletes files. */
+export interface RunningVaquero extends VaqueroEnv {
+  close(): Promise<void>;
+}
+
+/** Starts a Vaquero for one test (skipped without a server) and stops it when the test ends. */
+export async function startVaquero(t: TestContext, options: VaqueroOptions): Promise<VaqueroEnv | undefined> {
   if (!(await connectOrSkip(t))) return undefined;
+  const env = await launchVaquero(options);
+  t.after(() => env.close());
+  return env;
+}
+
+/** The same Vaquero outside node:test (scripts/record-histories.ts). */
+export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaquero> {
   // A connection of our own: connectOrSkip's is closed by a hook that runs before our clean-up.
   const connection = await Connection.connect({ address: temporalAddress() });
   // One namespace for all tests: a new one takes ~10 s to be usable. Tests run one at a time and each
   // terminates what it left running, so none sees another's workflows.
-  const namespace = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
+  const namespace = options.namespace ?? process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
   await ensureNamespace(connection, namespace, 1);
   await registerSearchAttributes(connection, namespace);
   const client = new Client({ connection, namespace });
@@ -119,7 +140,7 @@ export async function startVaquero(
   };
   for (const site of options.sites) await startAgent(site);
 
-  t.after(async () => {
+  const close = async () => {
     for await (const wf of client.workflow.list({ query: 'ExecutionStatus="Running"' })) {
       await client.workflow
         .getHandle(wf.workflowId, wf.runId)
@@ -132,9 +153,10 @@ export async function startVaquero(
     await native.close();
     await connection.close();
     await rm(work, { recursive: true, force: true });
-  });
+  };
 
   return {
+    close,
     client,
     namespace,
     repo,
@@ -147,7 +169,7 @@ export async function startVaquero(
     },
     async cycles() {
       const all = new Map<string, number>();
-      for (const site of options.sites) {
+      for (const site of options.cycleSites ?? options.sites) {
         for (const [k, v] of await readCycleLog(path.join(stateDir, `agent-${site}`, 'sim-cycles.log')))
           all.set(k, v);
       }
