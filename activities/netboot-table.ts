@@ -18,20 +18,22 @@ export interface ArmEntry {
  * forgets an armed host nor leaves one looping in PXE. An unarmed MAC boots from its local disk.
  */
 export class NetbootTable {
-  private entries: Map<string, ArmEntry> | undefined;
+  // The load is shared: two first calls at once must not each build a map and lose the other's entry.
+  private entries: Promise<Map<string, ArmEntry>> | undefined;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly file: string) {}
 
-  private async load(): Promise<Map<string, ArmEntry>> {
-    if (this.entries) return this.entries;
-    try {
-      const list = JSON.parse(await readFile(this.file, 'utf8')) as ArmEntry[];
-      this.entries = new Map(list.map((e) => [e.mac, e]));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      this.entries = new Map();
-    }
+  private load(): Promise<Map<string, ArmEntry>> {
+    this.entries ??= (async () => {
+      try {
+        const list = JSON.parse(await readFile(this.file, 'utf8')) as ArmEntry[];
+        return new Map(list.map((e) => [e.mac, e]));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        return new Map<string, ArmEntry>();
+      }
+    })();
     return this.entries;
   }
 

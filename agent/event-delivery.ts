@@ -14,7 +14,8 @@ export interface Logger {
  * order, retrying while Temporal is unreachable. Events of unarmed MACs are only logged.
  */
 export class SignalingEventSink implements BootEventSink {
-  private queue: Promise<void> = Promise.resolve();
+  /** One chain per MAC: a host's events arrive in order, hosts do not wait for each other. */
+  private readonly queues = new Map<string, Promise<void>>();
   private pending = 0;
 
   constructor(
@@ -26,7 +27,14 @@ export class SignalingEventSink implements BootEventSink {
 
   emit(event: BootEvent): void {
     this.pending += 1;
-    this.queue = this.queue.then(() => this.deliver(event)).finally(() => (this.pending -= 1));
+    const next = (this.queues.get(event.mac) ?? Promise.resolve())
+      .then(() => this.deliver(event))
+      .catch((err: unknown) => this.logger.warn('boot event not delivered', { error: String(err) }))
+      .finally(() => {
+        this.pending -= 1;
+        if (this.queues.get(event.mac) === next) this.queues.delete(event.mac);
+      });
+    this.queues.set(event.mac, next);
   }
 
   private async deliver(event: BootEvent): Promise<void> {
@@ -57,6 +65,6 @@ export class SignalingEventSink implements BootEventSink {
 
   /** Resolves when every event emitted so far was delivered or dropped. */
   async drain(): Promise<void> {
-    while (this.pending > 0) await this.queue;
+    while (this.pending > 0) await Promise.all(this.queues.values());
   }
 }

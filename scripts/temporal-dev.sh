@@ -90,8 +90,14 @@ start() {
   mkdir -p "$STATE_DIR"
   log "starting $("$TEMPORAL" --version) on $ADDRESS (state in $STATE_DIR)"
   # setsid: a Ctrl-C in the terminal that ran `start` must not take the server down with it.
+  # Vaquero's search attributes (schemas/search-attributes.ts) on every namespace, and the tests'
+  # namespaces made up front: a namespace created later takes ~10 s to be usable.
   setsid "$TEMPORAL" server start-dev --headless --ip "$TEMPORAL_IP" --port "$TEMPORAL_PORT" \
-    --db-filename "$DB_FILE" --log-level warn </dev/null >>"$LOG_FILE" 2>&1 &
+    --db-filename "$DB_FILE" --log-level warn \
+    --namespace vaquero-test --namespace vaquero-record --namespace vaquero-bench \
+    --search-attribute VaqueroSite=Keyword --search-attribute VaqueroCommit=Keyword \
+    --search-attribute VaqueroPhase=Keyword --search-attribute VaqueroHostGroup=Keyword \
+    </dev/null >>"$LOG_FILE" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
 

@@ -121,7 +121,12 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
       const result = await child.result();
       entry.state = result.skipped ? 'skipped' : 'succeeded';
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err)) {
+        // Aborted mid-reprovision: not done, so it stays for a later rollout to take over.
+        entry.state = 'pending';
+        entry.step = `cancelled: ${aborted ?? 'aborted'}`;
+        throw err;
+      }
       const failure = failureOf(err);
       entry.state = 'failed';
       entry.error = failure.error;
@@ -179,9 +184,11 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
     await mayStart();
   };
 
-  void retryLoop().catch(() => undefined);
   try {
-    await abortScope.run(main);
+    await abortScope.run(() => {
+      void retryLoop().catch(() => undefined);
+      return main();
+    });
   } catch (err) {
     if (!isCancellation(err)) throw err;
   }

@@ -11,27 +11,31 @@ export type LedgerState = { state: 'new' } | { state: 'in-doubt'; since: string 
  * from the machine's boot traffic.
  */
 export class PowerLedger {
-  private entries: Map<string, LedgerState> | undefined;
+  // The load is shared: two first calls at once must not each build a map and lose the other's keys.
+  private entries: Promise<Map<string, LedgerState>> | undefined;
 
   constructor(private readonly file: string) {}
 
-  private async load(): Promise<Map<string, LedgerState>> {
-    if (this.entries) return this.entries;
+  private load(): Promise<Map<string, LedgerState>> {
+    this.entries ??= this.read();
+    return this.entries;
+  }
+
+  private async read(): Promise<Map<string, LedgerState>> {
     let text = '';
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    this.entries = new Map();
+    const entries = new Map<string, LedgerState>();
     for (const line of text.split('\n')) {
       const [verb, key, at] = line.split(' ');
       if (!key) continue;
-      if (verb === 'begin')
-        this.entries.set(key, { state: 'in-doubt', since: at ?? new Date(0).toISOString() });
-      if (verb === 'done') this.entries.set(key, { state: 'done' });
+      if (verb === 'begin') entries.set(key, { state: 'in-doubt', since: at ?? new Date(0).toISOString() });
+      if (verb === 'done') entries.set(key, { state: 'done' });
     }
-    return this.entries;
+    return entries;
   }
 
   private async append(line: string): Promise<void> {

@@ -10,7 +10,7 @@ interface Pointers {
 
 async function writeAtomic(file: string, text: string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   await writeFile(tmp, text);
   await rename(tmp, file);
 }
@@ -27,6 +27,8 @@ async function readOptional(file: string): Promise<string | undefined> {
 /** The embedded default store: one JSON file per revision under a directory, written atomically. */
 export class FileModelStore implements ModelStore {
   private readonly cache = new Map<string, Model>();
+  /** Pointer updates are read-modify-write: one at a time, or a concurrent one is lost. */
+  private updating: Promise<void> = Promise.resolve();
 
   constructor(private readonly dir: string) {}
 
@@ -55,10 +57,14 @@ export class FileModelStore implements ModelStore {
     return text ? (JSON.parse(text) as Pointers) : { rollouts: {} };
   }
 
-  private async update(change: (p: Pointers) => void): Promise<void> {
-    const p = await this.pointers();
-    change(p);
-    await writeAtomic(path.join(this.dir, 'pointers.json'), JSON.stringify(p, null, 2));
+  private update(change: (p: Pointers) => void): Promise<void> {
+    const run = async () => {
+      const p = await this.pointers();
+      change(p);
+      await writeAtomic(path.join(this.dir, 'pointers.json'), JSON.stringify(p, null, 2));
+    };
+    this.updating = this.updating.then(run, run);
+    return this.updating;
   }
 
   async getApplied(): Promise<string | undefined> {
