@@ -1,7 +1,14 @@
 import { previewCommand } from './commands/preview';
 import { planCommand } from './commands/plan';
+import { rolloutCommand } from './commands/rollout';
 import { validateCommand } from './commands/validate';
 import { CliError, type Io } from './commands/io';
+import {
+  cliConfigFromEnv,
+  CliConfigSchema,
+  type CliConfig,
+  type CliConfigInput,
+} from '../schemas/cli-config';
 
 const USAGE = `usage: vaquero <command> [options]
 
@@ -9,12 +16,15 @@ commands:
   validate <dir> [--json]                       check a source of truth; every problem as file:line: path: message
   plan <dir> --from <dir|git-ref> [--json]      hosts to reprovision and their waves, per site
   preview --mac <mac> <dir> [--stage N]         a host's rendered iPXE script and unattended config
+  rollout <subcommand> [options]                follow and steer site rollouts: list, status, watch, pause,
+                                                resume, approve, abort, retry-host (vaquero rollout --help)
 `;
 
-const commands: Record<string, (args: string[], io: Io) => Promise<number>> = {
+const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Promise<number>> = {
   validate: validateCommand,
   plan: planCommand,
   preview: previewCommand,
+  rollout: rolloutCommand,
 };
 
 const processIo: Io = {
@@ -24,7 +34,11 @@ const processIo: Io = {
 };
 
 /** Runs one CLI command and returns its exit code; errors become one line on stderr, never a stack trace. */
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Io = processIo,
+  config: CliConfigInput = cliConfigFromEnv(process.env, process.stdout.isTTY === true),
+): Promise<number> {
   const [name, ...args] = argv;
   // Asked for, the usage is the output; without a command it explains a usage error, like any other.
   if (!name) {
@@ -41,7 +55,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return 2;
   }
   try {
-    return await command(args, io);
+    return await command(args, io, CliConfigSchema.parse(config));
   } catch (err) {
     if (err instanceof CliError) {
       io.err(`vaquero ${name}: ${err.message}\n`);
