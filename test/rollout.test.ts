@@ -164,4 +164,34 @@ describe('site rollout on a real Temporal server with sim BMCs', () => {
     assert.equal(result.phase, 'completed');
     assert.equal((await env.cycles()).size, 20);
   });
+
+  test('a newer commit supersedes a running rollout: in-flight hosts finish, no host is cycled twice', async (t) => {
+    const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.03 });
+    if (!env) return;
+    const first = await env.commit('first');
+    const a = (await apply(env, first)).rollouts[0]?.workflowId ?? '';
+    await waitFor(env, a, (s) => s.wave >= 2, 'wave 2 of the first rollout');
+    await edit(path.join(env.sot, 'workflows/edge.yaml'), 'boots: [sim-node]', 'boots: [sim-edge]');
+    const second = await env.commit('second: edge hosts boot their own profile');
+    const b = await apply(env, second);
+    assert.equal(b.rollouts[0]?.supersedes, a);
+
+    const resultA = (await env.client.workflow.getHandle(a).result()) as SiteRolloutResult;
+    assert.equal(resultA.phase, 'superseded');
+    assert.ok(resultA.remaining.length > 0 && resultA.succeeded.length > 0);
+    const resultB = (await env.client.workflow
+      .getHandle(b.rollouts[0]?.workflowId ?? '')
+      .result()) as SiteRolloutResult;
+    assert.equal(resultB.phase, 'completed');
+    assert.deepEqual(
+      [...resultA.succeeded, ...resultB.succeeded].sort(),
+      [...resultA.succeeded, ...resultA.remaining].sort(),
+    );
+    const cycles = await env.cycles();
+    assert.equal(cycles.size, 20);
+    for (const [host, n] of cycles) assert.equal(n, 1, `${host} was power-cycled ${n} times`);
+    const statusB = await status(env, b.rollouts[0]?.workflowId ?? '');
+    const carried = Object.values(statusB.hosts).filter((h) => h.state === 'succeeded').length;
+    assert.equal(carried, resultA.remaining.length);
+  });
 });
