@@ -43,7 +43,7 @@ async function writeSot(dir: string): Promise<void> {
   const docs = Array.from({ length: hosts }, (_, i) => {
     const n = i + 1;
     const mac = `52:54:01:00:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
-    return `name: n${String(n).padStart(4, '0')}\ngroup: nodes\ninterfaces: [{ mac: "${mac}", subnet: bench-prov, ipv4: 10.128.${n >> 8}.${n & 0xff || 1}${n % 256 === 0 ? '' : ''} }]\nbmc: { type: sim, boot_delay: ${bootS}s }\n`;
+    return `name: n${String(n).padStart(4, '0')}\ngroup: nodes\ninterfaces: [{ mac: "${mac}", subnet: bench-prov, ipv4: 10.128.${n >> 8}.${n & 0xff} }]\nbmc: { type: sim, boot_delay: ${bootS}s }\n`;
   });
   await write('sites/bench/hosts/nodes.yaml', docs.join('---\n'));
 }

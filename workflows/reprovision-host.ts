@@ -1,4 +1,5 @@
 import {
+  type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -57,18 +58,20 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
   const timeouts: StepTimeouts = { ...DEFAULT_STEP_TIMEOUTS, ...input.timeouts };
   const queue = agentTaskQueue(input.site);
   // Heartbeats let a crashed agent's activity be retried on its restart within seconds, not minutes.
-  const agent = proxyActivities<AgentActivities>({
+  const agentOptions: ActivityOptions = {
     taskQueue: queue,
     startToCloseTimeout: '5 minutes',
     heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
-  });
-  const jobs = proxyActivities<AgentActivities>({
+  };
+  const jobOptions: ActivityOptions = {
     taskQueue: queue,
     startToCloseTimeout: '4 hours',
     heartbeatTimeout: '1 minute',
     retry: { maximumAttempts: 3 },
-  });
+  };
+  const agent = proxyActivities<AgentActivities>(agentOptions);
+  const jobs = proxyActivities<AgentActivities>(jobOptions);
   const events: BootEvent[] = [];
   let current: ResumePoint = { stage: 1, step: 'pre-shutdown' };
   setHandler(bootEventSignal, (event) => void events.push(event));
@@ -85,7 +88,10 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
 
   const runJobs = async (list: HostSpec['stages'][number]['preShutdown'], what: string) => {
     if (list.length === 0) return;
-    const results = await jobs.runJobs({ host: target.host, ipv4: target.ipv4, mac: target.mac, jobs: list });
+    const summary = `${what} jobs of ${target.host}: ${list.map((j) => `${j.name} (${j.type})`).join(', ')}`;
+    const results = await jobs.runJobs.executeWithOptions({ ...jobOptions, summary }, [
+      { host: target.host, ipv4: target.ipv4, mac: target.mac, jobs: list },
+    ]);
     outcomes.push(...results);
     const failed = results.find((r) => !r.ok);
     if (failed)
@@ -128,13 +134,10 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
             break;
           case 'power-cycle': {
             const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
-            const result = await agent.powerCycle({
-              site: target.site,
-              host: target.host,
-              mac: target.mac,
-              bmc: target.bmc,
-              key,
-            });
+            const summary = `power-cycle ${target.host} through its ${target.bmc?.type ?? 'missing'} BMC`;
+            const result = await agent.powerCycle.executeWithOptions({ ...agentOptions, summary }, [
+              { site: target.site, host: target.host, mac: target.mac, bmc: target.bmc, key },
+            ]);
             log.info('power cycle', { host: target.host, ...result });
             break;
           }
