@@ -66,6 +66,22 @@ describe('site rollout on a real Temporal server with sim BMCs', () => {
     );
     const final = await status(env, rollout.workflowId);
     assert.equal(final.waves, 7);
+    // The sim BMCs log cycles in the order they happened: waves never go backwards.
+    const order = (await readFile(path.join(env.stateDir, 'agent-sim1/sim-cycles.log'), 'utf8'))
+      .split('\n')
+      .filter(Boolean);
+    const waveOf = order.map((key) => final.hosts[key.split('/')[1] ?? '']?.wave ?? 0);
+    assert.deepEqual(
+      waveOf,
+      [...waveOf].sort((x, y) => x - y),
+      `cycle order ${order.join(' ')}`,
+    );
+    assert.equal(order[0], 'sim1/cp-01', 'the canary goes first');
+    assert.deepEqual(
+      order.slice(1, 3),
+      ['sim1/cp-02', 'sim1/cp-03'],
+      'the control plane before its dependents',
+    );
     assert.deepEqual(final.counts, { total: 20, pending: 0, running: 0, succeeded: 20, failed: 0 });
   });
 
