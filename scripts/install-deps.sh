@@ -137,3 +137,7 @@ main() {
 }
 
 main "$@"
+
+# The time-skipping test server for workflow tests that wait hours (reboot windows): a Java jar from
+# Maven Central, as the SDK's own download cannot be reached.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-test-server.sh"
