@@ -35,7 +35,7 @@ let runtimeInstalled = false;
 let bundle: Promise<{ code: string }> | undefined;
 
 // Bundling takes seconds, so a test file bundles once and every worker in it reuses the code.
-function workflowBundle(): Promise<{ code: string }> {
+export function workflowBundle(): Promise<{ code: string }> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;

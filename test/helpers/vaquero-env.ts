@@ -8,33 +8,15 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  NativeConnection,
-  Runtime,
-  type Worker,
-} from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { readCycleLog, type SimLab } from '../../activities/power/sim-power';
 import { FileModelStore } from '../../activities/store/file-store';
 import { createAgentWorker } from '../../agent/worker';
 import { ensureNamespace, registerSearchAttributes } from '../../server/temporal-setup';
 import { createServerWorker } from '../../server/worker';
-import { connectOrSkip, temporalAddress, workflowsPath } from './temporal';
+import { connectOrSkip, temporalAddress, workflowBundle } from './temporal';
 
 const run = promisify(execFile);
-let bundle: Promise<{ code: string }> | undefined;
-let runtimeInstalled = false;
-
-function workflowBundle(): Promise<{ code: string }> {
-  if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    runtimeInstalled = true;
-  }
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
-  return bundle;
-}
-
 /** The Temporal CLI the tests shell out to, as an operator would. */
 export function temporalCli(): string {
   const cached = path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'bin/temporal');
