@@ -5,6 +5,7 @@ import type { JobOutcome } from '../schemas/rollout';
 import type { BootTraffic } from './boot-traffic';
 import type { NetbootTable } from './netboot-table';
 import type { PowerLedger } from './power/power-ledger';
+import { PowerError, PowerUnsupportedError, toApplicationFailure } from './power/errors';
 import type { PowerDriver, PowerState, PowerTarget } from './power/power-driver';
 
 export interface JobsRunner {
@@ -37,6 +38,20 @@ export interface PowerCycleResult {
   before: PowerState;
   cycled: boolean;
   note?: string;
+}
+
+/**
+ * Asks for a one-time network boot. A driver that cannot (the SSH soft path reboots the running OS)
+ * leaves the host to boot what it would boot anyway, which the note in the result says.
+ */
+async function setNextBootPxe(driver: PowerDriver): Promise<string | undefined> {
+  try {
+    await driver.setNextBoot('pxe');
+    return undefined;
+  } catch (err) {
+    if (err instanceof PowerUnsupportedError) return `next boot device not set: ${err.message}`;
+    throw err;
+  }
 }
 
 async function heardSince(
@@ -102,11 +117,13 @@ export function createAgentActivities(deps: AgentActivityDeps) {
           };
         }
         await deps.ledger.begin(input.key, new Date().toISOString());
-        await driver.setNextBoot('pxe');
+        const note = await setNextBootPxe(driver);
         if (before === 'off') await driver.powerOn();
         else await driver.powerCycle();
         await deps.ledger.done(input.key);
-        return { before, cycled: true };
+        return { before, cycled: true, note };
+      } catch (err) {
+        throw err instanceof PowerError ? toApplicationFailure(err) : err;
       } finally {
         clearInterval(beat);
       }

@@ -8,7 +8,10 @@ import { createSecretResolver } from '../activities/jobs/secrets';
 import { BootTraffic } from '../activities/boot-traffic';
 import { NetbootTable } from '../activities/netboot-table';
 import { PowerLedger } from '../activities/power/power-ledger';
+import { createCommandPower } from '../activities/power/command-power';
+import { createIpmiPower } from '../activities/power/ipmi-power';
 import { SimLab } from '../activities/power/sim-power';
+import { createSshPower } from '../activities/power/ssh-power';
 import { ApplicationFailure } from '@temporalio/activity';
 import { agentTaskQueue } from '../schemas/rollout';
 import { SignalingEventSink, type Logger } from './event-delivery';
@@ -51,11 +54,19 @@ export async function createAgentWorker(options: AgentWorkerOptions) {
     traffic,
     inDoubtGraceMs: options.inDoubtGraceMs ?? 120_000,
     powerDriver(target, bmc) {
-      if (bmc.type === 'sim') return sim.driver(target, bmc);
-      throw ApplicationFailure.nonRetryable(
-        `this agent has no driver for BMC type ${bmc.type} yet`,
-        'UnsupportedBmc',
-      );
+      switch (bmc.type) {
+        case 'sim':
+          return sim.driver(target, bmc);
+        case 'ipmi':
+          return createIpmiPower(bmc, { resolveSecret });
+        case 'ssh':
+          // No lasting known_hosts: a reprovisioned host comes back with a new host key.
+          return createSshPower(bmc, { resolveSecret });
+        case 'command':
+          return createCommandPower(target, bmc);
+        case 'redfish':
+          throw ApplicationFailure.nonRetryable('this agent has no Redfish driver yet', 'UnsupportedBmc');
+      }
     },
     jobs: {
       run: (jobs, target, signal) => runJobs(jobs, { ...target, env: {} }, { resolveSecret, signal }),
