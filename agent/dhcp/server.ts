@@ -1,0 +1,104 @@
+// The DHCP socket loop: decode, hand to the pure handler, send its reply. Nothing in here throws.
+import dgram from 'node:dgram';
+import type { BootEventSink } from '../../activities/boot-events';
+import { decode, encode } from './codec';
+import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome } from './handler';
+import type { LeaseBackend } from './leases';
+
+export type DhcpLogger = (entry: DhcpLog & { from?: string }) => void;
+
+export interface DhcpServerOptions {
+  /**
+   * The interface to serve. Node's dgram has no SO_BINDTODEVICE, and a socket bound to a unicast
+   * address never sees the broadcast DISCOVERs of clients without an address. So the socket binds
+   * 0.0.0.0 and "only this interface" is given by running the agent in a network namespace that holds
+   * just the boot interface (LAB.md); the name is only reported in logs.
+   */
+  interface?: string;
+  /** The server's address on the boot network: server identifier (option 54). */
+  address: string;
+  /** Where to bind; 0.0.0.0 by default (see `interface`). */
+  bindAddress?: string;
+  port?: number;
+  backend: LeaseBackend;
+  events: BootEventSink;
+  log: DhcpLogger;
+  now?: () => Date;
+}
+
+export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error', number>;
+
+export interface DhcpServer {
+  port: number;
+  counters: DhcpCounters;
+  close(): Promise<void>;
+}
+
+export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServer> {
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  const counters: DhcpCounters = {
+    offer: 0,
+    ack: 0,
+    nak: 0,
+    ignored: 0,
+    'unknown-mac': 0,
+    declined: 0,
+    released: 0,
+    malformed: 0,
+    'send-error': 0,
+  };
+  const now = opts.now ?? (() => new Date());
+  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    const from = `${rinfo.address}:${rinfo.port}`;
+    try {
+      const decoded = decode(msg);
+      if (!decoded.ok) {
+        counters.malformed++;
+        opts.log({ level: 'warn', msg: `malformed DHCP packet (${decoded.error})`, xid: decoded.xid, from });
+        return;
+      }
+      const result = handleDhcp(decoded.packet, {
+        serverIp: opts.address,
+        backend: opts.backend,
+        now: now(),
+      });
+      counters[result.outcome]++;
+      if (result.log) opts.log({ ...result.log, from });
+      if (result.event) opts.events.emit(result.event);
+      if (!result.reply) return;
+      const { packet, to, encode: encodeOptions } = result.reply;
+      socket.send(encode(packet, encodeOptions), to.port, to.address, (err) => {
+        if (!err) return;
+        counters['send-error']++;
+        opts.log({ level: 'warn', msg: `send to ${to.address}:${to.port}: ${err.message}`, xid: packet.xid });
+      });
+    } catch (err) {
+      // A bug must cost one packet, not the boot network.
+      counters.malformed++;
+      opts.log({
+        level: 'warn',
+        msg: `dropped packet: ${err instanceof Error ? err.message : String(err)}`,
+        from,
+      });
+    }
+  };
+  socket.on('message', onMessage);
+  socket.on('error', (err) => opts.log({ level: 'warn', msg: `socket error: ${err.message}` }));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(opts.port ?? SERVER_PORT, opts.bindAddress ?? '0.0.0.0', () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  // Replies to clients without an address go to 255.255.255.255 (RFC 2131 section 4.1). Linux routes
+  // that address like any other: without a default route or `ip route add 255.255.255.255/32 dev <if>`
+  // in the namespace, sends fail with ENETUNREACH (logged and counted as send-error).
+  socket.setBroadcast(true);
+  opts.log({ level: 'info', msg: `DHCP on ${opts.interface ?? 'all interfaces'} as ${opts.address}` });
+  return {
+    port: socket.address().port,
+    counters,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
