@@ -10,9 +10,9 @@ import { NetbootTable } from '../activities/netboot-table';
 import { PowerLedger } from '../activities/power/power-ledger';
 import { createCommandPower } from '../activities/power/command-power';
 import { createIpmiPower } from '../activities/power/ipmi-power';
+import { createRedfishPower } from '../activities/power/redfish-power';
 import { SimLab } from '../activities/power/sim-power';
 import { createSshPower } from '../activities/power/ssh-power';
-import { ApplicationFailure } from '@temporalio/activity';
 import { agentTaskQueue } from '../schemas/rollout';
 import { SignalingEventSink, type Logger } from './event-delivery';
 
@@ -65,7 +65,7 @@ export async function createAgentWorker(options: AgentWorkerOptions) {
         case 'command':
           return createCommandPower(target, bmc);
         case 'redfish':
-          throw ApplicationFailure.nonRetryable('this agent has no Redfish driver yet', 'UnsupportedBmc');
+          return createRedfishPower(bmc, { resolveSecret });
       }
     },
     jobs: {

@@ -141,3 +141,6 @@ main "$@"
 # The time-skipping test server for workflow tests that wait hours (reboot windows): a Java jar from
 # Maven Central, as the SDK's own download cannot be reached.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-test-server.sh"
+
+# The Redfish emulator (PyPI sushy-tools) the Redfish driver tests run against, in a venv in the cache.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-sushy.sh"
