@@ -1,0 +1,132 @@
+// The server's config file, parsed once by its entry point. Secrets are referenced, never inlined:
+// the config can be committed and shown, and secrets are resolved from the environment or files.
+import path from 'node:path';
+import { z } from 'zod';
+
+/** A secret by reference: an environment variable's name, or a file (e.g. a Kubernetes secret mount). */
+export const SecretRefSchema = z.union([
+  z.strictObject({ env: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+
+/** The `:hook` of `POST /postreceive/:hook`, so URL-safe. */
+const HookNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a URL-safe name');
+
+const sourceFields = {
+  name: HookNameSchema,
+  /** Pushes to this branch are applied; pushes to others are ignored. */
+  branch: z.string().min(1).default('main'),
+  /** The SoT's directory inside the repository. */
+  path: z.string().min(1).default('.'),
+  webhook_secret: SecretRefSchema,
+};
+
+export const SotSourceSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('git'),
+    ...sourceFields,
+    /** A local git repository (or a clone kept up to date by the operator). */
+    repo: z.string().min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('github'),
+    ...sourceFields,
+    /** owner/name; a push from another repository is ignored. */
+    repo: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be owner/name'),
+    /** The local clone the server reads commits from. */
+    checkout: z.string().min(1),
+  }),
+]);
+export type SotSource = z.infer<typeof SotSourceSchema>;
+
+export const ServerConfigSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.int().min(0).max(65535).default(8080),
+    })
+    .default({ host: '127.0.0.1', port: 8080 }),
+  temporal: z
+    .strictObject({
+      address: z.string().min(1).default('127.0.0.1:7233'),
+      namespace: z.string().min(1).default('default'),
+    })
+    .default({ address: '127.0.0.1:7233', namespace: 'default' }),
+  sources: z
+    .array(SotSourceSchema)
+    .default([])
+    .refine((s) => new Set(s.map((x) => x.name)).size === s.length, 'source names must be unique'),
+  api: z.strictObject({
+    /** Bearer tokens of the user API; the name goes into the logs, never the token. */
+    tokens: z.array(z.strictObject({ name: z.string().min(1), token: SecretRefSchema })).min(1),
+  }),
+  /** GitHub caps payloads at 25 MB, but a push of a SoT repository is far smaller. */
+  webhook_body_limit: z
+    .int()
+    .positive()
+    .default(5 * 1024 * 1024),
+});
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The config from its parsed file (YAML or JSON); every problem in one message. */
+export function parseServerConfig(raw: unknown): ServerConfig {
+  const parsed = ServerConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+  throw new ConfigError(`invalid server config:\n${lines.join('\n')}`);
+}
+
+/** The directory applyCommitWorkflow reads a source's SoT from. */
+export function sourceDir(source: SotSource): string {
+  return path.resolve(source.kind === 'git' ? source.repo : source.checkout, source.path);
+}
+
+export interface Secrets {
+  /** Webhook secret per source name. */
+  webhooks: ReadonlyMap<string, string>;
+  apiTokens: readonly { name: string; token: string }[];
+}
+
+export interface SecretReaders {
+  env: Readonly<Record<string, string | undefined>>;
+  readFile(file: string): Promise<string>;
+}
+
+async function resolveSecret(ref: SecretRef, where: string, readers: SecretReaders): Promise<string> {
+  let value: string | undefined;
+  if ('env' in ref) value = readers.env[ref.env];
+  else {
+    try {
+      value = await readers.readFile(ref.file);
+    } catch (err) {
+      throw new ConfigError(`${where}: cannot read ${ref.file}: ${(err as Error).message}`);
+    }
+  }
+  // A secret file usually ends in a newline that is not part of the secret.
+  const secret = value?.replace(/\r?\n$/, '');
+  if (!secret) {
+    const from = 'env' in ref ? `environment variable ${ref.env}` : `file ${ref.file}`;
+    throw new ConfigError(`${where}: ${from} is unset or empty`);
+  }
+  return secret;
+}
+
+/** Every referenced secret, read once at start-up so a missing one stops the server at once. */
+export async function resolveSecrets(config: ServerConfig, readers: SecretReaders): Promise<Secrets> {
+  const webhooks = new Map<string, string>();
+  for (const source of config.sources)
+    webhooks.set(
+      source.name,
+      await resolveSecret(source.webhook_secret, `sources.${source.name}.webhook_secret`, readers),
+    );
+  const apiTokens: { name: string; token: string }[] = [];
+  for (const { name, token } of config.api.tokens)
+    apiTokens.push({ name, token: await resolveSecret(token, `api.tokens.${name}`, readers) });
+  return { webhooks, apiTokens };
+}

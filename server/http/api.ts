@@ -1,0 +1,147 @@
+// /api/v1: rollouts (list, status, and the same signals as `vaquero rollout`), behind bearer tokens.
+import type { WorkflowExecutionInfo } from '@temporalio/client';
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { z } from 'zod';
+import { rolloutWorkflowId } from '../../schemas/rollout';
+import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../../schemas/search-attributes';
+import {
+  abortSignal,
+  approveSignal,
+  pauseSignal,
+  resumeSignal,
+  retryHostSignal,
+} from '../../workflows/messages';
+import {
+  listRollouts,
+  queryStatus,
+  ROLLOUT_WORKFLOW_TYPE,
+  type Rollout,
+  type Temporal,
+} from '../commands/rollout-client';
+import {
+  ListRolloutsQuerySchema,
+  RolloutParamsSchema,
+  RolloutSignalSchema,
+  SIGNAL_BODIES,
+  type RolloutSignal,
+  type RolloutSummary,
+} from './api-schemas';
+import { bearerAuth } from './auth';
+import type { AppDeps, AppEnv } from './deps';
+import { openApiDocument } from './openapi';
+
+function valid<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || what}: ${i.message}`);
+  throw new HTTPException(400, { message: `invalid ${what}: ${issues.join('; ')}` });
+}
+
+/** A JSON body; an empty one stands for `{}`, so `curl -X POST .../pause` works. */
+async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
+  const text = await c.req.text();
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HTTPException(400, { message: 'the request body is not JSON' });
+  }
+}
+
+function summaryOf(info: WorkflowExecutionInfo): RolloutSummary {
+  const attrs = info.typedSearchAttributes;
+  return {
+    workflowId: info.workflowId,
+    site: attrs.get(SiteAttribute) ?? info.workflowId.split('/')[1] ?? '',
+    commit: attrs.get(CommitAttribute) ?? '',
+    phase: attrs.get(PhaseAttribute) ?? 'unknown',
+    execution: info.status.name,
+    startTime: info.startTime.toISOString(),
+    closeTime: info.closeTime?.toISOString(),
+  };
+}
+
+async function rolloutOf(t: Temporal, params: unknown): Promise<Rollout> {
+  const { site, sha7 } = valid(RolloutParamsSchema, params, 'path');
+  const workflowId = rolloutWorkflowId(site, sha7);
+  const handle = t.client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  if (description.type !== ROLLOUT_WORKFLOW_TYPE)
+    throw new HTTPException(404, { message: `${workflowId} is not a rollout` });
+  return { workflowId, handle, description };
+}
+
+/** Sends a validated signal; the CLI's checks apply, as 409s. */
+async function sendSignal(t: Temporal, rollout: Rollout, signal: RolloutSignal, body: unknown) {
+  const { handle, workflowId } = rollout;
+  if (rollout.description.status.name !== 'RUNNING')
+    throw new HTTPException(409, {
+      message: `${workflowId} is closed (${rollout.description.status.name.toLowerCase()}): signals reach only running rollouts`,
+    });
+  switch (signal) {
+    case 'pause':
+      return handle.signal(pauseSignal);
+    case 'resume':
+      return handle.signal(resumeSignal);
+    case 'approve':
+      return handle.signal(approveSignal);
+    case 'abort': {
+      const { reason } = SIGNAL_BODIES.abort.parse(body);
+      return reason === undefined ? handle.signal(abortSignal) : handle.signal(abortSignal, reason);
+    }
+    case 'retry-host': {
+      const { host } = SIGNAL_BODIES['retry-host'].parse(body);
+      const entry = (await queryStatus(t, handle)).hosts[host];
+      if (!entry) throw new HTTPException(404, { message: `host ${host} is not in ${workflowId}` });
+      if (entry.state !== 'failed')
+        throw new HTTPException(409, {
+          message: `host ${host} is ${entry.state}, not failed: retry-host retries failed hosts only`,
+        });
+      return handle.signal(retryHostSignal, host);
+    }
+  }
+}
+
+export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
+  const t: Temporal = {
+    client: deps.temporal,
+    address: deps.config.temporal.address,
+    namespace: deps.temporal.options.namespace,
+    close: () => Promise.resolve(),
+  };
+  const app = new Hono<AppEnv>();
+  app.use(bearerAuth(deps.secrets.apiTokens));
+
+  app.get('/openapi.json', (c) => c.json(openApiDocument()));
+
+  app.get('/rollouts', async (c) => {
+    const query = valid(ListRolloutsQuerySchema, c.req.query(), 'query');
+    const infos = await listRollouts(t, { site: query.site, all: query.all === 'true' });
+    return c.json({ rollouts: infos.map(summaryOf) });
+  });
+
+  app.get('/rollouts/:site/:sha7/status', async (c) => {
+    const rollout = await rolloutOf(t, c.req.param());
+    const status = await queryStatus(t, rollout.handle);
+    const { runId, startTime, closeTime } = rollout.description;
+    return c.json({
+      workflowId: rollout.workflowId,
+      runId,
+      execution: rollout.description.status.name,
+      startTime: startTime.toISOString(),
+      closeTime: closeTime?.toISOString(),
+      ...status,
+    });
+  });
+
+  app.post('/rollouts/:site/:sha7/:signal', async (c) => {
+    const signal = valid(RolloutSignalSchema, c.req.param('signal'), 'signal');
+    const body = valid<unknown>(SIGNAL_BODIES[signal], await jsonBody(c), 'body');
+    const rollout = await rolloutOf(t, { site: c.req.param('site'), sha7: c.req.param('sha7') });
+    await sendSignal(t, rollout, signal, body);
+    c.var.log.info({ workflowId: rollout.workflowId, signal }, 'signal sent');
+    return c.json({ status: 'sent', signal, workflowId: rollout.workflowId }, 202);
+  });
+  return app;
+}

@@ -1,0 +1,51 @@
+// The server's HTTP side: GitHub webhooks, the user API, and the probes, in one Hono app that knows
+// Temporal only through the client it is given.
+import { Hono } from 'hono';
+import { requestId } from 'hono/request-id';
+import { apiRoutes } from './api';
+import type { AppDeps, AppEnv } from './deps';
+import { httpError } from './errors';
+import { childLog } from './log';
+import { webhookRoutes } from './webhooks';
+
+const READY_TIMEOUT_MS = 2_000;
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const log = childLog(deps.log, { reqId: c.var.requestId });
+    c.set('log', log);
+    const started = performance.now();
+    await next();
+    const ms = Math.round(performance.now() - started);
+    log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');
+  });
+
+  app.get('/live', (c) => c.json({ status: 'live' }));
+  // Ready while the namespace answers; HA leadership (SPEC 6: 200 only on the leader) joins this later.
+  app.get('/ready', async (c) => {
+    const { namespace } = deps.temporal.options;
+    try {
+      await deps.temporal.withDeadline(Date.now() + READY_TIMEOUT_MS, () =>
+        deps.temporal.workflowService.describeNamespace({ namespace }),
+      );
+      return c.json({ status: 'ready' });
+    } catch (err) {
+      c.var.log.warn({ error: (err as Error).message }, 'not ready: Temporal does not answer');
+      return c.json({ status: 'not ready', reason: 'Temporal does not answer' }, 503);
+    }
+  });
+
+  app.route('/postreceive', webhookRoutes(deps));
+  app.route('/api/v1', apiRoutes(deps));
+
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    const { status, message, internal } = httpError(err);
+    const log = c.get('log') ?? deps.log;
+    if (internal) log.error({ status, error: err.message, stack: err.stack }, 'request failed');
+    return c.json({ error: message, requestId: c.get('requestId') }, status);
+  });
+  return app;
+}

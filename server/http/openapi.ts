@@ -1,0 +1,116 @@
+// The OpenAPI 3.1 document of /api/v1, written by hand; its bodies come from the zod schemas the
+// routes validate with, so the two cannot drift apart.
+import { z } from 'zod';
+import {
+  AbortBodySchema,
+  EmptyBodySchema,
+  ErrorBodySchema,
+  RetryHostBodySchema,
+  RolloutListSchema,
+  RolloutStatusResponseSchema,
+  SignalSentSchema,
+} from './api-schemas';
+
+const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') =>
+  z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' });
+
+const json = (s: z.ZodType, description: string) => ({
+  description,
+  content: { 'application/json': { schema: schema(s) } },
+});
+
+const errors = {
+  '401': { $ref: '#/components/responses/Unauthorized' },
+  '403': { $ref: '#/components/responses/Forbidden' },
+  '404': json(ErrorBodySchema, 'No such rollout'),
+};
+
+const rolloutParams = [
+  { name: 'site', in: 'path', required: true, schema: { type: 'string' } },
+  {
+    name: 'sha7',
+    in: 'path',
+    required: true,
+    description: 'The first 7 hex digits of the commit',
+    schema: { type: 'string', pattern: '^[0-9a-f]{7}$' },
+  },
+];
+
+function signalPath(name: string, summary: string, body: z.ZodType) {
+  return {
+    post: {
+      operationId: `${name.replace(/-(\w)/g, (_, ch: string) => ch.toUpperCase())}Rollout`,
+      summary,
+      parameters: rolloutParams,
+      requestBody: {
+        required: false,
+        content: { 'application/json': { schema: schema(body, 'input') } },
+      },
+      responses: {
+        '202': json(SignalSentSchema, 'The signal was sent'),
+        '400': json(ErrorBodySchema, 'The body is not valid'),
+        '409': json(ErrorBodySchema, 'The rollout is closed, or the host has not failed'),
+        ...errors,
+      },
+    },
+  };
+}
+
+const signals = [
+  ['pause', 'Start no more hosts; hosts in flight finish', EmptyBodySchema],
+  ['resume', 'Start hosts again', EmptyBodySchema],
+  ['approve', 'Go on after the canary (site policy approval_required)', EmptyBodySchema],
+  ['abort', 'Stop: hosts in flight cancel at a safe point, no more start', AbortBodySchema],
+  ['retry-host', 'Reprovision a failed host again, from the step where it failed', RetryHostBodySchema],
+] as const;
+
+export function openApiDocument() {
+  const paths: Record<string, unknown> = {
+    '/rollouts': {
+      get: {
+        operationId: 'listRollouts',
+        summary: 'Rollouts, newest first: running ones, or all with all=true',
+        parameters: [
+          { name: 'site', in: 'query', required: false, schema: { type: 'string' } },
+          { name: 'all', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] } },
+        ],
+        responses: { '200': json(RolloutListSchema, 'The rollouts'), ...errors },
+      },
+    },
+    '/rollouts/{site}/{sha7}/status': {
+      get: {
+        operationId: 'rolloutStatus',
+        summary: "The rollout's status query: phase, why it waits, wave, counts and hosts",
+        parameters: rolloutParams,
+        responses: { '200': json(RolloutStatusResponseSchema, 'The status'), ...errors },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        operationId: 'openApi',
+        summary: 'This document',
+        responses: { '200': { description: 'OpenAPI 3.1' }, ...errors },
+      },
+    },
+  };
+  for (const [name, summary, body] of signals)
+    paths[`/rollouts/{site}/{sha7}/${name}`] = signalPath(name, summary, body);
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Vaquero user API',
+      version: '1',
+      description: 'Every route needs `Authorization: Bearer <token>`: none is 401, an unknown token 403.',
+    },
+    servers: [{ url: '/api/v1' }],
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      responses: {
+        Unauthorized: json(ErrorBodySchema, 'No bearer token'),
+        Forbidden: json(ErrorBodySchema, 'The bearer token is not accepted'),
+      },
+    },
+  };
+}

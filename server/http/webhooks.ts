@@ -1,0 +1,143 @@
+// POST /postreceive/:hook: GitHub webhooks of the SoT sources. A push to a source's branch starts
+// applyCommitWorkflow as apply/<sha>, so GitHub's redeliveries start nothing new.
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import { Webhooks } from '@octokit/webhooks';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { z } from 'zod';
+import { applyWorkflowId, SERVER_TASK_QUEUE, type ApplyCommitInput } from '../../schemas/rollout';
+import type { applyCommitWorkflow } from '../../workflows/apply-commit';
+import { sourceDir, type SotSource } from '../config';
+import type { AppDeps, AppEnv } from './deps';
+import { childLog, type Log } from './log';
+
+/** The fields of GitHub's push payload that decide what to do; the rest is not read. */
+const PushPayloadSchema = z.object({
+  ref: z.string(),
+  after: z.string().regex(/^([0-9a-f]{40}|[0-9a-f]{64})$/, 'must be a commit SHA'),
+  deleted: z.boolean().optional(),
+  repository: z.object({ full_name: z.string() }),
+});
+type PushPayload = z.infer<typeof PushPayloadSchema>;
+
+interface Hook {
+  source: SotSource;
+  webhooks: Webhooks;
+}
+
+function hooksOf(deps: AppDeps): Map<string, Hook> {
+  const hooks = new Map<string, Hook>();
+  for (const source of deps.config.sources) {
+    const secret = deps.secrets.webhooks.get(source.name);
+    if (!secret) throw new Error(`no webhook secret resolved for source ${source.name}`);
+    hooks.set(source.name, { source, webhooks: new Webhooks({ secret }) });
+  }
+  return hooks;
+}
+
+function parseJson(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new HTTPException(400, { message: 'the payload is not JSON' });
+  }
+}
+
+/** Why a push is not applied, or undefined when it is. */
+function ignoredBecause(source: SotSource, push: PushPayload): string | undefined {
+  if (source.kind === 'github' && push.repository.full_name.toLowerCase() !== source.repo.toLowerCase())
+    return `a push to ${push.repository.full_name}; this hook watches ${source.repo}`;
+  if (push.ref !== `refs/heads/${source.branch}`)
+    return `a push to ${push.ref}; this hook applies refs/heads/${source.branch}`;
+  if (push.deleted || /^0+$/.test(push.after)) return `${push.ref} was deleted`;
+  return undefined;
+}
+
+/** The parsed payload of a delivery signed with the hook's secret; refusals are logged without it. */
+async function verifiedPayload(webhooks: Webhooks, body: string, signature: string | undefined, log: Log) {
+  if (!signature) {
+    log.warn({}, 'webhook refused: no X-Hub-Signature-256');
+    throw new HTTPException(401, { message: 'missing X-Hub-Signature-256' });
+  }
+  if (!body || !(await webhooks.verify(body, signature))) {
+    log.warn({}, 'webhook refused: signature does not match');
+    throw new HTTPException(401, { message: 'X-Hub-Signature-256 does not match the payload' });
+  }
+  return parseJson(body);
+}
+
+async function startApply(deps: AppDeps, source: SotSource, commit: string, log: Log) {
+  const workflowId = applyWorkflowId(commit);
+  const input: ApplyCommitInput = { commit, source: sourceDir(source) };
+  try {
+    await deps.temporal.workflow.start<typeof applyCommitWorkflow>('applyCommitWorkflow', {
+      taskQueue: SERVER_TASK_QUEUE,
+      workflowId,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      args: [input],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    log.info({ workflowId }, 'push already applied: redelivery');
+    return { code: 200, body: { status: 'duplicate', workflowId, commit } } as const;
+  }
+  log.info({ workflowId }, 'push applied: workflow started');
+  return { code: 202, body: { status: 'started', workflowId, commit } } as const;
+}
+
+export function webhookRoutes(deps: AppDeps): Hono<AppEnv> {
+  const hooks = hooksOf(deps);
+  const app = new Hono<AppEnv>();
+  const hookOf = (name: string): Hook => {
+    const hook = hooks.get(name);
+    if (!hook) throw new HTTPException(404, { message: `no webhook ${name}` });
+    return hook;
+  };
+  const limit = deps.config.webhook_body_limit;
+
+  app.post(
+    '/:hook',
+    async (c, next) => {
+      hookOf(c.req.param('hook'));
+      await next();
+    },
+    bodyLimit({
+      maxSize: limit,
+      onError: (c) => c.json({ error: `the payload is larger than ${limit} bytes` }, 413),
+    }),
+    async (c) => {
+      const name = c.req.param('hook');
+      const { source, webhooks } = hookOf(name);
+      const event = c.req.header('x-github-event');
+      const log = c.var.log;
+      // The delivery id is what GitHub's "Recent deliveries" page shows, to match log lines to it.
+      const fields = { hook: name, event, delivery: c.req.header('x-github-delivery') };
+      const contentType = c.req.header('content-type') ?? '';
+      if (!contentType.includes('json'))
+        throw new HTTPException(415, { message: 'set the webhook content type to application/json' });
+      const payload = await verifiedPayload(
+        webhooks,
+        await c.req.text(),
+        c.req.header('x-hub-signature-256'),
+        childLog(log, fields),
+      );
+      if (event === 'ping') return c.json({ status: 'pong', hook: name });
+      if (event !== 'push') {
+        log.info(fields, 'webhook ignored: not a push');
+        return c.json({ status: 'ignored', reason: `event ${event ?? '(none)'} is not handled` }, 202);
+      }
+      const push = PushPayloadSchema.safeParse(payload);
+      if (!push.success)
+        throw new HTTPException(400, { message: `not a push payload: ${push.error.issues[0]?.message}` });
+      const reason = ignoredBecause(source, push.data);
+      if (reason) {
+        log.info({ ...fields, ref: push.data.ref }, 'webhook ignored');
+        return c.json({ status: 'ignored', reason }, 202);
+      }
+      const started = await startApply(deps, source, push.data.after, childLog(log, fields));
+      return c.json(started.body, started.code);
+    },
+  );
+  return app;
+}
