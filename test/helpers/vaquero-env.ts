@@ -49,6 +49,8 @@ export interface VaqueroOptions {
   sites: string[];
   /** Sites whose sim cycle logs `cycles()` reads (default: `sites`). */
   cycleSites?: string[];
+  /** The environment the in-process agents read `{ env: VAR }` secrets from. */
+  secretsEnv?: Record<string, string>;
   simTimeScale: number;
   /** Default `vaquero-test` (or $VAQUERO_TEST_NAMESPACE). */
   namespace?: string;
@@ -106,7 +108,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       namespace,
       client,
       stateDir: path.join(stateDir, `agent-${site}`),
-      secretsEnv: {},
+      secretsEnv: options.secretsEnv ?? {},
       simTimeScale: options.simTimeScale,
       logger: quietLogger,
     });
