@@ -6,6 +6,7 @@ import type { BootTraffic } from './boot-traffic';
 import type { NetbootTable } from './netboot-table';
 import type { PowerLedger } from './power/power-ledger';
 import { PowerError, PowerUnsupportedError, toApplicationFailure } from './power/errors';
+import { powerOffGracefully } from './power/power-off';
 import type { PowerDriver, PowerState, PowerTarget } from './power/power-driver';
 
 export interface JobsRunner {
@@ -122,6 +123,24 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         else await driver.powerCycle();
         await deps.ledger.done(input.key);
         return { before, cycled: true, note };
+      } catch (err) {
+        throw err instanceof PowerError ? toApplicationFailure(err) : err;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    /** Soft off, then hard off after `softTimeoutMs` where `allowHard` (the policy) says so. */
+    async powerOff(input: PowerTarget & { bmc: Bmc | undefined; softTimeoutMs: number; allowHard: boolean }) {
+      if (!input.bmc)
+        throw ApplicationFailure.nonRetryable(
+          `host ${input.host} has no BMC in the source of truth`,
+          'NoBmc',
+        );
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
+      try {
+        return await powerOffGracefully(deps.powerDriver(input, input.bmc), input);
       } catch (err) {
         throw err instanceof PowerError ? toApplicationFailure(err) : err;
       } finally {

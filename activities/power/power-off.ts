@@ -1,3 +1,4 @@
+import { PowerBmcError } from './errors';
 import type { PowerDriver, PowerState } from './power-driver';
 
 export interface PowerOffResult {
@@ -33,8 +34,10 @@ export async function powerOffGracefully(
     if ((await driver.powerState()) === 'off') return { before, how: 'soft' };
   }
   if (!options.allowHard) {
-    throw new Error(
+    // Permanent for this request: retrying would only wait out the same soft timeout again.
+    throw new PowerBmcError(
       `still on ${Math.round(options.softTimeoutMs / 1000)} s after a soft off, and policy forbids a hard off`,
+      false,
     );
   }
   await driver.powerOff();
