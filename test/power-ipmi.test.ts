@@ -1,8 +1,8 @@
-// The IPMI driver against OpenIPMI's ipmi_sim on loopback, through the real ipmitool. The emulated
+// The IPMI driver against OpenIPMI's ipmi_sim, on loopback and across network namespaces, through the real ipmitool. The emulated
 // chassis is a shell script keeping the machine's power and boot device in files, so each test
 // asserts what the machine saw, not what ipmitool printed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { PowerError, toApplicationFailure } from '../activities/power/errors';
 import { createIpmiPower, type IpmiPowerDeps } from '../activities/power/ipmi-power';
 import { IpmiBmcSchema } from '../schemas/host';
 import { tempDir } from './helpers/jobs-fixtures';
+import { createNetnsPair, netnsUsable } from './helpers/netns';
 
 const PASSWORD = 'vq-Bmc-Pass-4711';
 const TOOLS = ['/usr/bin/ipmitool', '/usr/bin/ipmi_sim'];
@@ -61,7 +62,10 @@ async function freeUdpPort(): Promise<number> {
 }
 
 /** Starts ipmi_sim on 127.0.0.1, or skips on a developer machine without OpenIPMI (fails in CI). */
-async function startSimOrSkip(t: TestContext): Promise<Sim | undefined> {
+async function startSimOrSkip(
+  t: TestContext,
+  where?: { address: string; port: number; spawner: Spawner; probe: (sim: Sim) => ReturnType<typeof driver> },
+): Promise<Sim | undefined> {
   const missing = TOOLS.filter((tool) => !existsSync(tool));
   if (missing.length > 0) {
     const reason = `${missing.join(', ')} not found (apt-get install openipmi ipmitool)`;
@@ -71,7 +75,7 @@ async function startSimOrSkip(t: TestContext): Promise<Sim | undefined> {
   }
   const dir = await tempDir(t);
   const sim: Sim = {
-    port: await freeUdpPort(),
+    port: where?.port ?? (await freeUdpPort()),
     read: async (file) => (await readFile(path.join(dir, file), 'utf8')).trim(),
     write: (file, value) => writeFile(path.join(dir, file), `${value}\n`),
   };
@@ -85,7 +89,7 @@ async function startSimOrSkip(t: TestContext): Promise<Sim | undefined> {
   const chassis = path.join(dir, 'chassis.sh');
   await writeFile(chassis, CHASSIS);
   await chmod(chassis, 0o755);
-  await writeFile(path.join(dir, 'lan.conf'), lanConf(sim.port, chassis));
+  await writeFile(path.join(dir, 'lan.conf'), lanConf(sim.port, chassis, where?.address));
   await writeFile(
     path.join(dir, 'bmc.emu'),
     [
@@ -96,16 +100,16 @@ async function startSimOrSkip(t: TestContext): Promise<Sim | undefined> {
       '',
     ].join('\n'),
   );
-  await startDaemon(t, dir, sim);
+  await startDaemon(t, dir, sim, where?.spawner, where?.probe(sim));
   return sim;
 }
 
-function lanConf(port: number, chassis: string): string {
+function lanConf(port: number, chassis: string, address = '127.0.0.1'): string {
   return [
     'name "vaquero-test"',
     'set_working_mc 0x20',
     'startlan 1',
-    `  addr 127.0.0.1 ${port}`,
+    `  addr ${address} ${port}`,
     '  priv_limit admin',
     '  allowed_auths_admin none md2 md5 straight',
     '  guid a123456789abcdefa123456789abcdef',
@@ -116,17 +120,24 @@ function lanConf(port: number, chassis: string): string {
   ].join('\n');
 }
 
-async function startDaemon(t: TestContext, dir: string, sim: Sim): Promise<void> {
+type Spawner = (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
+
+async function startDaemon(
+  t: TestContext,
+  dir: string,
+  sim: Sim,
+  spawner: Spawner = spawn,
+  probe = driver(sim, { retries: 0, timeoutMs: 1000 }),
+): Promise<void> {
   const args = ['-n', '-p', '-c', 'lan.conf', '-f', 'bmc.emu', '-s', path.join(dir, 'state')];
-  const daemon = spawn('/usr/bin/ipmi_sim', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const daemon = spawner('/usr/bin/ipmi_sim', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  daemon.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  daemon.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
   const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
   t.after(async () => {
     daemon.kill('SIGTERM');
     await exited;
   });
-  const probe = driver(sim, { retries: 0, timeoutMs: 1000 });
   const deadline = Date.now() + 5000;
   for (;;) {
     try {
@@ -267,4 +278,48 @@ test('a missing ipmitool is unsupported, not retried', async () => {
   assert.equal(err.kind, 'unsupported');
   assert.equal(err.retryable, false);
   assert.match(err.message, /ipmitool is not installed on this agent/);
+});
+
+test('across network namespaces: ipmitool in one, the BMC on its own address in the other', async (t) => {
+  const unusable = await netnsUsable();
+  if (unusable) {
+    if (process.env.CI && process.env.CI !== 'false') throw new Error(`${unusable}; CI must allow it`);
+    return t.skip(unusable);
+  }
+  const pair = await createNetnsPair(t);
+  await pair.exec(pair.a, 'ip', ['addr', 'add', '10.231.7.1/30', 'dev', pair.ifA]);
+  await pair.exec(pair.b, 'ip', ['addr', 'add', '10.231.7.2/30', 'dev', pair.ifB]);
+  // The agent side: ipmitool run inside namespace a, as the agent would run it on its own network.
+  const dir = await tempDir(t);
+  const wrapper = path.join(dir, 'ipmitool');
+  await writeFile(wrapper, `#!/bin/sh\nexec /usr/sbin/ip netns exec ${pair.a} /usr/bin/ipmitool "$@"\n`);
+  await chmod(wrapper, 0o755);
+  const bmcDriver = (sim: { port: number }) => {
+    const bmc = IpmiBmcSchema.parse({
+      type: 'ipmi',
+      address: '10.231.7.2',
+      port: sim.port,
+      username: 'admin',
+      password: { env: 'BMC_PASSWORD' },
+    });
+    return createIpmiPower(bmc, {
+      resolveSecret: createSecretResolver({ BMC_PASSWORD: PASSWORD }),
+      timeoutMs: 10_000,
+      ipmitool: wrapper,
+    });
+  };
+  const sim = await startSimOrSkip(t, {
+    address: '10.231.7.2',
+    port: 623,
+    spawner: (cmd, args, opts) => pair.spawn(pair.b, cmd, args, opts),
+    probe: bmcDriver,
+  });
+  if (!sim) return;
+  const power = bmcDriver(sim);
+  assert.equal(await power.powerState(), 'on');
+  await power.setNextBoot('pxe');
+  assert.equal(await sim.read('boot'), 'pxe');
+  await power.powerCycle();
+  await until(async () => (await sim.read('boots')) !== '0', 5000);
+  assert.equal(await sim.read('boots'), '1', 'cycled once, as the emulator saw it');
 });
