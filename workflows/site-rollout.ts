@@ -174,8 +174,11 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
       state.wave = wave.index;
       setPhase('running');
       await Promise.all(wave.hosts.map((h) => runHost(h)));
-      if (wave.canary && state.failures() > 0) setPhase('halted', 'the canary failed: retry-host or abort');
-      if (wave.canary && state.failures() > 0) await condition(() => stopping() || state.failures() === 0);
+      if (wave.canary && state.failures() > 0) {
+        // A failed canary halts whatever the failure budget: the change itself is suspect.
+        setPhase('halted', 'the canary failed: retry-host or abort');
+        await condition(() => stopping() || state.failures() === 0);
+      }
       if (wave.canary && state.plan.approval_required && !stopping()) {
         setPhase('waiting-approval', 'approve signal (site policy: approval required after the canary)');
         await condition(() => approved || stopping());
