@@ -40,6 +40,13 @@ function resumeStep(step: HostStep): HostStep {
   return ['power-cycle', 'dhcp', 'ipxe', 'kernel', 'checkpoint'].includes(step) ? 'arm' : step;
 }
 
+/** The innermost message: "Activity task failed" says less than the BMC error it wraps. */
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
 class StepFailure extends Error {
   constructor(
     readonly at: ResumePoint,
@@ -164,8 +171,12 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
       throw err;
     }
     const at = err instanceof StepFailure ? err.at : current;
-    const cause = err instanceof Error ? err.message : String(err);
-    await agent.disarmNetboot({ mac: target.mac, workflowId });
+    const cause = rootMessage(err);
+    try {
+      await agent.disarmNetboot({ mac: target.mac, workflowId });
+    } catch (disarmErr) {
+      log.warn('could not disarm after a failure', { host: target.host, error: rootMessage(disarmErr) });
+    }
     const result: ReprovisionHostResult = {
       host: target.host,
       ok: false,
