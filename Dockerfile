@@ -7,6 +7,8 @@ WORKDIR /app
 # tsx is a runtime dependency (bin/vaquero.mjs runs the TypeScript sources), so --omit=dev keeps
 # everything the commands need.
 COPY package.json package-lock.json ./
+# postinstall applies patches/ (the tftp package fixes) during npm ci.
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY . .

@@ -9,7 +9,7 @@ set -euo pipefail
 
 # Debian packages the tests use: etcd for the model store and leader election, git for SoT
 # repositories.
-APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client busybox-static iproute2)
+APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client busybox-static iproute2 tftp-hpa atftp ipxe curl)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"

@@ -1,0 +1,136 @@
+// Read-only TFTP for the boot network (iPXE binaries), on the `tftp` package patched in
+// patches/tftp+0.1.2.patch. Nothing in here throws into the socket loop: every fault is logged and
+// costs one transfer at most.
+import { createReadStream, realpathSync } from 'node:fs';
+import tftp, { type GetStream, type PutStream } from 'tftp';
+import type { BootEventSink } from '../../activities/boot-events';
+import { resolveFile } from './resolve-file';
+
+export interface TftpLog {
+  level: 'info' | 'warn';
+  msg: string;
+  /** `address:port` of the client. */
+  from?: string;
+  file?: string;
+}
+
+export type TftpLogger = (entry: TftpLog) => void;
+
+export interface TftpServerOptions {
+  host: string;
+  port: number;
+  /** The directory served, e.g. /usr/lib/ipxe (Debian's `ipxe` package). */
+  root: string;
+  /**
+   * Receives one `tftp` event per completed read. TFTP never sees a MAC: the event has `mac: ''` and
+   * `detail: '<client ip> <filename>'`; the agent maps the IP to a MAC from its DHCP leases.
+   */
+  events?: BootEventSink;
+  log: TftpLogger;
+  /** Upper bounds offered to clients asking for blksize / windowsize (RFC 2348, RFC 7440). */
+  maxBlockSize?: number;
+  maxWindowSize?: number;
+  now?: () => Date;
+}
+
+export interface TftpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
+  const root = realpathSync(opts.root);
+  const now = opts.now ?? (() => new Date());
+  const active = new Set<GetStream>();
+
+  const serve = async (req: GetStream, res: PutStream, from: string): Promise<void> => {
+    const found = await resolveFile(root, req.file);
+    if (!found.ok) {
+      opts.log({ level: 'warn', msg: `refused: ${found.reason}`, from, file: req.file });
+      req.abort(found.error === 'access' ? tftp.EACCESS : tftp.ENOENT);
+      return;
+    }
+    const stream = createReadStream(found.path);
+    stream.on('error', (err) => {
+      opts.log({ level: 'warn', msg: `read ${found.path}: ${err.message}`, from, file: req.file });
+      req.abort(tftp.EIO);
+    });
+    // The library forwards transfer errors to `req`; the file stream must not outlive them.
+    req.on('close', () => stream.destroy());
+    res.setSize(found.size);
+    stream.pipe(res);
+  };
+
+  const onRequest = (req: GetStream, res: PutStream): void => {
+    const from = `${req.stats.remoteAddress}:${req.stats.remotePort}`;
+    let failed = false;
+    active.add(req);
+    req.on('error', (err: Error) => {
+      failed = true;
+      opts.log({ level: 'warn', msg: `transfer failed: ${err.message}`, from, file: req.file });
+    });
+    req.on('abort', () => {
+      failed = true;
+    });
+    req.on('close', () => {
+      active.delete(req);
+      // `error` and `abort` follow `close` in the same tick.
+      process.nextTick(() => {
+        if (failed) return;
+        opts.log({ level: 'info', msg: 'sent', from, file: req.file });
+        opts.events?.emit({
+          kind: 'tftp',
+          mac: '',
+          detail: `${req.stats.remoteAddress} ${req.file}`,
+          at: now().toISOString(),
+        });
+      });
+    });
+    serve(req, res, from).catch((err: unknown) => {
+      opts.log({ level: 'warn', msg: `request failed: ${describe(err)}`, from, file: req.file });
+      req.abort(tftp.EIO);
+    });
+  };
+
+  const server = tftp.createServer(
+    {
+      host: opts.host,
+      port: opts.port,
+      root,
+      // Refused by the library with an error packet before any transfer starts.
+      denyPUT: true,
+      blockSize: opts.maxBlockSize ?? 1468,
+      windowSize: opts.maxWindowSize ?? 16,
+    },
+    (req, res) => {
+      try {
+        onRequest(req, res);
+      } catch (err) {
+        opts.log({ level: 'warn', msg: `request handler: ${describe(err)}`, file: req.file });
+      }
+    },
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve();
+    });
+    server.listen();
+  });
+  server.on('error', (err: Error) => opts.log({ level: 'warn', msg: `socket error: ${err.message}` }));
+  opts.log({ level: 'info', msg: `TFTP on ${opts.host}:${opts.port} serving ${root}` });
+
+  return {
+    port: opts.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const req of active) req.abort();
+        server.once('close', () => resolve());
+        server.close();
+      }),
+  };
+}
