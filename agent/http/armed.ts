@@ -1,0 +1,36 @@
+import { HTTPException } from 'hono/http-exception';
+import type { ArmEntry } from '../../activities/netboot-table';
+import { renderStage, type RenderedStage } from '../../activities/sot/boot-chain';
+import type { AssetAppDeps } from './deps';
+
+/** `52-54-00-AA-BB-CC` (iPXE's `hexhyp`) or `52:54:00:aa:bb:cc` as the table writes it; undefined otherwise. */
+export function normalizeMac(text: string): string | undefined {
+  const mac = text.toLowerCase().replaceAll('-', ':');
+  return /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/.test(mac) ? mac : undefined;
+}
+
+/**
+ * Renders a stage (1-based) of an armed host from the model of the commit it was armed with. A
+ * missing model or host is a 503: iPXE's `chain` then fails and the host boots its disk.
+ */
+export async function renderArmed(
+  deps: AssetAppDeps,
+  entry: ArmEntry,
+  stage: number,
+): Promise<RenderedStage> {
+  const model = await deps.models.forCommit(entry.commit);
+  if (!model) throw new HTTPException(503, { message: `no model of commit ${entry.commit} on this agent` });
+  const site = entry.site || deps.site;
+  const host = model.sites[site]?.hosts.find((h) => h.name === entry.host);
+  if (!host) throw new HTTPException(503, { message: `host ${entry.host} is not in commit ${entry.commit}` });
+  const group = model.groups[host.group];
+  if (!group || stage < 1 || stage > group.boots.length)
+    throw new HTTPException(404, { message: `host ${entry.host} has no boot stage ${stage}` });
+  return renderStage(model, site, host, stage - 1);
+}
+
+/** The path of an asset URL when it is served by this agent (`…/files/x` → `/files/x`). */
+export function localFilePath(url: string): string | undefined {
+  const pathname = /^https?:\/\//.test(url) ? new URL(url).pathname : url;
+  return pathname.startsWith('/files/') ? pathname : undefined;
+}

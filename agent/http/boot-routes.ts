@@ -1,0 +1,92 @@
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { RequestIdVariables } from 'hono/request-id';
+import { ipxeScript, localBootScript } from '../../activities/sot/boot-chain';
+import type { BootEventKind } from '../../schemas/rollout';
+import { normalizeMac, renderArmed } from './armed';
+import type { AssetAppDeps } from './deps';
+
+const UNATTENDED_TYPES: Record<string, string> = {
+  ignition: 'application/json',
+  'cloud-config': 'text/cloud-config; charset=utf-8',
+};
+
+function stageParam(text: string): number {
+  const stage = Number(text);
+  if (!Number.isInteger(stage) || stage < 1)
+    throw new HTTPException(400, { message: `bad boot stage ${text}` });
+  return stage;
+}
+
+/** The iPXE scripts, unattended configs and checkpoint callbacks, keyed by the MAC in the path. */
+export function bootRoutes(deps: AssetAppDeps) {
+  const app = new Hono<{ Variables: RequestIdVariables }>();
+  const now = deps.now ?? (() => new Date());
+  const emit = (kind: BootEventKind, mac: string, stage: number, detail?: string) =>
+    deps.events.emit({ kind, mac, stage, at: now().toISOString(), ...(detail ? { detail } : {}) });
+  const armed = async (text: string) => {
+    const mac = normalizeMac(text);
+    return mac ? deps.netboot.lookup(mac) : undefined;
+  };
+
+  // iPXE expands ${mac:hexhyp} itself, so one static script serves every host (matchbox does the same).
+  app.get('/boot.ipxe', (c) => {
+    const agent = deps.models.current().sites[deps.site]?.site.agents[0];
+    const base = (agent?.asset_url ?? new URL(c.req.url).origin).replace(/\/+$/, '');
+    return c.text(['#!ipxe', `chain --autofree ${base}/ipxe/\${mac:hexhyp} || exit`, ''].join('\n'));
+  });
+
+  app.get('/ipxe/:mac', async (c) => {
+    const entry = await armed(c.req.param('mac'));
+    if (!entry) {
+      deps.log({
+        level: 'info',
+        msg: 'unarmed host: local boot',
+        mac: c.req.param('mac'),
+        reqId: c.get('requestId'),
+      });
+      return c.text(localBootScript());
+    }
+    const stage = await renderArmed(deps, entry, entry.stage);
+    emit('ipxe', entry.mac, entry.stage);
+    return c.text(ipxeScript(stage));
+  });
+
+  const unattended = async (mac: string, stageText: string) => {
+    const entry = await armed(mac);
+    if (!entry) throw new HTTPException(404, { message: `${mac} is not armed` });
+    const stage = stageParam(stageText);
+    const rendered = await renderArmed(deps, entry, stage);
+    if (!rendered.unattended)
+      throw new HTTPException(404, { message: `stage ${stage} has no unattended config` });
+    emit('unattended', entry.mac, stage);
+    return { entry, unattended: rendered.unattended };
+  };
+
+  app.get('/unattended/:mac/:stage', async (c) => {
+    const { unattended: u } = await unattended(c.req.param('mac'), c.req.param('stage'));
+    const type = UNATTENDED_TYPES[u.type] ?? 'text/plain; charset=utf-8';
+    return c.body(u.content, 200, { 'Content-Type': type });
+  });
+
+  // cloud-init's NoCloud datasource (`ds=nocloud-net;s=<url>/`) fetches these two beside each other.
+  app.get('/unattended/:mac/:stage/user-data', async (c) => {
+    const { unattended: u } = await unattended(c.req.param('mac'), c.req.param('stage'));
+    return c.body(u.content, 200, { 'Content-Type': 'text/plain; charset=utf-8' });
+  });
+  app.get('/unattended/:mac/:stage/meta-data', async (c) => {
+    const entry = await armed(c.req.param('mac'));
+    if (!entry) throw new HTTPException(404, { message: `${c.req.param('mac')} is not armed` });
+    return c.text(`instance-id: ${entry.host}-${entry.commit}\nlocal-hostname: ${entry.host}\n`);
+  });
+
+  app.on(['GET', 'POST'], '/checkpoint/:mac/:stage', async (c) => {
+    const stage = stageParam(c.req.param('stage'));
+    const entry = await armed(c.req.param('mac'));
+    if (!entry) throw new HTTPException(404, { message: `checkpoint of unarmed MAC ${c.req.param('mac')}` });
+    emit('checkpoint', entry.mac, stage);
+    return c.body(null, 204);
+  });
+
+  return app;
+}

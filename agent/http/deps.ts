@@ -1,0 +1,32 @@
+import type { ArmEntry } from '../../activities/netboot-table';
+import type { BootEventSink } from '../../activities/boot-events';
+import type { Model } from '../../schemas/model';
+
+export interface AssetLog {
+  level: 'info' | 'warn' | 'error';
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** The models the agent serves from: the one of an armed commit, and the newest one it has. */
+export interface ModelSource {
+  forCommit(commit: string): Promise<Model | undefined>;
+  current(): Model;
+}
+
+/** Which MACs are armed; `list` lets a file request without a MAC be matched to the one host using it. */
+export interface NetbootLookup {
+  lookup(mac: string): Promise<ArmEntry | undefined>;
+  list?(): Promise<ArmEntry[]>;
+}
+
+export interface AssetAppDeps {
+  models: ModelSource;
+  site: string;
+  netboot: NetbootLookup;
+  events: BootEventSink;
+  /** Served under /files/; nothing outside it (after symlinks are resolved) is. */
+  filesDir: string;
+  log: (entry: AssetLog) => void;
+  now?: () => Date;
+}

@@ -1,0 +1,113 @@
+import { createReadStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { RequestIdVariables } from 'hono/request-id';
+import type { ArmEntry } from '../../activities/netboot-table';
+import { localFilePath, normalizeMac, renderArmed } from './armed';
+import type { AssetAppDeps } from './deps';
+import { etagMatches, parseRange, type ByteRange } from './ranges';
+
+/**
+ * The file a `/files/...` URL names inside root, or an HTTP error: a `..`, `.`, NUL or backslash
+ * segment (also percent-encoded) is 404, a symlink leading out of root 403.
+ */
+async function resolveFile(root: string, rawPath: string): Promise<string> {
+  const segments = rawPath.split('/').filter((s) => s !== '');
+  let decoded: string[];
+  try {
+    decoded = segments.map((s) => decodeURIComponent(s));
+  } catch {
+    throw new HTTPException(404, { message: 'malformed file path' });
+  }
+  if (!decoded.length || decoded.some((s) => s === '..' || s === '.' || /[/\\\0]/.test(s)))
+    throw new HTTPException(404, { message: `refused file path ${rawPath}` });
+  const realRoot = await realpath(root);
+  let real: string;
+  try {
+    real = await realpath(path.join(realRoot, ...decoded));
+  } catch {
+    throw new HTTPException(404, { message: `no file ${decoded.join('/')}` });
+  }
+  if (!real.startsWith(realRoot + path.sep))
+    throw new HTTPException(403, { message: `${decoded.join('/')} leads out of the files directory` });
+  return real;
+}
+
+/**
+ * The armed host a file request belongs to. iPXE sends no MAC with a kernel fetch, so a `?mac=` query
+ * names it when present; otherwise the file must be the kernel or an initrd of exactly one armed host.
+ */
+async function fileOwner(deps: AssetAppDeps, urlPath: string, macQuery: string | undefined) {
+  const kindOf = async (entry: ArmEntry) => {
+    const stage = await renderArmed(deps, entry, entry.stage);
+    if (localFilePath(stage.kernel) === urlPath) return 'kernel' as const;
+    return stage.initrds.some((u) => localFilePath(u) === urlPath) ? ('initrd' as const) : undefined;
+  };
+  const mac = macQuery === undefined ? undefined : normalizeMac(macQuery);
+  const entries = mac
+    ? [await deps.netboot.lookup(mac)].filter((e) => e !== undefined)
+    : ((await deps.netboot.list?.()) ?? []);
+  const owners: { entry: ArmEntry; kind: 'kernel' | 'initrd' }[] = [];
+  for (const entry of entries) {
+    const kind = await kindOf(entry).catch(() => undefined);
+    if (kind) owners.push({ entry, kind });
+  }
+  return owners.length === 1 ? owners[0] : undefined;
+}
+
+function body(file: string, range?: ByteRange): ReadableStream {
+  return Readable.toWeb(createReadStream(file, range)) as ReadableStream;
+}
+
+async function serveFile(deps: AssetAppDeps, c: Context, file: string, urlPath: string): Promise<Response> {
+  const info = await stat(file);
+  if (!info.isFile()) throw new HTTPException(404, { message: `${urlPath} is not a file` });
+  const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+  const headers: Record<string, string> = {
+    ETag: etag,
+    'Last-Modified': info.mtime.toUTCString(),
+    'Accept-Ranges': 'bytes',
+    'Content-Type': 'application/octet-stream',
+  };
+  const ifNoneMatch = c.req.header('If-None-Match');
+  if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return c.body(null, 304, headers);
+
+  const ifRange = c.req.header('If-Range');
+  const rangeHeader = ifRange && ifRange !== etag ? undefined : c.req.header('Range');
+  const ranges = rangeHeader ? parseRange(rangeHeader, info.size) : undefined;
+  if (ranges === 'unsatisfiable')
+    return c.body(null, 416, { ...headers, 'Content-Range': `bytes */${info.size}` });
+  // Several ranges are answered with the whole file, which RFC 9110 section 14.2 allows.
+  const range = ranges?.length === 1 ? ranges[0] : undefined;
+  const head = c.req.method === 'HEAD';
+  if (!head && (range?.start ?? 0) === 0) await emitFileEvent(deps, c, urlPath);
+  if (range) {
+    headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
+    headers['Content-Length'] = String(range.end - range.start + 1);
+    return head ? c.body(null, 206, headers) : c.body(body(file, range), 206, headers);
+  }
+  headers['Content-Length'] = String(info.size);
+  return head ? c.body(null, 200, headers) : c.body(body(file), 200, headers);
+}
+
+async function emitFileEvent(deps: AssetAppDeps, c: Context, urlPath: string): Promise<void> {
+  const owner = await fileOwner(deps, urlPath, c.req.query('mac'));
+  if (!owner) return;
+  const at = (deps.now?.() ?? new Date()).toISOString();
+  deps.events.emit({ kind: owner.kind, mac: owner.entry.mac, stage: owner.entry.stage, at, detail: urlPath });
+}
+
+/** Static boot files (kernels, initrds, images) under `filesDir`, with Range, ETag and HEAD. */
+export function fileRoutes(deps: AssetAppDeps) {
+  const app = new Hono<{ Variables: RequestIdVariables }>();
+  app.get('/files/*', async (c) => {
+    // The raw path: Hono's c.req.path is already percent-decoded, which would hide `%2e%2e` and `%2f`.
+    const urlPath = new URL(c.req.url).pathname;
+    const file = await resolveFile(deps.filesDir, urlPath.slice('/files/'.length));
+    return serveFile(deps, c, file, urlPath);
+  });
+  return app;
+}
