@@ -3,10 +3,11 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createCommandPower } from '../activities/power/command-power';
-import { PowerError, toApplicationFailure } from '../activities/power/errors';
+import { toApplicationFailure } from '../activities/power/errors';
 import type { PowerTarget } from '../activities/power/power-driver';
 import { CommandBmcSchema } from '../schemas/host';
 import { eventually, processGone, tempDir } from './helpers/jobs-fixtures';
+import { powerFailure } from './helpers/power';
 
 const target: PowerTarget = { site: 'lab', host: 'node-1', mac: '52:54:00:12:34:56' };
 
@@ -24,16 +25,6 @@ async function script(t: TestContext, body: string, timeout = '5s') {
     driver: createCommandPower(target, bmc),
     calls: async () => (await readFile(path.join(dir, 'calls.log'), 'utf8')).trim().split('\n'),
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<PowerError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof PowerError, `not a PowerError: ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call succeeded');
 }
 
 test('each operation calls the script with its action after the args, and the host in its env', async (t) => {
@@ -66,7 +57,7 @@ test('status is the last line the script prints', async (t) => {
     assert.equal(await driver.powerState(), state, printed);
   }
   const { driver } = await script(t, 'echo "power is probably on"');
-  const err = await failure(driver.powerState());
+  const err = await powerFailure(driver.powerState());
   assert.equal(err.kind, 'bmc-error');
   assert.equal(err.retryable, false);
   assert.match(err.message, /status: printed "power is probably on", not on, off or unknown$/);
@@ -77,19 +68,19 @@ test('a failing script is a retryable BMC error with its output; exit 3 is unsup
     t,
     'echo "PDU outlet 7: connection refused" >&2; [ "$3" = bootdev-pxe ] && exit 3; exit 1',
   );
-  const err = await failure(driver.powerCycle());
+  const err = await powerFailure(driver.powerCycle());
   assert.equal(err.kind, 'bmc-error');
   assert.equal(err.retryable, true);
   assert.match(err.message, /power\.sh cycle: exited with status 1: PDU outlet 7: connection refused$/);
   assert.equal(toApplicationFailure(err).type, 'PowerBmcError');
-  const unsupported = await failure(driver.setNextBoot('pxe'));
+  const unsupported = await powerFailure(driver.setNextBoot('pxe'));
   assert.equal(unsupported.kind, 'unsupported');
   assert.equal(toApplicationFailure(unsupported).nonRetryable, true);
 });
 
 test('a script that does not exist is unsupported, not retried', async () => {
   const bmc = CommandBmcSchema.parse({ type: 'command', command: '/nonexistent/power.sh' });
-  const err = await failure(createCommandPower(target, bmc).powerOn());
+  const err = await powerFailure(createCommandPower(target, bmc).powerOn());
   assert.equal(err.kind, 'unsupported');
   assert.equal(err.retryable, false);
   assert.equal(err.message, '/nonexistent/power.sh on: not found');
@@ -98,7 +89,7 @@ test('a script that does not exist is unsupported, not retried', async () => {
 test('a hanging script is killed, with its children, at the timeout from the SoT', async (t) => {
   const { driver } = await script(t, 'echo $$; sleep 30 & echo $!; wait', '1s');
   const started = Date.now();
-  const err = await failure(driver.powerOff());
+  const err = await powerFailure(driver.powerOff());
   const elapsed = Date.now() - started;
   assert.equal(err.kind, 'timeout');
   assert.equal(err.retryable, true);

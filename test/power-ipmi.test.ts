@@ -9,10 +9,11 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createSecretResolver } from '../activities/jobs/secrets';
-import { PowerError, toApplicationFailure } from '../activities/power/errors';
+import { toApplicationFailure } from '../activities/power/errors';
 import { createIpmiPower, type IpmiPowerDeps } from '../activities/power/ipmi-power';
 import { IpmiBmcSchema } from '../schemas/host';
 import { tempDir } from './helpers/jobs-fixtures';
+import { powerFailure } from './helpers/power';
 import { createNetnsPair, netnsUsable } from './helpers/netns';
 
 const PASSWORD = 'vq-Bmc-Pass-4711';
@@ -170,16 +171,6 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
   while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
-async function failure(promise: Promise<unknown>): Promise<PowerError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof PowerError, `not a PowerError: ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call succeeded');
-}
-
 test('power status is what the emulated machine says', async (t) => {
   const sim = await startSimOrSkip(t);
   if (!sim) return;
@@ -237,7 +228,7 @@ test('a wrong password fails at once as auth, not retryable, without the passwor
   if (!sim) return;
   const wrong = 'vq-Wrong-Pass-0815';
   const started = Date.now();
-  const err = await failure(driver(sim, { timeoutMs: 5000, retries: 2 }, wrong).powerState());
+  const err = await powerFailure(driver(sim, { timeoutMs: 5000, retries: 2 }, wrong).powerState());
   const elapsed = Date.now() - started;
   assert.equal(err.kind, 'auth');
   assert.equal(err.retryable, false);
@@ -263,7 +254,7 @@ test('a BMC that never answers fails as retryable within the configured timeout'
     { timeoutMs: 1200, retries: 0, kind: 'timeout', atLeast: 1200 },
   ]) {
     const started = Date.now();
-    const err = await failure(driver(silent, { timeoutMs, retries }).powerCycle());
+    const err = await powerFailure(driver(silent, { timeoutMs, retries }).powerCycle());
     const elapsed = Date.now() - started;
     assert.equal(err.kind, kind, err.message);
     assert.equal(err.retryable, true);
@@ -274,7 +265,7 @@ test('a BMC that never answers fails as retryable within the configured timeout'
 });
 
 test('a missing ipmitool is unsupported, not retried', async () => {
-  const err = await failure(driver({ port: 623 }, { ipmitool: '/nonexistent/ipmitool' }).powerState());
+  const err = await powerFailure(driver({ port: 623 }, { ipmitool: '/nonexistent/ipmitool' }).powerState());
   assert.equal(err.kind, 'unsupported');
   assert.equal(err.retryable, false);
   assert.match(err.message, /ipmitool is not installed on this agent/);

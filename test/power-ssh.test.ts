@@ -5,10 +5,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createSecretResolver } from '../activities/jobs/secrets';
-import { PowerError, toApplicationFailure } from '../activities/power/errors';
+import { toApplicationFailure } from '../activities/power/errors';
 import { createSshPower, type SshPowerDeps } from '../activities/power/ssh-power';
 import { SshBmcSchema } from '../schemas/host';
 import { freePort } from './helpers/jobs-fixtures';
+import { powerFailure } from './helpers/power';
 import { startSshdOrSkip } from './helpers/jobs-sshd';
 
 function driver(port: number, key: string, deps: Partial<SshPowerDeps> = {}) {
@@ -24,16 +25,6 @@ function driver(port: number, key: string, deps: Partial<SshPowerDeps> = {}) {
     timeoutMs: 5000,
     ...deps,
   });
-}
-
-async function failure(promise: Promise<unknown>): Promise<PowerError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof PowerError, `not a PowerError: ${String(err)}`);
-    return err;
-  }
-  assert.fail('the call succeeded');
 }
 
 test('a host that answers over ssh is on; cycle and off run their commands on it', async (t) => {
@@ -69,7 +60,7 @@ test('a remote command that fails is a BMC error with its output', async (t) => 
   const host = driver(sshd.port, sshd.authorizedKey, {
     commands: { reboot: 'echo "Failed to reboot: Access denied" >&2; exit 1' },
   });
-  const err = await failure(host.powerCycle());
+  const err = await powerFailure(host.powerCycle());
   assert.equal(err.kind, 'bmc-error');
   assert.equal(err.retryable, false);
   assert.match(err.message, /exited with status 1: Failed to reboot: Access denied$/);
@@ -79,7 +70,7 @@ test('a key the host refuses is an auth error, also for the power state', async 
   const sshd = await startSshdOrSkip(t);
   if (!sshd) return;
   const host = driver(sshd.port, sshd.strangerKey);
-  const err = await failure(host.powerState());
+  const err = await powerFailure(host.powerState());
   assert.equal(err.kind, 'auth');
   assert.equal(err.retryable, false);
   assert.match(err.message, /Permission denied \(publickey\)/);
@@ -90,7 +81,7 @@ test('a key the host refuses is an auth error, also for the power state', async 
 test('a host where nothing answers is in an unknown state, and cannot be cycled', async () => {
   const host = driver(await freePort(), 'not used');
   assert.equal(await host.powerState(), 'unknown');
-  const err = await failure(host.powerCycle());
+  const err = await powerFailure(host.powerCycle());
   assert.equal(err.kind, 'unreachable');
   assert.equal(err.retryable, true);
   assert.match(err.message, /Connection refused/);
@@ -99,7 +90,7 @@ test('a host where nothing answers is in an unknown state, and cannot be cycled'
 test('power on and the next boot device are unsupported over ssh, not retried', async () => {
   const host = driver(22, 'not used');
   for (const call of [host.powerOn(), host.setNextBoot('pxe')]) {
-    const err = await failure(call);
+    const err = await powerFailure(call);
     assert.equal(err.kind, 'unsupported');
     assert.equal(err.retryable, false);
     assert.equal(toApplicationFailure(err).nonRetryable, true);
