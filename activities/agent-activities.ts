@@ -72,6 +72,24 @@ async function heardSince(
 
 /** Datacenter work, run by the site's agent on `vaquero-agent-<site>`. */
 export function createAgentActivities(deps: AgentActivityDeps) {
+  /** A BMC operation: the host's driver, heartbeats while the BMC works, PowerErrors as Temporal failures. */
+  const withBmc = async <T>(
+    input: PowerTarget & { bmc: Bmc | undefined },
+    fn: (driver: PowerDriver, ctx: Context) => Promise<T>,
+  ): Promise<T> => {
+    if (!input.bmc) {
+      throw ApplicationFailure.nonRetryable(`host ${input.host} has no BMC in the source of truth`, 'NoBmc');
+    }
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
+    try {
+      return await fn(deps.powerDriver(input, input.bmc), ctx);
+    } catch (err) {
+      throw err instanceof PowerError ? toApplicationFailure(err) : err;
+    } finally {
+      clearInterval(beat);
+    }
+  };
   return {
     async armNetboot(input: {
       mac: string;
@@ -91,17 +109,8 @@ export function createAgentActivities(deps: AgentActivityDeps) {
      * Power-cycles a host once per key, even across worker crashes: a cycle begun by a crashed attempt
      * counts as done if the host has been heard on the boot network since; otherwise it is redone.
      */
-    async powerCycle(input: PowerCycleInput): Promise<PowerCycleResult> {
-      if (!input.bmc) {
-        throw ApplicationFailure.nonRetryable(
-          `host ${input.host} has no BMC in the source of truth`,
-          'NoBmc',
-        );
-      }
-      const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
-      try {
-        const driver = deps.powerDriver(input, input.bmc);
+    powerCycle: (input: PowerCycleInput): Promise<PowerCycleResult> =>
+      withBmc(input, async (driver, ctx) => {
         const before = await driver.powerState();
         const entry = await deps.ledger.state(input.key);
         if (entry.state === 'done')
@@ -123,30 +132,11 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         else await driver.powerCycle();
         await deps.ledger.done(input.key);
         return { before, cycled: true, note };
-      } catch (err) {
-        throw err instanceof PowerError ? toApplicationFailure(err) : err;
-      } finally {
-        clearInterval(beat);
-      }
-    },
+      }),
 
     /** Soft off, then hard off after `softTimeoutMs` where `allowHard` (the policy) says so. */
-    async powerOff(input: PowerTarget & { bmc: Bmc | undefined; softTimeoutMs: number; allowHard: boolean }) {
-      if (!input.bmc)
-        throw ApplicationFailure.nonRetryable(
-          `host ${input.host} has no BMC in the source of truth`,
-          'NoBmc',
-        );
-      const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
-      try {
-        return await powerOffGracefully(deps.powerDriver(input, input.bmc), input);
-      } catch (err) {
-        throw err instanceof PowerError ? toApplicationFailure(err) : err;
-      } finally {
-        clearInterval(beat);
-      }
-    },
+    powerOff: (input: PowerTarget & { bmc: Bmc | undefined; softTimeoutMs: number; allowHard: boolean }) =>
+      withBmc(input, (driver) => powerOffGracefully(driver, input)),
 
     /** Runs jobs in order, heartbeating; a cancelled activity (abort) stops the job in progress. */
     async runJobs(input: { host: string; ipv4: string; mac: string; jobs: Job[] }): Promise<JobOutcome[]> {

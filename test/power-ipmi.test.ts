@@ -151,10 +151,15 @@ async function startDaemon(
   }
 }
 
-function driver(sim: { port: number }, deps: Partial<IpmiPowerDeps> = {}, password = PASSWORD) {
+function driver(
+  sim: { port: number },
+  deps: Partial<IpmiPowerDeps> = {},
+  password = PASSWORD,
+  address = '127.0.0.1',
+) {
   const bmc = IpmiBmcSchema.parse({
     type: 'ipmi',
-    address: '127.0.0.1',
+    address,
     port: sim.port,
     username: 'admin',
     password: { env: 'BMC_PASSWORD' },
@@ -285,20 +290,8 @@ test('across network namespaces: ipmitool in one, the BMC on its own address in 
   const wrapper = path.join(dir, 'ipmitool');
   await writeFile(wrapper, `#!/bin/sh\nexec /usr/sbin/ip netns exec ${pair.a} /usr/bin/ipmitool "$@"\n`);
   await chmod(wrapper, 0o755);
-  const bmcDriver = (sim: { port: number }) => {
-    const bmc = IpmiBmcSchema.parse({
-      type: 'ipmi',
-      address: '10.231.7.2',
-      port: sim.port,
-      username: 'admin',
-      password: { env: 'BMC_PASSWORD' },
-    });
-    return createIpmiPower(bmc, {
-      resolveSecret: createSecretResolver({ BMC_PASSWORD: PASSWORD }),
-      timeoutMs: 10_000,
-      ipmitool: wrapper,
-    });
-  };
+  const bmcDriver = (sim: { port: number }) => driver(sim, { ipmitool: wrapper }, PASSWORD, '10.231.7.2');
+
   const sim = await startSimOrSkip(t, {
     address: '10.231.7.2',
     port: 623,
