@@ -28,3 +28,18 @@ export const ModelSchema = z.object({
   sources: z.record(z.string(), SourceRefSchema),
 });
 export type Model = z.infer<typeof ModelSchema>;
+
+/**
+ * The part of a model an agent of `site` may see: only its own site (and its hosts' sources); the
+ * shared catalogs (os, profiles, groups, assets) whole. Undefined when the model has no such site.
+ */
+export function modelForSite(model: Model, site: string): Model | undefined {
+  const own = model.sites[site];
+  if (!own) return undefined;
+  const sources = Object.fromEntries(
+    Object.entries(model.sources).filter(
+      ([key]) => !/^(site|host):/.test(key) || key === `site:${site}` || key.startsWith(`host:${site}/`),
+    ),
+  );
+  return { ...model, sites: { [site]: own }, sources };
+}
