@@ -8,8 +8,11 @@
 set -euo pipefail
 
 # Debian packages the tests use: etcd for the model store and leader election, git for SoT
-# repositories.
-APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client busybox-static iproute2 tftp-hpa atftp ipxe curl)
+# repositories, real DHCP/TFTP clients, QEMU + iPXE + OVMF + ipmi_sim for the virtual lab, and the
+# reference peers of the benchmarks (dnsmasq, Kea with perfdhcp, tftpd-hpa, nginx) and radvd.
+APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client
+  busybox-static iproute2 tftp-hpa atftp ipxe curl openssl qemu-system-x86 ipxe-qemu ovmf tcpdump cpio kmod
+  kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"
@@ -144,3 +147,8 @@ bash "$(dirname "${BASH_SOURCE[0]}")/install-test-server.sh"
 
 # The Redfish emulator (PyPI sushy-tools) the Redfish driver tests run against, in a venv in the cache.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-sushy.sh"
+
+# The lab's guest kernel (a Debian kernel package, unpacked, not installed) and initramfs inputs.
+if [[ -f "$(dirname "${BASH_SOURCE[0]}")/install-lab.sh" ]]; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/install-lab.sh"
+fi
