@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the virtual lab's guest: a Debian kernel (downloaded as a package and unpacked, never
 # installed) and a small busybox initramfs that brings up the NIC, gets a DHCP lease and calls the
-# checkpoint URL given on its kernel command line (`vaquero.checkpoint=<url>`). Safe to run again: it
-# does nothing when the kernel and an initramfs built by this version of the script are present.
+# checkpoint URL given on its kernel command line (`vaquero.checkpoint=<url>`), then serves
+# /status.json and /cmdline on port 80 for validation jobs (`vaquero.marker=<token>` is echoed
+# back). Safe to run again: it does nothing when the kernel and an initramfs built by this version
+# of the script are present.
 #
 #   VAQUERO_CACHE       cache root (default /var/cache/vaquero); output goes to $VAQUERO_CACHE/lab
 #   LAB_KERNEL_PACKAGE  Debian package to use (default: the newest linux-image-6.1.0-<n>-amd64)
@@ -11,7 +13,7 @@ set -euo pipefail
 VAQUERO_CACHE="${VAQUERO_CACHE:-/var/cache/vaquero}"
 LAB_DIR="$VAQUERO_CACHE/lab"
 # Bump when the initramfs layout or /init changes, so an old image is rebuilt.
-INITRAMFS_VERSION=1
+INITRAMFS_VERSION=2
 # The kernel package has no modules.dep, so the order is the dependency order (LAB.md).
 MODULES=(failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
   virtio_net e1000 button evdev)
@@ -74,8 +76,12 @@ printf '#!/bin/sh\npoweroff -f\n' >/etc/acpi/PWRF/00000080
 chmod +x /etc/acpi/PWRF/00000080
 acpid
 checkpoint=""
+marker=""
 for arg in $(cat /proc/cmdline); do
-  case "$arg" in vaquero.checkpoint=*) checkpoint="${arg#vaquero.checkpoint=}" ;; esac
+  case "$arg" in
+    vaquero.checkpoint=*) checkpoint="${arg#vaquero.checkpoint=}" ;;
+    vaquero.marker=*) marker="${arg#vaquero.marker=}" ;;
+  esac
 done
 ifname=""
 for i in $(seq 1 100); do
@@ -88,16 +94,22 @@ for i in $(seq 1 100); do
   sleep 0.1
 done
 echo "vaquero-lab: interface ${ifname:-none}"
+called=false
 if [ -n "$ifname" ] && udhcpc -i "$ifname" -n -q -t 10 -T 1 -s /etc/udhcpc.script; then
   if [ -n "$checkpoint" ]; then
     for i in 1 2 3 4 5; do
-      if wget -q -O /dev/null "$checkpoint"; then echo "vaquero-lab: checkpoint $checkpoint ok"; break; fi
+      if wget -q -O /dev/null "$checkpoint"; then called=true; echo "vaquero-lab: checkpoint $checkpoint ok"; break; fi
       sleep 1
     done
   else
     echo "vaquero-lab: no vaquero.checkpoint= on the kernel command line"
   fi
 fi
+# What validation jobs look at: port 80 answers with what this boot was given.
+mkdir -p /www
+cp /proc/cmdline /www/cmdline
+printf '{"booted":true,"checkpoint":%s,"marker":"%s"}\n' "$called" "$marker" >/www/status.json
+httpd -p 80 -h /www
 echo "vaquero-lab: booted"
 while true; do sleep 3600; done
 INIT
