@@ -1,0 +1,123 @@
+// The HA store: model revisions and pointers in etcd, shared by every server replica.
+//
+// etcd refuses a request over 1.5 MiB (--max-request-bytes), and a large site's model can be bigger.
+// A revision is therefore gzip-compressed and cut into chunks of CHUNK_BYTES stored under the
+// content's SHA-256 (`chunks/<sha256>/<i>`); the revision key (`revisions/<commit>`) holds a small
+// manifest written last, so a reader sees a whole revision or none, never a part.
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gunzip, gzip } from 'node:zlib';
+import type { Namespace } from 'etcd3';
+import { z } from 'zod';
+import { ModelSchema, type Model } from '../../schemas/model';
+import type { ActiveRollout, ModelStore } from './model-store';
+
+const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
+
+/** Under etcd's 1.5 MiB default request limit, with room for the key and the request's framing. */
+export const CHUNK_BYTES = 1024 * 1024;
+export const DEFAULT_ETCD_PREFIX = '/vaquero/';
+
+const ManifestSchema = z.object({
+  encoding: z.literal('gzip'),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  chunks: z.int().positive(),
+  bytes: z.int().nonnegative(),
+});
+type Manifest = z.infer<typeof ManifestSchema>;
+
+const ActiveRolloutSchema = z.object({ workflowId: z.string(), commit: z.string() });
+
+const keys = {
+  revision: (commit: string) => `revisions/${commit}`,
+  chunk: (sha256: string, i: number) => `chunks/${sha256}/${i}`,
+  applied: 'applied',
+  rollout: (site: string) => `rollouts/${site}`,
+};
+
+function checkId(what: string, id: string): string {
+  if (!/^[0-9a-zA-Z._-]+$/.test(id)) throw new Error(`invalid ${what} ${JSON.stringify(id)}`);
+  return id;
+}
+
+export class EtcdModelStore implements ModelStore {
+  private readonly cache = new Map<string, Model>();
+  private readonly ns: Namespace;
+
+  /** `client` is an Etcd3 client (or a namespace of one); every key goes under `prefix`. */
+  constructor(client: Namespace, prefix: string = DEFAULT_ETCD_PREFIX) {
+    this.ns = client.namespace(prefix);
+  }
+
+  async putRevision(commit: string, model: Model): Promise<void> {
+    checkId('commit id', commit);
+    const packed = await gzipAsync(Buffer.from(JSON.stringify(model)));
+    const sha256 = createHash('sha256').update(packed).digest('hex');
+    const chunks = Math.max(1, Math.ceil(packed.length / CHUNK_BYTES));
+    for (let i = 0; i < chunks; i++)
+      await this.ns
+        .put(keys.chunk(sha256, i))
+        .value(packed.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
+        .exec();
+    const manifest: Manifest = { encoding: 'gzip', sha256, chunks, bytes: packed.length };
+    await this.ns.put(keys.revision(commit)).value(JSON.stringify(manifest)).exec();
+    this.cache.set(commit, model);
+  }
+
+  async getRevision(commit: string): Promise<Model | undefined> {
+    checkId('commit id', commit);
+    const cached = this.cache.get(commit);
+    if (cached) return cached;
+    const text = await this.ns.get(keys.revision(commit)).string();
+    if (text === null) return undefined;
+    const manifest = ManifestSchema.parse(JSON.parse(text));
+    const parts: Buffer[] = [];
+    for (let i = 0; i < manifest.chunks; i++) {
+      const part = await this.ns.get(keys.chunk(manifest.sha256, i)).buffer();
+      if (!part) throw new Error(`revision ${commit}: chunk ${i} of ${manifest.chunks} is missing`);
+      parts.push(part);
+    }
+    const packed = Buffer.concat(parts);
+    if (createHash('sha256').update(packed).digest('hex') !== manifest.sha256)
+      throw new Error(`revision ${commit}: stored chunks do not match their checksum`);
+    const model = ModelSchema.parse(JSON.parse((await gunzipAsync(packed)).toString('utf8')));
+    this.cache.set(commit, model);
+    return model;
+  }
+
+  async getApplied(): Promise<string | undefined> {
+    return (await this.ns.get(keys.applied).string()) ?? undefined;
+  }
+
+  async setApplied(commit: string): Promise<void> {
+    await this.ns.put(keys.applied).value(checkId('commit id', commit)).exec();
+  }
+
+  async getActiveRollout(site: string): Promise<ActiveRollout | undefined> {
+    const text = await this.ns.get(keys.rollout(checkId('site', site))).string();
+    return text === null ? undefined : ActiveRolloutSchema.parse(JSON.parse(text));
+  }
+
+  async setActiveRollout(site: string, rollout: ActiveRollout): Promise<void> {
+    await this.ns
+      .put(keys.rollout(checkId('site', site)))
+      .value(JSON.stringify({ workflowId: rollout.workflowId, commit: rollout.commit }))
+      .exec();
+  }
+
+  /** Every stored revision's commit (for `vaquero migrate`). */
+  async listRevisions(): Promise<string[]> {
+    const all = await this.ns.getAll().prefix('revisions/').keys();
+    return all.map((k) => k.slice('revisions/'.length)).sort();
+  }
+
+  /** Every site's active rollout (for `vaquero migrate`). */
+  async listActiveRollouts(): Promise<Map<string, ActiveRollout>> {
+    const all = await this.ns.getAll().prefix('rollouts/').strings();
+    const out = new Map<string, ActiveRollout>();
+    for (const [key, value] of Object.entries(all))
+      out.set(key.slice('rollouts/'.length), ActiveRolloutSchema.parse(JSON.parse(value)));
+    return out;
+  }
+}
