@@ -2,7 +2,7 @@
 // and the faults an HA test needs (kill -9, restart on the same ports and data).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -107,5 +107,49 @@ export async function startEtcd(t?: Pick<TestContext, 'after'>): Promise<TestEtc
       await start();
     },
     cleanup,
+  };
+}
+
+export interface FaultProxy {
+  /** The proxy's URL, to give a client instead of etcd's. */
+  endpoint: string;
+  /** Drops every connection and refuses new ones: a partition between this client and etcd. */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy in front of etcd that can partition the clients using it (etcd3's own test approach). */
+export async function faultProxy(target: string, t?: Pick<TestContext, 'after'>): Promise<FaultProxy> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server = createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = connect(Number(port), hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('proxy has no address');
+  const close = () => {
+    open = false;
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  t?.after(close);
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    cut: () => {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore: () => (open = true),
+    close,
   };
 }
