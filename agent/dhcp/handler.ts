@@ -37,8 +37,12 @@ export interface DhcpLog {
   xid?: number;
 }
 
-/** What the loop counts; `unknown-mac` is a known-ignored client, the rest are protocol outcomes. */
-export type DhcpOutcome = 'offer' | 'ack' | 'nak' | 'ignored' | 'unknown-mac' | 'declined' | 'released';
+/**
+ * What the loop counts; `unknown-mac` is a known-ignored client, `not-pxe` a client a ProxyDHCP server
+ * leaves to the site's DHCP server, the rest are protocol outcomes.
+ */
+export type DhcpOutcome =
+  'offer' | 'ack' | 'nak' | 'ignored' | 'unknown-mac' | 'not-pxe' | 'declined' | 'released';
 
 export interface HandlerResult {
   reply?: { packet: DhcpPacket; to: { address: string; port: number }; encode: EncodeOptions };

@@ -2,8 +2,9 @@
 import dgram from 'node:dgram';
 import type { BootEventSink } from '../../activities/boot-events';
 import { decode, encode } from './codec';
-import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome } from './handler';
+import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome, type HandlerResult } from './handler';
 import type { LeaseBackend } from './leases';
+import { handleProxyDhcp, PXE_PORT } from './proxy';
 
 export type DhcpLogger = (entry: DhcpLog & { from?: string }) => void;
 
@@ -20,6 +21,14 @@ export interface DhcpServerOptions {
   /** Where to bind; 0.0.0.0 by default (see `interface`). */
   bindAddress?: string;
   port?: number;
+  /**
+   * `server` (default) hands out the reserved addresses. `proxy` is ProxyDHCP beside the site's own
+   * DHCP server (agent `dhcp_mode: proxy`): boot information for known PXE clients only, on `port`
+   * (DISCOVER -> OFFER) and `proxyPort` (REQUEST -> ACK), never an address.
+   */
+  mode?: 'server' | 'proxy';
+  /** The PXE boot server port of proxy mode; 4011 by default, 0 for any free port. */
+  proxyPort?: number;
   backend: LeaseBackend;
   events: BootEventSink;
   log: DhcpLogger;
@@ -30,75 +39,123 @@ export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error', numb
 
 export interface DhcpServer {
   port: number;
+  /** Proxy mode only: the bound PXE boot server port (4011 unless asked otherwise). */
+  proxyPort?: number;
   counters: DhcpCounters;
   close(): Promise<void>;
 }
 
+async function bind(socket: dgram.Socket, port: number, address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServer> {
-  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  const mode = opts.mode ?? 'server';
   const counters: DhcpCounters = {
     offer: 0,
     ack: 0,
     nak: 0,
     ignored: 0,
     'unknown-mac': 0,
+    'not-pxe': 0,
     declined: 0,
     released: 0,
     malformed: 0,
     'send-error': 0,
   };
   const now = opts.now ?? (() => new Date());
-  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-    const from = `${rinfo.address}:${rinfo.port}`;
-    try {
-      const decoded = decode(msg);
-      if (!decoded.ok) {
+
+  const listen = (socket: dgram.Socket, localPort: () => number): void => {
+    const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+      const from = `${rinfo.address}:${rinfo.port}`;
+      try {
+        const decoded = decode(msg);
+        if (!decoded.ok) {
+          counters.malformed++;
+          opts.log({
+            level: 'warn',
+            msg: `malformed DHCP packet (${decoded.error})`,
+            xid: decoded.xid,
+            from,
+          });
+          return;
+        }
+        const result: HandlerResult =
+          mode === 'proxy'
+            ? handleProxyDhcp(decoded.packet, {
+                serverIp: opts.address,
+                backend: opts.backend,
+                now: now(),
+                localPort: localPort(),
+                from: { address: rinfo.address, port: rinfo.port },
+              })
+            : handleDhcp(decoded.packet, { serverIp: opts.address, backend: opts.backend, now: now() });
+        counters[result.outcome]++;
+        if (result.log) opts.log({ ...result.log, from });
+        if (result.event) opts.events.emit(result.event);
+        if (!result.reply) return;
+        const { packet, to, encode: encodeOptions } = result.reply;
+        socket.send(encode(packet, encodeOptions), to.port, to.address, (err) => {
+          if (!err) return;
+          counters['send-error']++;
+          opts.log({
+            level: 'warn',
+            msg: `send to ${to.address}:${to.port}: ${err.message}`,
+            xid: packet.xid,
+          });
+        });
+      } catch (err) {
+        // A bug must cost one packet, not the boot network.
         counters.malformed++;
-        opts.log({ level: 'warn', msg: `malformed DHCP packet (${decoded.error})`, xid: decoded.xid, from });
-        return;
+        opts.log({
+          level: 'warn',
+          msg: `dropped packet: ${err instanceof Error ? err.message : String(err)}`,
+          from,
+        });
       }
-      const result = handleDhcp(decoded.packet, {
-        serverIp: opts.address,
-        backend: opts.backend,
-        now: now(),
-      });
-      counters[result.outcome]++;
-      if (result.log) opts.log({ ...result.log, from });
-      if (result.event) opts.events.emit(result.event);
-      if (!result.reply) return;
-      const { packet, to, encode: encodeOptions } = result.reply;
-      socket.send(encode(packet, encodeOptions), to.port, to.address, (err) => {
-        if (!err) return;
-        counters['send-error']++;
-        opts.log({ level: 'warn', msg: `send to ${to.address}:${to.port}: ${err.message}`, xid: packet.xid });
-      });
-    } catch (err) {
-      // A bug must cost one packet, not the boot network.
-      counters.malformed++;
-      opts.log({
-        level: 'warn',
-        msg: `dropped packet: ${err instanceof Error ? err.message : String(err)}`,
-        from,
-      });
-    }
+    };
+    socket.on('message', onMessage);
+    socket.on('error', (err) => opts.log({ level: 'warn', msg: `socket error: ${err.message}` }));
   };
-  socket.on('message', onMessage);
-  socket.on('error', (err) => opts.log({ level: 'warn', msg: `socket error: ${err.message}` }));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(opts.port ?? SERVER_PORT, opts.bindAddress ?? '0.0.0.0', () => {
-      socket.off('error', reject);
-      resolve();
-    });
+
+  const bindAddress = opts.bindAddress ?? '0.0.0.0';
+  const sockets: dgram.Socket[] = [];
+  const closeAll = () =>
+    Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
+  const open = async (port: number): Promise<dgram.Socket> => {
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    listen(socket, () => socket.address().port);
+    try {
+      await bind(socket, port, bindAddress);
+    } catch (err) {
+      socket.close();
+      await closeAll();
+      throw err;
+    }
+    sockets.push(socket);
+    // Replies to clients without an address go to 255.255.255.255 (RFC 2131 section 4.1). Linux routes
+    // that address like any other: without a default route or `ip route add 255.255.255.255/32 dev <if>`
+    // in the namespace, sends fail with ENETUNREACH (logged and counted as send-error).
+    socket.setBroadcast(true);
+    return socket;
+  };
+  const main = await open(opts.port ?? SERVER_PORT);
+  const pxe = mode === 'proxy' ? await open(opts.proxyPort ?? PXE_PORT) : undefined;
+  const ports = pxe ? ` and ${pxe.address().port}` : '';
+  opts.log({
+    level: 'info',
+    msg: `DHCP ${mode} on ${opts.interface ?? 'all interfaces'} as ${opts.address}, port ${main.address().port}${ports}`,
   });
-  // Replies to clients without an address go to 255.255.255.255 (RFC 2131 section 4.1). Linux routes
-  // that address like any other: without a default route or `ip route add 255.255.255.255/32 dev <if>`
-  // in the namespace, sends fail with ENETUNREACH (logged and counted as send-error).
-  socket.setBroadcast(true);
-  opts.log({ level: 'info', msg: `DHCP on ${opts.interface ?? 'all interfaces'} as ${opts.address}` });
   return {
-    port: socket.address().port,
+    port: main.address().port,
+    ...(pxe ? { proxyPort: pxe.address().port } : {}),
     counters,
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    close: closeAll,
   };
 }
