@@ -4,8 +4,8 @@
 // (the synthetic model's MACs), and perfdhcp draws its clients from that MAC list (-M). perfdhcp acts
 // as a relay (giaddr set, port 67), so replies are unicast back to it.
 //
-//   npx tsx scripts/bench-dhcp.ts [--quick] [--hosts 1000] [--period 10] [--rates 1000,20000]
-//                                 [--only vaquero,dnsmasq,kea]
+//   npx tsx scripts/bench-dhcp.ts [--quick] [--hosts 1000] [--period 10] [--rates 1000,4000]
+//                                 [--only vaquero,dnsmasq,dnsmasq-ro,kea,kea-mem]
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,11 +35,21 @@ const { values } = parseArgs({
 const quick = values.quick;
 const hostCount = Number(values.hosts ?? (quick ? 200 : 1000));
 const periodS = Number(values.period ?? (quick ? 1 : 10));
-const rates = (values.rates ?? (quick ? '500' : '1000,20000')).split(',').map(Number);
-const SERVERS = [OURS, 'dnsmasq', 'kea'];
+const rates = (values.rates ?? (quick ? '500' : '1000,4000')).split(',').map(Number);
+/**
+ * Our server keeps no lease state (static reservations only), so each peer runs twice: as deployed,
+ * writing its lease file, and with lease persistence off (`-ro`: dnsmasq --leasefile-ro; `-mem`:
+ * Kea memfile with persist false), which is the same work as ours.
+ */
+const SERVERS = [OURS, 'dnsmasq', 'dnsmasq-ro', 'kea', 'kea-mem'];
 const selected = values.only ? values.only.split(',') : SERVERS;
 const PERFDHCP = '/usr/sbin/perfdhcp';
-const PEERS: Record<string, string> = { dnsmasq: '/usr/sbin/dnsmasq', kea: '/usr/sbin/kea-dhcp4' };
+const PEERS: Record<string, string> = {
+  dnsmasq: '/usr/sbin/dnsmasq',
+  'dnsmasq-ro': '/usr/sbin/dnsmasq',
+  kea: '/usr/sbin/kea-dhcp4',
+  'kea-mem': '/usr/sbin/kea-dhcp4',
+};
 
 interface PerfResult {
   rate: number;
@@ -116,10 +126,10 @@ async function startServer(name: string, net: BenchNet, dir: string, hosts: Benc
     await waitForLine(child, /^READY/, 60_000);
     return { child, tail };
   }
-  if (name === 'dnsmasq') {
+  if (name.startsWith('dnsmasq')) {
     const reservations = path.join(dir, 'dnsmasq-hosts');
     await writeFile(reservations, hosts.map((h) => `${h.mac},${h.ipv4},${h.name}`).join('\n') + '\n');
-    const child = net.spawn(net.server, PEERS.dnsmasq ?? '', [
+    const child = net.spawn(net.server, PEERS[name] ?? '', [
       '--no-daemon',
       '--conf-file=/dev/null',
       '--port=0',
@@ -128,7 +138,7 @@ async function startServer(name: string, net: BenchNet, dir: string, hosts: Benc
       '--user=root',
       '--group=root',
       `--pid-file=${path.join(dir, 'dnsmasq.pid')}`,
-      `--dhcp-leasefile=${path.join(dir, 'dnsmasq.leases')}`,
+      `--dhcp-leasefile=${path.join(dir, `${name}.leases`)}`,
       '--dhcp-range=10.213.0.0,static,255.255.0.0,1h',
       `--dhcp-hostsfile=${reservations}`,
       `--dhcp-option=option:router,${SERVER_IP}`,
@@ -136,13 +146,19 @@ async function startServer(name: string, net: BenchNet, dir: string, hosts: Benc
       '--no-ping',
       '--quiet-dhcp',
       '--dhcp-lease-max=100000',
+      ...(name === 'dnsmasq-ro' ? ['--leasefile-ro'] : []),
     ]);
     return { child, tail: drain(child) };
   }
   const config = {
     Dhcp4: {
       'interfaces-config': { interfaces: [net.ifServer], 'dhcp-socket-type': 'udp' },
-      'lease-database': { type: 'memfile', name: path.join(dir, 'kea-leases4.csv'), 'lfc-interval': 0 },
+      'lease-database': {
+        type: 'memfile',
+        name: path.join(dir, `${name}-leases4.csv`),
+        'lfc-interval': 0,
+        persist: name !== 'kea-mem',
+      },
       'host-reservation-identifiers': ['hw-address'],
       'valid-lifetime': 3600,
       subnet4: [
@@ -164,7 +180,7 @@ async function startServer(name: string, net: BenchNet, dir: string, hosts: Benc
     KEA_LOCKFILE_DIR: dir,
     KEA_LOGGER_DESTINATION: 'stdout',
   };
-  const child = net.spawn(net.server, PEERS.kea ?? '', ['-c', file], { env });
+  const child = net.spawn(net.server, PEERS[name] ?? '', ['-c', file], { env });
   return { child, tail: drain(child) };
 }
 

@@ -200,7 +200,7 @@ try {
   await report(
     'bench-tftp',
     [
-      `TFTP: ${version || 'atftp'} client, ipxe.efi ${ipxeSize} bytes, one server at a time`,
+      `TFTP: client ${version || 'atftp'}, ipxe.efi ${ipxeSize} bytes, one server at a time`,
       await machineContext(),
     ],
     servers,

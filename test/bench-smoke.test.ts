@@ -62,7 +62,7 @@ async function smoke(script: string, peers: string[]): Promise<void> {
 
 test('bench-dhcp --quick measures our server, dnsmasq and Kea', async (t) => {
   if (!(await usable(t, ['/usr/sbin/perfdhcp', '/usr/sbin/dnsmasq', '/usr/sbin/kea-dhcp4']))) return;
-  await smoke('bench-dhcp.ts', ['dnsmasq', 'kea']);
+  await smoke('bench-dhcp.ts', ['dnsmasq', 'dnsmasq-ro', 'kea', 'kea-mem']);
 });
 
 test('bench-tftp --quick measures our server and tftpd-hpa', async (t) => {
