@@ -40,6 +40,18 @@ export interface TftpServer {
 
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/**
+ * A client's ERROR packet text ends up in `transfer failed: ...`: any host on the boot network chooses
+ * those bytes, so control characters (terminal escapes, fake newlines) are escaped and the length capped.
+ */
+export function printable(text: string, max = 120): string {
+  // eslint-disable-next-line no-control-regex
+  const escaped = text.replace(/[\x00-\x1f\x7f-\x9f\\]/g, (c) =>
+    c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+  return escaped.length > max ? `${escaped.slice(0, max)}...` : escaped;
+}
+
 export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
   const root = realpathSync(opts.root);
   const now = opts.now ?? (() => new Date());
@@ -69,7 +81,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     active.add(req);
     req.on('error', (err: Error) => {
       failed = true;
-      opts.log({ level: 'warn', msg: `transfer failed: ${err.message}`, from, file: req.file });
+      opts.log({ level: 'warn', msg: `transfer failed: ${printable(err.message)}`, from, file: req.file });
     });
     req.on('abort', () => {
       failed = true;
