@@ -1,15 +1,33 @@
-// `vaquero agent`: the site agent's process. It parses its configuration once, here, and runs the
-// Temporal worker on vaquero-agent-<site> until SIGINT/SIGTERM.
+// `vaquero agent`: the site agent's process. It parses its configuration once, here, then runs its
+// boot services (DHCP, TFTP, HTTP, router advertisements; when it has a model source) and the
+// Temporal worker on vaquero-agent-<site> until SIGINT/SIGTERM. The boot services do not wait for
+// Temporal: an agent started while Temporal is down serves from its model cache and connects later.
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
-import { AgentConfigSchema, type AgentConfig } from './config';
-import { createAgentWorker } from './worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { AgentConfigSchema, type AgentConfig, type AgentConfigInput } from './config';
+import type { Logger } from './event-delivery';
+import { createFileFeed } from './file-feed';
+import { ModelCache } from './model-cache';
+import { RadvdMissingError } from './ra';
+import { ServiceConfigError, startBootServices, type BootServices, type ServiceLog } from './services';
+import { createAgentWorker, createBootState, type AgentBootState } from './worker';
+
+export interface AgentLogger extends Logger {
+  error(msg: string, fields?: object): void;
+}
 
 function jsonLog(level: string) {
   return (msg: string, fields?: object) =>
     process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields })}\n`);
 }
+
+export const stderrLogger: AgentLogger = {
+  info: jsonLog('info'),
+  warn: jsonLog('warn'),
+  error: jsonLog('error'),
+};
 
 export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig {
   const { values } = parseArgs({
@@ -22,10 +40,27 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
       'sim-time-scale': { type: 'string' },
       'sim-power-latency-ms': { type: 'string' },
       'in-doubt-grace-ms': { type: 'string' },
+      'model-dir': { type: 'string' },
+      'model-poll-ms': { type: 'string' },
+      'agent-name': { type: 'string' },
+      'boot-interface': { type: 'string' },
+      'boot-address': { type: 'string' },
+      'no-dhcp': { type: 'boolean' },
+      'dhcp-port': { type: 'string' },
+      'proxy-port': { type: 'string' },
+      'no-tftp': { type: 'boolean' },
+      'tftp-root': { type: 'string' },
+      'tftp-port': { type: 'string' },
+      'no-http': { type: 'boolean' },
+      'http-host': { type: 'string' },
+      'http-port': { type: 'string' },
+      'files-dir': { type: 'string' },
+      'router-advertisements': { type: 'boolean' },
+      'ra-prefix': { type: 'string' },
     },
     strict: true,
   });
-  return AgentConfigSchema.parse({
+  const input = {
     site: values.site ?? env.VAQUERO_SITE,
     stateDir: values['state-dir'] ?? env.VAQUERO_AGENT_STATE ?? '/var/lib/vaquero/agent',
     temporalAddress: values['temporal-address'] ?? env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
@@ -33,37 +68,193 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
     simTimeScale: values['sim-time-scale'],
     simPowerLatencyMs: values['sim-power-latency-ms'],
     inDoubtGraceMs: values['in-doubt-grace-ms'],
-  });
+    modelDir: values['model-dir'] ?? env.VAQUERO_MODEL_DIR,
+    modelPollMs: values['model-poll-ms'],
+    agentName: values['agent-name'],
+    bootInterface: values['boot-interface'],
+    bootAddress: values['boot-address'],
+    dhcp: !values['no-dhcp'],
+    dhcpPort: values['dhcp-port'],
+    proxyPort: values['proxy-port'],
+    tftp: !values['no-tftp'],
+    tftpRoot: values['tftp-root'],
+    tftpPort: values['tftp-port'],
+    http: !values['no-http'],
+    httpHost: values['http-host'],
+    httpPort: values['http-port'],
+    filesDir: values['files-dir'],
+    routerAdvertisements: values['router-advertisements'] ?? false,
+    raPrefix: values['ra-prefix'],
+  } satisfies Partial<AgentConfigInput>;
+  return AgentConfigSchema.parse(input);
 }
 
-export async function runAgent(config: AgentConfig): Promise<void> {
-  const logger = { info: jsonLog('info'), warn: jsonLog('warn') };
-  const connection = await NativeConnection.connect({ address: config.temporalAddress });
-  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+export interface RunningAgent {
+  /** The agent's model cache; undefined without a model source (worker-only agent). */
+  models?: ModelCache;
+  /** Resolves with the started boot services (at once when a model was cached, else at the first model). */
+  services?: Promise<BootServices>;
+  /** The netboot table and boot event path shared by the services and the worker. */
+  boot: AgentBootState;
+  /** Stops the services and the worker; buffered events stay on disk for the next start. */
+  stop(): Promise<void>;
+}
+
+export interface StartAgentOptions {
+  logger?: AgentLogger;
+  /** Environment that BMC and job secrets `{ env: VAR }` are read from (default process.env). */
+  secretsEnv?: Record<string, string | undefined>;
+  /** How long to wait between attempts to reach Temporal (default 5 s). */
+  temporalRetryMs?: number;
+}
+
+const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Starts an agent in this process: boot services first (when configured), then the worker, which
+ * keeps trying to reach Temporal in the background. Throws on a bad configuration found at start
+ * (ServiceConfigError, RadvdMissingError) or a port that cannot be bound.
+ */
+export async function startAgent(
+  config: AgentConfig,
+  options: StartAgentOptions = {},
+): Promise<RunningAgent> {
+  const logger = options.logger ?? stderrLogger;
+  const retryMs = options.temporalRetryMs ?? 5000;
+  // Lazy: events are buffered on disk and delivered once Temporal answers.
+  const clientConnection = Connection.lazy({ address: config.temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: config.namespace });
-  const { worker, sim } = await createAgentWorker({
-    site: config.site,
-    connection,
-    namespace: config.namespace,
-    client,
-    stateDir: config.stateDir,
-    secretsEnv: process.env,
-    simTimeScale: config.simTimeScale,
-    simPowerLatencyMs: config.simPowerLatencyMs,
-    inDoubtGraceMs: config.inDoubtGraceMs,
-    logger,
-  });
-  const stop = () => worker.shutdown();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  logger.info('agent started', { site: config.site, taskQueue: `vaquero-agent-${config.site}` });
-  try {
-    await worker.run();
-  } finally {
-    sim.close();
-    await connection.close();
-    await clientConnection.close();
+  const boot = createBootState(config.stateDir, client, logger);
+
+  let models: ModelCache | undefined;
+  let services: Promise<BootServices> | undefined;
+  if (config.modelDir) {
+    const cache = await ModelCache.open({
+      stateDir: config.stateDir,
+      site: config.site,
+      feed: createFileFeed(path.resolve(config.modelDir), config.site),
+      pollMs: config.modelPollMs,
+      logger,
+    });
+    models = cache;
+    const serviceLog = (entry: ServiceLog) => {
+      const { level, msg, ...fields } = entry;
+      logger[level](msg, fields);
+    };
+    const starting = startBootServices(
+      {
+        site: config.site,
+        agentName: config.agentName,
+        bootInterface: config.bootInterface,
+        bootAddress: config.bootAddress,
+        dhcp: config.dhcp,
+        dhcpPort: config.dhcpPort,
+        proxyPort: config.proxyPort,
+        tftp: config.tftp,
+        tftpRoot: config.tftpRoot,
+        tftpPort: config.tftpPort,
+        http: config.http,
+        httpHost: config.httpHost,
+        httpPort: config.httpPort,
+        filesDir: config.filesDir ?? path.join(config.stateDir, 'files'),
+        routerAdvertisements: config.routerAdvertisements,
+        raPrefix: config.raPrefix,
+        stateDir: config.stateDir,
+      },
+      { models: cache, netboot: boot.netboot, events: boot.traffic, log: serviceLog },
+    );
+    services = starting;
+    cache.start();
+    if (cache.currentRevision()) {
+      try {
+        await starting;
+      } catch (err) {
+        await cache.stop();
+        clientConnection.close().catch(() => undefined);
+        throw err;
+      }
+    } else {
+      logger.info('no model yet: boot services start with the first one', { modelDir: config.modelDir });
+      starting.catch((err: unknown) => logger.error('boot services did not start', { error: describe(err) }));
+    }
   }
+
+  let stopping = false;
+  let worker: Worker | undefined;
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  const runWorker = async () => {
+    let reported = false;
+    while (!stopping) {
+      let connection: NativeConnection | undefined;
+      try {
+        connection = await NativeConnection.connect({ address: config.temporalAddress });
+        const agent = await createAgentWorker({
+          site: config.site,
+          connection,
+          namespace: config.namespace,
+          client,
+          stateDir: config.stateDir,
+          secretsEnv: options.secretsEnv ?? process.env,
+          simTimeScale: config.simTimeScale,
+          simPowerLatencyMs: config.simPowerLatencyMs,
+          inDoubtGraceMs: config.inDoubtGraceMs,
+          logger,
+          boot,
+        });
+        worker = agent.worker;
+        reported = false;
+        logger.info('agent started', { site: config.site, taskQueue: `vaquero-agent-${config.site}` });
+        try {
+          if (!stopping) await agent.worker.run();
+        } finally {
+          worker = undefined;
+          agent.sim.close();
+        }
+      } catch (err) {
+        if (!reported)
+          logger.warn('Temporal unreachable; boot services go on, the worker retries', {
+            address: config.temporalAddress,
+            error: describe(err),
+          });
+        reported = true;
+      } finally {
+        await connection?.close().catch(() => undefined);
+      }
+      if (!stopping) await pause(retryMs);
+    }
+  };
+  const workerDone = runWorker();
+
+  return {
+    models,
+    services,
+    boot,
+    async stop() {
+      stopping = true;
+      wake?.();
+      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+      await workerDone;
+      await models?.stop();
+      if (services) await (await services.catch(() => undefined))?.stop();
+      await clientConnection.close().catch(() => undefined);
+    },
+  };
+}
+
+function configMessage(err: unknown): string {
+  if (err instanceof Error && 'issues' in err)
+    return (err as unknown as { issues: { path: PropertyKey[]; message: string }[] }).issues
+      .map((i) => `${i.path.join('.')}: ${i.message}`)
+      .join('; ');
+  return describe(err);
 }
 
 /** Entry point of `vaquero agent`; a bad configuration is one line on stderr and exit code 2. */
@@ -72,15 +263,20 @@ export async function main(args: string[]): Promise<number> {
   try {
     config = agentConfig(args, process.env);
   } catch (err) {
-    const message =
-      err instanceof Error && 'issues' in err
-        ? (err as unknown as { issues: { path: PropertyKey[]; message: string }[] }).issues
-            .map((i) => `${i.path.join('.')}: ${i.message}`)
-            .join('; ')
-        : (err as Error).message;
-    process.stderr.write(`vaquero agent: ${message}\n`);
+    process.stderr.write(`vaquero agent: ${configMessage(err)}\n`);
     return 2;
   }
-  await runAgent(config);
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent(config);
+  } catch (err) {
+    process.stderr.write(`vaquero agent: ${describe(err)}\n`);
+    return err instanceof ServiceConfigError || err instanceof RadvdMissingError ? 2 : 1;
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await agent.stop();
   return 0;
 }

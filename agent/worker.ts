@@ -32,13 +32,35 @@ export interface AgentWorkerOptions {
   /** How long a power cycle left in doubt by a crash waits for boot traffic before cycling again. */
   inDoubtGraceMs?: number;
   logger: Logger;
+  /** The netboot table and event path shared with the agent's boot services (made here if absent). */
+  boot?: AgentBootState;
+}
+
+export interface AgentBootState {
+  netboot: NetbootTable;
+  /** Delivery to workflows, buffered in <stateDir>/events.jsonl. */
+  events: SignalingEventSink;
+  /** What every boot event goes through first: it remembers when each MAC was last heard. */
+  traffic: BootTraffic;
+}
+
+/** The netboot table and boot event path of an agent's state directory. */
+export function createBootState(stateDir: string, client: Client, logger: Logger): AgentBootState {
+  const netboot = new NetbootTable(path.join(stateDir, 'netboot.json'));
+  const events = new SignalingEventSink({
+    client,
+    netboot,
+    logger,
+    journal: path.join(stateDir, 'events.jsonl'),
+  });
+  const traffic = new BootTraffic(events, path.join(stateDir, 'boot-traffic.log'));
+  return { netboot, events, traffic };
 }
 
 /** The agent's Temporal worker on `vaquero-agent-<site>`, with its datacenter activities wired. */
 export async function createAgentWorker(options: AgentWorkerOptions) {
-  const netboot = new NetbootTable(path.join(options.stateDir, 'netboot.json'));
-  const events = new SignalingEventSink(options.client, netboot, options.logger);
-  const traffic = new BootTraffic(events, path.join(options.stateDir, 'boot-traffic.log'));
+  const { netboot, events, traffic } =
+    options.boot ?? createBootState(options.stateDir, options.client, options.logger);
   const sim = new SimLab({
     events: traffic,
     cycleLog: path.join(options.stateDir, 'sim-cycles.log'),

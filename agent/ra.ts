@@ -1,0 +1,141 @@
+// Router advertisements on the boot interface: iPXE waits ~13 s for one before it goes on with
+// IPv4 (LAB.md). radvd does the protocol; the agent writes its config, runs it in the foreground in
+// its own namespace, restarts it if it dies, and stops it with itself.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface RadvdOptions {
+  interface: string;
+  /** Advertised for SLAAC (`fd77::/64`); without one the RA only ends the clients' wait. */
+  prefix?: string;
+  /** Holds radvd.conf and radvd.pid. */
+  dir: string;
+  log: (entry: { level: 'info' | 'warn' | 'error'; msg: string }) => void;
+  /** Default: radvd on PATH or in /usr/sbin. */
+  binary?: string;
+}
+
+export interface Radvd {
+  /** The running radvd's pid (changes when it is restarted). */
+  pid(): number | undefined;
+  stop(): Promise<void>;
+}
+
+export class RadvdMissingError extends Error {}
+
+const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
+const PREFIX_RE = /^[0-9a-fA-F:]+\/\d{1,3}$/;
+
+/** radvd.conf for one interface: fast adverts, and a router lifetime of 0 (not a default gateway). */
+export function radvdConfig(iface: string, prefix?: string): string {
+  if (!IFNAME_RE.test(iface)) throw new Error(`bad interface name ${JSON.stringify(iface)}`);
+  if (prefix !== undefined && !PREFIX_RE.test(prefix))
+    throw new Error(`bad IPv6 prefix ${JSON.stringify(prefix)} (expected like fd77::/64)`);
+  const lines = [
+    `interface ${iface} {`,
+    '  AdvSendAdvert on;',
+    '  MinRtrAdvInterval 3;',
+    '  MaxRtrAdvInterval 10;',
+    '  AdvDefaultLifetime 0;',
+  ];
+  if (prefix) lines.push(`  prefix ${prefix} {`, '    AdvOnLink on;', '    AdvAutonomous on;', '  };');
+  lines.push('};', '');
+  return lines.join('\n');
+}
+
+function findRadvd(binary?: string): string {
+  if (binary) return binary;
+  for (const dir of (process.env.PATH ?? '').split(':').concat('/usr/sbin', '/sbin')) {
+    const candidate = path.join(dir, 'radvd');
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  throw new RadvdMissingError('router advertisements need radvd (apt-get install radvd)');
+}
+
+export async function startRadvd(opts: RadvdOptions): Promise<Radvd> {
+  const binary = findRadvd(opts.binary);
+  await mkdir(opts.dir, { recursive: true });
+  const conf = path.join(opts.dir, 'radvd.conf');
+  await writeFile(conf, radvdConfig(opts.interface, opts.prefix));
+  const args = [
+    '--nodaemon',
+    '--config',
+    conf,
+    '--pidfile',
+    path.join(opts.dir, 'radvd.pid'),
+    '--logmethod',
+    'stderr',
+  ];
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+
+  const launch = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = proc;
+      let stderr = '';
+      proc.stderr?.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-2000);
+        for (const line of d.toString().split('\n')) {
+          if (line.trim()) opts.log({ level: 'info', msg: `radvd: ${line.trim()}` });
+        }
+      });
+      proc.once('error', (err) => reject(err));
+      proc.once('spawn', () => {
+        // radvd checks its config before it starts; a bad one exits within a moment.
+        const settle = setTimeout(() => {
+          proc.off('exit', early);
+          proc.once('exit', onExit);
+          resolve();
+        }, 500);
+        const early = (code: number | null) => {
+          clearTimeout(settle);
+          reject(new Error(`radvd exited at start (${code}): ${stderr.trim().split('\n').pop() ?? ''}`));
+        };
+        proc.once('exit', early);
+      });
+    });
+
+  const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+    child = undefined;
+    if (stopping) return;
+    failures += 1;
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(failures, 5));
+    opts.log({ level: 'warn', msg: `radvd exited (${code ?? signal}); restarting in ${delay} ms` });
+    restartTimer = setTimeout(() => {
+      launch()
+        .then(() => (failures = 0))
+        .catch((err: unknown) => {
+          opts.log({ level: 'error', msg: `radvd restart failed: ${String(err)}` });
+          onExit(null, null);
+        });
+    }, delay);
+  };
+
+  await launch();
+  opts.log({
+    level: 'info',
+    msg: `router advertisements on ${opts.interface}${opts.prefix ? ` for ${opts.prefix}` : ''}`,
+  });
+  return {
+    pid: () => child?.pid,
+    async stop() {
+      stopping = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      const proc = child;
+      if (!proc || proc.exitCode !== null) return;
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => proc.kill('SIGKILL'), 3000);
+        proc.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        proc.kill('SIGTERM');
+      });
+    },
+  };
+}

@@ -1,0 +1,215 @@
+// The agent's boot services: DHCP, TFTP and the HTTP asset server, all answering from the model
+// cache and the netboot table the worker's activities arm and disarm, all reporting to one sink.
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import type { BootEventSink } from '../activities/boot-events';
+import type { NetbootTable } from '../activities/netboot-table';
+import type { Model } from '../schemas/model';
+import type { BootEvent } from '../schemas/rollout';
+import type { Agent } from '../schemas/site';
+import { leasesFromModel, mapBackend, type HostLease } from './dhcp/leases';
+import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
+import { createAssetApp, type AssetLog } from './http/app';
+import type { ModelCache } from './model-cache';
+import { startRadvd, type Radvd } from './ra';
+import { startTftpServer, type TftpServer } from './tftp/server';
+
+export interface BootServicesConfig {
+  site: string;
+  /** This agent's entry in the site's `agents` (its `name`); the first entry when unset. */
+  agentName?: string;
+  /** The boot interface (logs, radvd). The agent's namespace should hold only this one (LAB.md). */
+  bootInterface?: string;
+  /** The agent's IPv4 address on the boot network; default: the host of its `asset_url`. */
+  bootAddress?: string;
+  dhcp: boolean;
+  dhcpPort?: number;
+  /** The PXE boot server port of proxy mode (4011). */
+  proxyPort?: number;
+  tftp: boolean;
+  tftpRoot: string;
+  tftpHost?: string;
+  tftpPort?: number;
+  http: boolean;
+  httpHost?: string;
+  /** Default: the port of its `asset_url` (80 without one). */
+  httpPort?: number;
+  /** Served under /files/. */
+  filesDir: string;
+  routerAdvertisements: boolean;
+  /** An IPv6 prefix (`fd77::/64`) advertised for SLAAC; without one the RA carries no prefix. */
+  raPrefix?: string;
+  /** Where radvd's generated config and pid file go. */
+  stateDir: string;
+}
+
+export interface ServiceLog {
+  level: 'info' | 'warn' | 'error';
+  msg: string;
+  service: 'dhcp' | 'tftp' | 'http' | 'ra' | 'services';
+  [field: string]: unknown;
+}
+
+export interface BootServicesDeps {
+  models: ModelCache;
+  netboot: NetbootTable;
+  events: BootEventSink;
+  log: (entry: ServiceLog) => void;
+}
+
+export interface BootServices {
+  dhcp?: DhcpServer;
+  tftp?: TftpServer;
+  /** The HTTP server's bound port (useful with port 0). */
+  httpPort?: number;
+  stop(): Promise<void>;
+}
+
+/** A bad configuration found at start: reported as one line, the agent exits 2. */
+export class ServiceConfigError extends Error {}
+
+function agentEntry(model: Model, config: BootServicesConfig): Agent {
+  const site = model.sites[config.site]?.site;
+  if (!site) throw new ServiceConfigError(`the model has no site ${config.site}`);
+  const agent = config.agentName ? site.agents.find((a) => a.name === config.agentName) : site.agents[0];
+  if (!agent)
+    throw new ServiceConfigError(
+      `site ${config.site} has no agent named ${config.agentName}; it has ${site.agents.map((a) => a.name).join(', ')}`,
+    );
+  return agent;
+}
+
+/** TFTP sees an IP, not a MAC: the lease table says whose the IP is. */
+export function tftpEventMapper(leases: () => ReadonlyMap<string, HostLease>, inner: BootEventSink) {
+  return {
+    emit(event: BootEvent): void {
+      if (event.mac || event.kind !== 'tftp') return inner.emit(event);
+      const ip = event.detail?.split(' ')[0];
+      for (const lease of leases().values()) {
+        if (lease.ipv4 === ip) return inner.emit({ ...event, mac: lease.mac });
+      }
+      inner.emit(event);
+    },
+  } satisfies BootEventSink;
+}
+
+/**
+ * Starts the enabled services. They need the site's model for the agent's address and DHCP mode, so
+ * this waits for the cache's first model (at once after a restart: it is on disk).
+ */
+export async function startBootServices(
+  config: BootServicesConfig,
+  deps: BootServicesDeps,
+): Promise<BootServices> {
+  const { models, log } = deps;
+  const first = await models.ready();
+  const agent = agentEntry(first.model, config);
+  const assetUrl = new URL(agent.asset_url);
+  const bootAddress = config.bootAddress ?? assetUrl.hostname;
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(bootAddress))
+    throw new ServiceConfigError(
+      `the boot address must be an IPv4 address (got ${bootAddress}); pass --boot-address`,
+    );
+
+  let leases = leasesFromModel(first.model, config.site);
+  const unsubscribe = models.onChange((rev) => {
+    // DHCP answers from the newest reservations; a site lost from the model keeps the old ones.
+    try {
+      leases = leasesFromModel(rev.model, config.site);
+      log({
+        level: 'info',
+        service: 'dhcp',
+        msg: 'reservations updated',
+        commit: rev.commit,
+        hosts: leases.size,
+      });
+    } catch (err) {
+      log({ level: 'warn', service: 'dhcp', msg: `reservations kept: ${(err as Error).message}` });
+    }
+  });
+  const backend = { lookupHost: (mac: string) => mapBackend(leases).lookupHost(mac) };
+  const events = tftpEventMapper(() => leases, deps.events);
+
+  const running: { name: string; close(): Promise<void> }[] = [];
+  const result: BootServices = {
+    async stop() {
+      unsubscribe();
+      for (const service of running.reverse()) {
+        await service
+          .close()
+          .catch((err: unknown) =>
+            log({ level: 'warn', service: 'services', msg: `stopping ${service.name}: ${String(err)}` }),
+          );
+      }
+    },
+  };
+  try {
+    if (config.dhcp) {
+      const mode = agent.dhcp_mode;
+      // `mode`/`proxyPort` are the proxy-mode options of agent/dhcp/server.ts.
+      const options: DhcpServerOptions & { mode?: 'server' | 'proxy'; proxyPort?: number } = {
+        interface: config.bootInterface,
+        address: bootAddress,
+        port: config.dhcpPort,
+        backend,
+        events,
+        log: (entry) => log({ service: 'dhcp', ...entry }),
+        mode,
+        ...(config.proxyPort !== undefined ? { proxyPort: config.proxyPort } : {}),
+      };
+      result.dhcp = await startDhcpServer(options);
+      running.push({ name: 'dhcp', close: () => result.dhcp!.close() });
+    }
+    if (config.tftp) {
+      result.tftp = await startTftpServer({
+        host: config.tftpHost ?? '0.0.0.0',
+        port: config.tftpPort ?? 69,
+        root: config.tftpRoot,
+        events,
+        log: (entry) => log({ service: 'tftp', ...entry }),
+      });
+      running.push({ name: 'tftp', close: () => result.tftp!.close() });
+    }
+    if (config.http) {
+      const app = createAssetApp({
+        models,
+        site: config.site,
+        netboot: deps.netboot,
+        events,
+        filesDir: config.filesDir,
+        log: (entry: AssetLog) => log({ service: 'http', ...entry }),
+      });
+      const port = config.httpPort ?? (assetUrl.port ? Number(assetUrl.port) : 80);
+      const hostname = config.httpHost ?? '0.0.0.0';
+      const server = await new Promise<Server>((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, port, hostname }, () => resolve(s as Server));
+        (s as Server).once('error', reject);
+      });
+      const address = server.address();
+      result.httpPort = typeof address === 'object' && address ? address.port : port;
+      log({ level: 'info', service: 'http', msg: `HTTP on ${hostname}:${result.httpPort}` });
+      running.push({
+        name: 'http',
+        close: () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      });
+    }
+    if (config.routerAdvertisements) {
+      if (!config.bootInterface) throw new ServiceConfigError('router advertisements need --boot-interface');
+      const radvd: Radvd = await startRadvd({
+        interface: config.bootInterface,
+        prefix: config.raPrefix,
+        dir: config.stateDir,
+        log: (entry) => log({ service: 'ra', ...entry }),
+      });
+      running.push({ name: 'radvd', close: () => radvd.stop() });
+    }
+  } catch (err) {
+    await result.stop();
+    throw err;
+  }
+  return result;
+}
