@@ -1,0 +1,137 @@
+// /agent/v1: what site agents call (SPEC 6): their site's applied model revision, a given commit's
+// revision, and heartbeats. Every agent token belongs to one site: no token or an unknown one is 401,
+// a token used for another site is 403. /api/v1/sites/:site/agents shows the heartbeats to users.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { z } from 'zod';
+import type { ModelStore } from '../../activities/store/model-store';
+import { modelForSite } from '../../schemas/model';
+import type { AgentRegistry } from '../agent-registry';
+import { bearerAuth } from './auth';
+import type { AppEnv } from './deps';
+
+export interface AgentToken {
+  site: string;
+  /** Shown in logs and in the agents list; never the secret. */
+  name: string;
+  token: string;
+}
+
+export type AgentEnv = { Variables: AppEnv['Variables'] & { caller: { site: string; name: string } } };
+
+const digest = (token: string) => createHash('sha256').update(token).digest();
+
+/** 401 without a known token; 403 when `?site=` (or a body's site, checked later) names another site. */
+export function agentAuth(tokens: readonly AgentToken[]): MiddlewareHandler<AgentEnv> {
+  const known = tokens.map((t) => ({ site: t.site, name: t.name, digest: digest(t.token) }));
+  return async (c, next) => {
+    const presented = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '')?.[1];
+    // Every digest is compared, so the time taken does not tell which token nearly matched.
+    let match: { site: string; name: string } | undefined;
+    if (presented) {
+      const d = digest(presented);
+      for (const k of known) if (timingSafeEqual(d, k.digest)) match = { site: k.site, name: k.name };
+    }
+    if (!match) {
+      c.var.log.warn({ path: c.req.path, token: presented ? 'unknown' : 'none' }, 'agent request refused');
+      return c.json(
+        {
+          error: presented
+            ? 'the agent token is not accepted'
+            : 'an agent token is required (Authorization: Bearer <token>)',
+        },
+        401,
+        { 'WWW-Authenticate': 'Bearer realm="vaquero-agent"' },
+      );
+    }
+    c.set('caller', match);
+    mustBeOwnSite(c.var.caller, c.req.query('site'), c.var.log);
+    await next();
+  };
+}
+
+function mustBeOwnSite(
+  caller: { site: string; name: string },
+  site: string | undefined,
+  log: AppEnv['Variables']['log'],
+): void {
+  if (site === undefined || site === caller.site) return;
+  log.warn({ token: caller.name, tokenSite: caller.site, site }, 'agent request refused: another site');
+  throw new HTTPException(403, {
+    message: `the token of site ${caller.site} does not give access to site ${site}`,
+  });
+}
+
+const CommitSchema = z.string().regex(/^[0-9a-zA-Z._-]{1,80}$/, 'must be a commit id');
+const HeartbeatSchema = z.strictObject({
+  agent: z.string().min(1).max(120),
+  version: z.string().min(1).max(80),
+  site: z.string().min(1).max(120),
+});
+
+export interface AgentApiDeps {
+  tokens: readonly AgentToken[];
+  store?: ModelStore;
+  registry: AgentRegistry;
+}
+
+export function agentApiRoutes(deps: AgentApiDeps): Hono<AgentEnv> {
+  const app = new Hono<AgentEnv>();
+  app.use(agentAuth(deps.tokens));
+  const store = (): ModelStore => {
+    if (!deps.store) throw new HTTPException(503, { message: 'this server has no model store' });
+    return deps.store;
+  };
+
+  const siteRevision = async (commit: string, site: string) => {
+    const model = await store().getRevision(commit);
+    if (!model) throw new HTTPException(404, { message: `no revision ${commit}` });
+    const own = modelForSite(model, site);
+    if (!own) throw new HTTPException(404, { message: `site ${site} is not in revision ${commit}` });
+    return { commit, model: own };
+  };
+
+  app.get('/model', async (c) => {
+    const applied = await store().getApplied();
+    if (!applied) return c.json({ error: 'no revision has been applied yet' }, 404);
+    return c.json(await siteRevision(applied, c.var.caller.site));
+  });
+
+  app.get('/model/:commit', async (c) => {
+    const commit = CommitSchema.safeParse(c.req.param('commit'));
+    if (!commit.success) throw new HTTPException(400, { message: 'invalid commit id' });
+    return c.json(await siteRevision(commit.data, c.var.caller.site));
+  });
+
+  app.post('/heartbeat', async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new HTTPException(400, { message: 'the request body is not JSON' });
+    }
+    const beat = HeartbeatSchema.safeParse(body);
+    if (!beat.success)
+      throw new HTTPException(400, {
+        message: `invalid heartbeat: ${beat.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      });
+    mustBeOwnSite(c.var.caller, beat.data.site, c.var.log);
+    deps.registry.heartbeat(beat.data, c.var.caller.name);
+    return c.json({ status: 'ok', time: new Date().toISOString() });
+  });
+  return app;
+}
+
+/** GET /sites/:site/agents and GET /agents for users (mounted under /api/v1, behind its tokens). */
+export function agentStatusRoutes(
+  registry: AgentRegistry,
+  apiTokens: readonly { name: string; token: string }[],
+): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use('/agents', bearerAuth(apiTokens));
+  app.use('/sites/:site/agents', bearerAuth(apiTokens));
+  app.get('/agents', (c) => c.json({ sites: registry.sites() }));
+  app.get('/sites/:site/agents', (c) => c.json(registry.site(c.req.param('site'))));
+  return app;
+}
