@@ -18,6 +18,7 @@ commands:
   preview --mac <mac> <dir> [--stage N]         a host's rendered iPXE script and unattended config
   rollout <subcommand> [options]                follow and steer site rollouts: list, status, watch, pause,
                                                 resume, approve, abort, retry-host (vaquero rollout --help)
+  server --config <file.yaml>                   the central server: webhooks, user API, orchestration worker
 `;
 
 const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Promise<number>> = {
@@ -25,6 +26,8 @@ const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Pr
   plan: planCommand,
   preview: previewCommand,
   rollout: rolloutCommand,
+  // Imported when run: the server pulls in the Temporal worker, which the other commands do not need.
+  server: async (args, io) => (await import('./main')).serverCommand(args, io),
 };
 
 const processIo: Io = {

@@ -13,14 +13,14 @@ export type SecretRef = z.infer<typeof SecretRefSchema>;
 /** The `:hook` of `POST /postreceive/:hook`, so URL-safe. */
 const HookNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a URL-safe name');
 
-const sourceFields = {
+const commonFields = {
   name: HookNameSchema,
   /** Pushes to this branch are applied; pushes to others are ignored. */
   branch: z.string().min(1).default('main'),
   /** The SoT's directory inside the repository. */
   path: z.string().min(1).default('.'),
-  webhook_secret: SecretRefSchema,
 };
+const sourceFields = { ...commonFields, webhook_secret: SecretRefSchema };
 
 export const SotSourceSchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -37,6 +37,18 @@ export const SotSourceSchema = z.discriminatedUnion('kind', [
     /** The local clone the server reads commits from. */
     checkout: z.string().min(1),
   }),
+  z.strictObject({
+    kind: z.literal('local'),
+    ...commonFields,
+    /** A directory on this machine, polled: no webhook reaches it. */
+    dir: z.string().min(1),
+    /**
+     * `commits`: `dir` is a git repository and a new commit on `branch` is applied; `files`: any
+     * change of the files is applied (snapshotted first); `auto`: commits if `dir` is a git repository.
+     */
+    track: z.enum(['auto', 'commits', 'files']).default('auto'),
+    poll_seconds: z.number().min(0.1).max(86_400).default(5),
+  }),
 ]);
 export type SotSource = z.infer<typeof SotSourceSchema>;
 
@@ -51,8 +63,24 @@ export const ServerConfigSchema = z.strictObject({
     .strictObject({
       address: z.string().min(1).default('127.0.0.1:7233'),
       namespace: z.string().min(1).default('default'),
+      /** Create the namespace and register the search attributes when missing (off where an operator owns them). */
+      setup: z.boolean().default(true),
     })
-    .default({ address: '127.0.0.1:7233', namespace: 'default' }),
+    .default({ address: '127.0.0.1:7233', namespace: 'default', setup: true }),
+  /** Where the file store keeps model revisions, and where local sources' snapshots live. */
+  store: z
+    .strictObject({ dir: z.string().min(1).default('./.vaquero/store') })
+    .default({ dir: './.vaquero/store' }),
+  /** Pull requests are validated and planned, and the result posted back as a commit status. */
+  github: z
+    .strictObject({
+      api_url: z.url().default('https://api.github.com'),
+      /** A token that may write commit statuses (and check runs, see `check_runs`). */
+      token: SecretRefSchema.optional(),
+      /** Also create a check run with the plan; GitHub allows it to GitHub App tokens only. */
+      check_runs: z.boolean().default(false),
+    })
+    .default({ api_url: 'https://api.github.com', check_runs: false }),
   sources: z
     .array(SotSourceSchema)
     .default([])
@@ -82,15 +110,22 @@ export function parseServerConfig(raw: unknown): ServerConfig {
   throw new ConfigError(`invalid server config:\n${lines.join('\n')}`);
 }
 
-/** The directory applyCommitWorkflow reads a source's SoT from. */
+/** A source that GitHub or a git hook notifies, as opposed to a polled local one. */
+export type HookedSource = Exclude<SotSource, { kind: 'local' }>;
+export type LocalSource = Extract<SotSource, { kind: 'local' }>;
+
+/** The directory applyCommitWorkflow reads a source's SoT from (a local source's, when it tracks commits). */
 export function sourceDir(source: SotSource): string {
-  return path.resolve(source.kind === 'git' ? source.repo : source.checkout, source.path);
+  const root = source.kind === 'git' ? source.repo : source.kind === 'github' ? source.checkout : source.dir;
+  return path.resolve(root, source.path);
 }
 
 export interface Secrets {
   /** Webhook secret per source name. */
   webhooks: ReadonlyMap<string, string>;
   apiTokens: readonly { name: string; token: string }[];
+  /** The token for GitHub's API, when configured. */
+  githubToken?: string;
 }
 
 export interface SecretReaders {
@@ -121,12 +156,15 @@ async function resolveSecret(ref: SecretRef, where: string, readers: SecretReade
 export async function resolveSecrets(config: ServerConfig, readers: SecretReaders): Promise<Secrets> {
   const webhooks = new Map<string, string>();
   for (const source of config.sources)
-    webhooks.set(
-      source.name,
-      await resolveSecret(source.webhook_secret, `sources.${source.name}.webhook_secret`, readers),
-    );
+    if (source.kind !== 'local')
+      webhooks.set(
+        source.name,
+        await resolveSecret(source.webhook_secret, `sources.${source.name}.webhook_secret`, readers),
+      );
   const apiTokens: { name: string; token: string }[] = [];
   for (const { name, token } of config.api.tokens)
     apiTokens.push({ name, token: await resolveSecret(token, `api.tokens.${name}`, readers) });
-  return { webhooks, apiTokens };
+  const githubToken =
+    config.github.token && (await resolveSecret(config.github.token, 'github.token', readers));
+  return { webhooks, apiTokens, githubToken };
 }

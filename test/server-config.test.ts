@@ -30,7 +30,9 @@ describe('server config', () => {
   test('defaults fill what is left out; sources map to the directory the workflow reads', () => {
     const config = parseServerConfig(minimal);
     assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(config.temporal, { address: '127.0.0.1:7233', namespace: 'default' });
+    assert.deepEqual(config.temporal, { address: '127.0.0.1:7233', namespace: 'default', setup: true });
+    assert.equal(config.store.dir, './.vaquero/store');
+    assert.equal(config.github.api_url, 'https://api.github.com');
     assert.equal(config.webhook_body_limit, 5 * 1024 * 1024);
     const [lab, prod] = config.sources;
     assert.ok(lab && prod);

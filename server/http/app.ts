@@ -2,6 +2,7 @@
 // Temporal only through the client it is given.
 import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
+import { routePath } from 'hono/route';
 import { apiRoutes } from './api';
 import type { AppDeps, AppEnv } from './deps';
 import { httpError } from './errors';
@@ -20,11 +21,21 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next();
     const ms = Math.round(performance.now() - started);
     log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');
+    // The route pattern, not the path: a label per distinct path would grow without bound.
+    const route = routePath(c, -1);
+    deps.metrics?.httpRequests.inc({
+      method: c.req.method,
+      route: route === '/*' || route === '*' ? '(unmatched)' : route,
+      status: c.res.status,
+    });
   });
 
   app.get('/live', (c) => c.json({ status: 'live' }));
-  // Ready while the namespace answers; HA leadership (SPEC 6: 200 only on the leader) joins this later.
+  // SPEC 6: ready only on the leader, and only while Temporal answers; a load balancer that checks
+  // /ready sends webhooks and API calls to the leader.
   app.get('/ready', async (c) => {
+    if (deps.leadership && !deps.leadership.isLeader())
+      return c.json({ status: 'not ready', reason: 'not the leader' }, 503);
     const { namespace } = deps.temporal.options;
     try {
       await deps.temporal.withDeadline(Date.now() + READY_TIMEOUT_MS, () =>
@@ -35,6 +46,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       c.var.log.warn({ error: (err as Error).message }, 'not ready: Temporal does not answer');
       return c.json({ status: 'not ready', reason: 'Temporal does not answer' }, 503);
     }
+  });
+
+  // Unauthenticated like the probes (SPEC 6 asks tokens of the internal APIs, and this is read-only
+  // counters with no names of hosts or tokens); keep the port off the internet.
+  app.get('/metrics', async (c) => {
+    if (!deps.metrics) return c.json({ error: 'metrics are not enabled' }, 404);
+    const { registry } = deps.metrics;
+    return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });
 
   app.route('/postreceive', webhookRoutes(deps));

@@ -1,7 +1,18 @@
 import type { Client } from '@temporalio/client';
 import type { ModelStore } from '../../activities/store/model-store';
-import type { Secrets, ServerConfig } from '../config';
+import type { HookedSource, Secrets, ServerConfig } from '../config';
+import type { Leadership } from '../leader';
 import type { Log } from './log';
+import type { ServerMetrics } from './metrics';
+
+/** What a `pull_request` delivery became: checked in the background, or ignored with a reason. */
+export type PullRequestOutcome = { status: 'checking'; sha: string } | { status: 'ignored'; reason: string };
+
+/** Validates and plans pull requests and reports back to GitHub (server/github/). */
+export interface PullRequestChecks {
+  /** Answers at once; the check runs in the background (GitHub gives a delivery 10 s). */
+  check(source: HookedSource, payload: unknown, log: Log): PullRequestOutcome;
+}
 
 /** What the HTTP app is built from; the entry point makes each of them once. */
 export interface AppDeps {
@@ -9,11 +20,17 @@ export interface AppDeps {
   /** The config's secret references, resolved by the entry point. */
   secrets: Secrets;
   temporal: Client;
-  /** Model revisions, for the routes that serve them (not yet mounted). */
+  /** Model revisions, for the routes that serve them. */
   store?: ModelStore;
+  /** Absent: this server is the only one, always the leader. */
+  leadership?: Leadership;
+  /** Absent: /metrics answers 404 and nothing is counted. */
+  metrics?: ServerMetrics;
+  /** Absent: pull_request deliveries are acknowledged and ignored. */
+  pullRequests?: PullRequestChecks;
   log: Log;
 }
 
 export interface AppEnv {
-  Variables: { requestId: string; log: Log };
+  Variables: { requestId: string; log: Log; webhookOutcome?: string };
 }

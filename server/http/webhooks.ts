@@ -1,14 +1,12 @@
 // POST /postreceive/:hook: GitHub webhooks of the SoT sources. A push to a source's branch starts
 // applyCommitWorkflow as apply/<sha>, so GitHub's redeliveries start nothing new.
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import { Webhooks } from '@octokit/webhooks';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { applyWorkflowId, SERVER_TASK_QUEUE, type ApplyCommitInput } from '../../schemas/rollout';
-import type { applyCommitWorkflow } from '../../workflows/apply-commit';
-import { sourceDir, type SotSource } from '../config';
+import { startApply } from '../apply';
+import { sourceDir, type HookedSource } from '../config';
 import type { AppDeps, AppEnv } from './deps';
 import { childLog, type Log } from './log';
 
@@ -22,13 +20,14 @@ const PushPayloadSchema = z.object({
 type PushPayload = z.infer<typeof PushPayloadSchema>;
 
 interface Hook {
-  source: SotSource;
+  source: HookedSource;
   webhooks: Webhooks;
 }
 
 function hooksOf(deps: AppDeps): Map<string, Hook> {
   const hooks = new Map<string, Hook>();
   for (const source of deps.config.sources) {
+    if (source.kind === 'local') continue;
     const secret = deps.secrets.webhooks.get(source.name);
     if (!secret) throw new Error(`no webhook secret resolved for source ${source.name}`);
     hooks.set(source.name, { source, webhooks: new Webhooks({ secret }) });
@@ -45,7 +44,7 @@ function parseJson(body: string): unknown {
 }
 
 /** Why a push is not applied, or undefined when it is. */
-function ignoredBecause(source: SotSource, push: PushPayload): string | undefined {
+function ignoredBecause(source: HookedSource, push: PushPayload): string | undefined {
   if (source.kind === 'github' && push.repository.full_name.toLowerCase() !== source.repo.toLowerCase())
     return `a push to ${push.repository.full_name}; this hook watches ${source.repo}`;
   if (push.ref !== `refs/heads/${source.branch}`)
@@ -67,23 +66,68 @@ async function verifiedPayload(webhooks: Webhooks, body: string, signature: stri
   return parseJson(body);
 }
 
-async function startApply(deps: AppDeps, source: SotSource, commit: string, log: Log) {
-  const workflowId = applyWorkflowId(commit);
-  const input: ApplyCommitInput = { commit, source: sourceDir(source) };
-  try {
-    await deps.temporal.workflow.start<typeof applyCommitWorkflow>('applyCommitWorkflow', {
-      taskQueue: SERVER_TASK_QUEUE,
-      workflowId,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      args: [input],
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+async function applyPush(deps: AppDeps, source: HookedSource, commit: string, log: Log) {
+  const started = await startApply(deps, { commit, source: sourceDir(source) }, 'push');
+  const { workflowId } = started;
+  if (started.status === 'duplicate') {
     log.info({ workflowId }, 'push already applied: redelivery');
-    return { code: 200, body: { status: 'duplicate', workflowId, commit } } as const;
+    return { code: 200, body: started } as const;
   }
   log.info({ workflowId }, 'push applied: workflow started');
-  return { code: 202, body: { status: 'started', workflowId, commit } } as const;
+  return { code: 202, body: started } as const;
+}
+
+/** One delivery, verified; what it became is recorded in `webhookOutcome` for the metrics. */
+async function deliver(deps: AppDeps, c: Context<AppEnv>, hook: Hook) {
+  const { source, webhooks } = hook;
+  const name = source.name;
+  const event = c.req.header('x-github-event');
+  const log = c.var.log;
+  // The delivery id is what GitHub's "Recent deliveries" page shows, to match log lines to it.
+  const fields = { hook: name, event, delivery: c.req.header('x-github-delivery') };
+  const contentType = c.req.header('content-type') ?? '';
+  if (!contentType.includes('json'))
+    throw new HTTPException(415, { message: 'set the webhook content type to application/json' });
+  const payload = await verifiedPayload(
+    webhooks,
+    await c.req.text(),
+    c.req.header('x-hub-signature-256'),
+    childLog(log, fields),
+  );
+  const outcome = (o: string) => c.set('webhookOutcome', o);
+  if (event === 'ping') {
+    outcome('pong');
+    return c.json({ status: 'pong', hook: name });
+  }
+  if (event === 'pull_request') {
+    if (!deps.pullRequests) {
+      outcome('ignored');
+      return c.json(
+        { status: 'ignored', reason: 'pull requests are not checked: github.token is not set' },
+        202,
+      );
+    }
+    const checked = deps.pullRequests.check(source, payload, childLog(log, fields));
+    outcome(checked.status);
+    return c.json(checked, 202);
+  }
+  if (event !== 'push') {
+    log.info(fields, 'webhook ignored: not a push or pull_request');
+    outcome('ignored');
+    return c.json({ status: 'ignored', reason: `event ${event ?? '(none)'} is not handled` }, 202);
+  }
+  const push = PushPayloadSchema.safeParse(payload);
+  if (!push.success)
+    throw new HTTPException(400, { message: `not a push payload: ${push.error.issues[0]?.message}` });
+  const reason = ignoredBecause(source, push.data);
+  if (reason) {
+    log.info({ ...fields, ref: push.data.ref }, 'webhook ignored');
+    outcome('ignored');
+    return c.json({ status: 'ignored', reason }, 202);
+  }
+  const started = await applyPush(deps, source, push.data.after, childLog(log, fields));
+  outcome(started.body.status);
+  return c.json(started.body, started.code);
 }
 
 export function webhookRoutes(deps: AppDeps): Hono<AppEnv> {
@@ -99,45 +143,28 @@ export function webhookRoutes(deps: AppDeps): Hono<AppEnv> {
   app.post(
     '/:hook',
     async (c, next) => {
-      hookOf(c.req.param('hook'));
+      const hook = hookOf(c.req.param('hook'));
+      const count = (outcome: string) =>
+        deps.metrics?.webhookDeliveries.inc({
+          hook: hook.source.name,
+          event: c.req.header('x-github-event') ?? '(none)',
+          outcome,
+        });
+      // Only the leader acts on deliveries; GitHub shows a 5xx as failed, to redeliver, and a load
+      // balancer that checks /ready sends deliveries to the leader in the first place.
+      if (deps.leadership && !deps.leadership.isLeader()) {
+        count('not_leader');
+        c.header('Retry-After', '5');
+        return c.json({ error: 'this server is not the leader; deliver to the leader' }, 503);
+      }
       await next();
+      count(c.get('webhookOutcome') ?? `refused_${c.res.status}`);
     },
     bodyLimit({
       maxSize: limit,
       onError: (c) => c.json({ error: `the payload is larger than ${limit} bytes` }, 413),
     }),
-    async (c) => {
-      const name = c.req.param('hook');
-      const { source, webhooks } = hookOf(name);
-      const event = c.req.header('x-github-event');
-      const log = c.var.log;
-      // The delivery id is what GitHub's "Recent deliveries" page shows, to match log lines to it.
-      const fields = { hook: name, event, delivery: c.req.header('x-github-delivery') };
-      const contentType = c.req.header('content-type') ?? '';
-      if (!contentType.includes('json'))
-        throw new HTTPException(415, { message: 'set the webhook content type to application/json' });
-      const payload = await verifiedPayload(
-        webhooks,
-        await c.req.text(),
-        c.req.header('x-hub-signature-256'),
-        childLog(log, fields),
-      );
-      if (event === 'ping') return c.json({ status: 'pong', hook: name });
-      if (event !== 'push') {
-        log.info(fields, 'webhook ignored: not a push');
-        return c.json({ status: 'ignored', reason: `event ${event ?? '(none)'} is not handled` }, 202);
-      }
-      const push = PushPayloadSchema.safeParse(payload);
-      if (!push.success)
-        throw new HTTPException(400, { message: `not a push payload: ${push.error.issues[0]?.message}` });
-      const reason = ignoredBecause(source, push.data);
-      if (reason) {
-        log.info({ ...fields, ref: push.data.ref }, 'webhook ignored');
-        return c.json({ status: 'ignored', reason }, 202);
-      }
-      const started = await startApply(deps, source, push.data.after, childLog(log, fields));
-      return c.json(started.body, started.code);
-    },
+    (c) => deliver(deps, c, hookOf(c.req.param('hook'))),
   );
   return app;
 }

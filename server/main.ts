@@ -1,0 +1,221 @@
+// `vaquero server --config <file.yaml>`: the central server. It parses its config once, here, and
+// runs the orchestration worker (vaquero-server), the HTTP app (webhooks, user API, probes,
+// metrics) and the local-source pollers until SIGTERM/SIGINT. `startServer` is the same server
+// in-process, for `vaquero standalone` and tests.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
+import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
+import { FileModelStore } from '../activities/store/file-store';
+import type { ModelStore } from '../activities/store/model-store';
+import { CliError, parse, type Io } from './commands/io';
+import { ConfigError, parseServerConfig, resolveSecrets, type Secrets, type ServerConfig } from './config';
+import { createApp } from './http/app';
+import { listen } from './http/listen';
+import type { Log } from './http/log';
+import { createMetrics, type ServerMetrics } from './http/metrics';
+import { alwaysLeader, type Leadership } from './leader';
+import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
+import { createServerWorker } from './worker';
+
+const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface ServerOptions {
+  /** Default: from the config (h5: etcd election when configured), else always the leader. */
+  leadership?: Leadership;
+  /** Default: from the config (h5: etcd when configured), else a FileModelStore in `store.dir`. */
+  store?: ModelStore;
+  /** Default: the config's references, read from `env` and files. */
+  secrets?: Secrets;
+  /** Where `{ env: NAME }` secrets are read; default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Default: pino, JSON lines on stdout. */
+  log?: Log;
+  metrics?: ServerMetrics;
+  /** Default: bundle workflows/ at start (seconds); a pre-built bundle starts faster. */
+  workflows?: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
+}
+
+export interface RunningServer {
+  /** http://host:port of the HTTP app, with the bound port. */
+  url: string;
+  /** Rejects when the worker stops by itself (e.g. Temporal rejected it); stop() resolves it. */
+  done: Promise<void>;
+  /** Stops taking requests, stops the pollers and the worker, and closes every connection. */
+  stop(): Promise<void>;
+}
+
+/** The JSON-lines logger of the server process; secrets never reach it, and are redacted if they do. */
+export function serverLogger(): Log {
+  return pino({
+    base: { service: 'vaquero-server' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: {
+      paths: ['authorization', '*.authorization', 'token', 'secret', 'payload'],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/**
+ * The state a server shares with its peers: where model revisions live and who leads. The one place
+ * that decides it from the config (an etcd section, in HA, adds both here).
+ */
+export async function stateFromConfig(
+  config: ServerConfig,
+  options: Pick<ServerOptions, 'store' | 'leadership'>,
+): Promise<{ store: ModelStore; leadership: Leadership }> {
+  const store = options.store ?? new FileModelStore(path.resolve(config.store.dir));
+  const leadership = options.leadership ?? alwaysLeader();
+  return Promise.resolve({ store, leadership });
+}
+
+/** Connects to Temporal and, when the config asks, makes the namespace and search attributes. */
+async function connectTemporal(config: ServerConfig, log: Log) {
+  const { address, namespace } = config.temporal;
+  const connection = await Connection.connect({ address, connectTimeout: '10 seconds' }).catch(
+    (err: unknown) => {
+      throw new Error(`cannot reach Temporal at ${address}: ${(err as Error).message}`, { cause: err });
+    },
+  );
+  try {
+    if (config.temporal.setup) {
+      await ensureNamespace(connection, namespace);
+      await registerSearchAttributes(connection, namespace);
+      log.info({ namespace }, 'Temporal namespace and search attributes ready');
+    }
+    const native = await NativeConnection.connect({ address });
+    return { connection, native, client: new Client({ connection, namespace }) };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
+
+export async function startServer(config: ServerConfig, options: ServerOptions = {}): Promise<RunningServer> {
+  const log = options.log ?? serverLogger();
+  const secrets =
+    options.secrets ??
+    (await resolveSecrets(config, { env: options.env ?? process.env, readFile: (f) => readFile(f, 'utf8') }));
+  const metrics = options.metrics ?? createMetrics();
+  const { store, leadership } = await stateFromConfig(config, options);
+  const temporal = await connectTemporal(config, log);
+  const cleanups: (() => Promise<unknown>)[] = [
+    () => temporal.native.close(),
+    () => temporal.connection.close(),
+    () => leadership.close(),
+  ];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse())
+      await fn().catch((err: unknown) => log.warn({ error: (err as Error).message }, 'clean-up failed'));
+  };
+  try {
+    const worker = await createServerWorker({
+      connection: temporal.native,
+      namespace: config.temporal.namespace,
+      client: temporal.client,
+      store,
+      workflows: options.workflows ?? { workflowsPath },
+    });
+    const done = worker.run().then(
+      () => log.info({}, 'worker stopped'),
+      (err: unknown) => {
+        log.error({ error: (err as Error).message }, 'worker failed');
+        throw err;
+      },
+    );
+    // Handled here too, so an in-process caller that never awaits `done` gets no unhandled rejection.
+    done.catch(() => undefined);
+    cleanups.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done.catch(() => undefined);
+    });
+
+    metrics.leader.set(leadership.isLeader() ? 1 : 0);
+    const unsubscribe = leadership.onChange((leader) => {
+      metrics.leader.set(leader ? 1 : 0);
+      log.info({ leader }, leader ? 'leading' : 'not leading');
+    });
+    cleanups.push(() => Promise.resolve(unsubscribe()));
+
+    const app = createApp({ config, secrets, temporal: temporal.client, store, leadership, metrics, log });
+    const listening = await listen(app, config);
+    cleanups.push(() => listening.close());
+    const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${listening.port}`;
+    log.info({ url, namespace: config.temporal.namespace, leader: leadership.isLeader() }, 'server started');
+    return { url, done, stop: cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** The config file: YAML (or JSON, which is YAML); every problem in one message. */
+export async function loadServerConfig(file: string): Promise<ServerConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    throw new ConfigError(
+      `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]?.replace(/:$/, '')}`,
+    );
+  }
+  return parseServerConfig(raw ?? {});
+}
+
+const stopSignals = ['SIGINT', 'SIGTERM'] as const;
+
+/** The Temporal SDK's lines into the same JSON log; the signals are ours, to stop in order. */
+function installRuntime(log: Log) {
+  const level = { TRACE: 'info', DEBUG: 'info', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new DefaultLogger('INFO', (entry) =>
+      log[level[entry.level]]({ component: 'temporal-sdk', ...entry.meta }, entry.message),
+    ),
+  });
+}
+
+/** `vaquero server --config <file>`: runs until SIGTERM/SIGINT; a bad config is exit code 2. */
+export async function serverCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' } });
+  if (!values.config || positionals.length > 0)
+    throw new CliError('usage: vaquero server --config <file.yaml>');
+  let server: RunningServer;
+  try {
+    const config = await loadServerConfig(path.resolve(io.cwd(), values.config));
+    const secrets = await resolveSecrets(config, {
+      env: process.env,
+      readFile: (f) => readFile(f, 'utf8'),
+    });
+    const log = serverLogger();
+    installRuntime(log);
+    server = await startServer(config, { log, secrets });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw new CliError(`cannot start: ${(err as Error).message}`, 1);
+  }
+  let onSignal = () => {};
+  const signalled = new Promise<void>((resolve) => (onSignal = resolve));
+  for (const s of stopSignals) process.once(s, onSignal);
+  try {
+    await Promise.race([signalled, server.done]);
+  } catch (err) {
+    await server.stop();
+    throw new CliError(`the worker stopped: ${(err as Error).message}`, 1);
+  } finally {
+    for (const s of stopSignals) process.off(s, onSignal);
+  }
+  await server.stop();
+  return 0;
+}
