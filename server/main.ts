@@ -13,6 +13,7 @@ import { FileModelStore } from '../activities/store/file-store';
 import type { ModelStore } from '../activities/store/model-store';
 import { CliError, parse, type Io } from './commands/io';
 import { ConfigError, parseServerConfig, resolveSecrets, type Secrets, type ServerConfig } from './config';
+import { GitHubPullRequestChecks } from './github/pull-requests';
 import { createApp } from './http/app';
 import { listen } from './http/listen';
 import type { Log } from './http/log';
@@ -142,7 +143,20 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     });
     cleanups.push(() => Promise.resolve(unsubscribe()));
 
-    const app = createApp({ config, secrets, temporal: temporal.client, store, leadership, metrics, log });
+    const pullRequests = secrets.githubToken
+      ? new GitHubPullRequestChecks({ config, token: secrets.githubToken, store, metrics })
+      : undefined;
+    if (pullRequests) cleanups.push(() => pullRequests.idle());
+    const app = createApp({
+      config,
+      secrets,
+      temporal: temporal.client,
+      store,
+      leadership,
+      metrics,
+      pullRequests,
+      log,
+    });
     const listening = await listen(app, config);
     cleanups.push(() => listening.close());
     const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${listening.port}`;
