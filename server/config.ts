@@ -89,6 +89,34 @@ export const ServerConfigSchema = z.strictObject({
     /** Bearer tokens of the user API; the name goes into the logs, never the token. */
     tokens: z.array(z.strictObject({ name: z.string().min(1), token: SecretRefSchema })).min(1),
   }),
+  /** Site agents' bearer tokens (/agent/v1): a token gives access to its own site's models only. */
+  agents: z
+    .strictObject({
+      tokens: z
+        .array(z.strictObject({ site: z.string().min(1), name: z.string().min(1), token: SecretRefSchema }))
+        .default([]),
+      /** A site whose agents have all been silent this long is reported unreachable. */
+      unreachable_after_s: z.number().positive().default(60),
+    })
+    .default({ tokens: [], unreachable_after_s: 60 }),
+  /** Serve HTTPS with these PEM files (`vaquero certs` makes a development CA and certificate). */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** High availability: model revisions in etcd, and leader election among the servers sharing it. */
+  ha: z
+    .strictObject({
+      etcd: z.strictObject({
+        endpoints: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'must be http(s)://host:port')).min(1),
+        prefix: z
+          .string()
+          .regex(/^\/(.*\/)?$/, 'must start and end with /')
+          .default('/vaquero/'),
+        /** How long a crashed leader blocks the election; etcd raises anything below its minimum (~2 s). */
+        lease_ttl_s: z.int().min(1).max(60).default(2),
+        /** Servers with the same election name (and prefix) elect one leader among them. */
+        election: z.string().min(1).default('vaquero-server'),
+      }),
+    })
+    .optional(),
   /** GitHub caps payloads at 25 MB, but a push of a SoT repository is far smaller. */
   webhook_body_limit: z
     .int()
@@ -126,6 +154,8 @@ export interface Secrets {
   apiTokens: readonly { name: string; token: string }[];
   /** The token for GitHub's API, when configured. */
   githubToken?: string;
+  /** Agent tokens with their site (absent: no agent may call). */
+  agentTokens?: readonly { site: string; name: string; token: string }[];
 }
 
 export interface SecretReaders {
@@ -166,5 +196,8 @@ export async function resolveSecrets(config: ServerConfig, readers: SecretReader
     apiTokens.push({ name, token: await resolveSecret(token, `api.tokens.${name}`, readers) });
   const githubToken =
     config.github.token && (await resolveSecret(config.github.token, 'github.token', readers));
-  return { webhooks, apiTokens, githubToken };
+  const agentTokens: { site: string; name: string; token: string }[] = [];
+  for (const { site, name, token } of config.agents.tokens)
+    agentTokens.push({ site, name, token: await resolveSecret(token, `agents.tokens.${name}`, readers) });
+  return { webhooks, apiTokens, githubToken, agentTokens };
 }
