@@ -52,6 +52,7 @@ export class SignalingEventSink implements BootEventSink {
   private readonly logger: Logger;
   private readonly retryMs: number;
   private readonly journal: string | undefined;
+  private closed = false;
 
   constructor(options: EventSinkOptions) {
     this.client = options.client;
@@ -108,31 +109,36 @@ export class SignalingEventSink implements BootEventSink {
     const armed = this.netboot.lookup(mac);
     armed.catch(() => undefined);
     const next = (this.queues.get(mac) ?? Promise.resolve())
-      .then(async () => this.deliver(entry, await armed))
-      .catch((err: unknown) => this.logger.warn('boot event not delivered', { error: String(err) }))
+      .then(async () => {
+        if (await this.deliver(entry, await armed)) this.ack(entry.seq);
+      })
+      .catch((err: unknown) => {
+        this.logger.warn('boot event not delivered', { error: String(err) });
+        this.ack(entry.seq);
+      })
       .finally(() => {
         this.pending -= 1;
-        this.ack(entry.seq);
+        if (this.pending === 0 && !this.closed && this.journal) writeFileSync(this.journal, '');
         if (this.queues.get(mac) === next) this.queues.delete(mac);
       });
     this.queues.set(mac, next);
   }
 
+  // When nothing is owed any more (see `enqueue`), the journal starts over instead of growing.
   private ack(seq: number): void {
-    if (!this.journal) return;
-    // Nothing owed: the journal starts over instead of growing with acknowledgements.
-    if (this.pending === 0) writeFileSync(this.journal, '');
-    else appendFileSync(this.journal, `${JSON.stringify({ ack: seq })}\n`);
+    if (this.journal) appendFileSync(this.journal, `${JSON.stringify({ ack: seq })}\n`);
   }
 
-  private async deliver(entry: Entry, armed: ArmEntry | undefined): Promise<void> {
+  /** Delivers an entry; false when the sink was closed first (the entry stays owed on disk). */
+  private async deliver(entry: Entry, armed: ArmEntry | undefined): Promise<boolean> {
     const { event } = entry;
     if (!armed) {
       this.logger.info('boot event of an unarmed host', { ...event });
-      return;
+      return true;
     }
     const withStage: BootEvent = { ...event, stage: event.stage ?? armed.stage };
     for (let attempt = 1; ; attempt++) {
+      if (this.closed) return false;
       try {
         // The raw call, for its request id: a signal re-sent after a crash between delivery and
         // acknowledgement is recognised by the server and not added to the history again.
@@ -144,7 +150,7 @@ export class SignalingEventSink implements BootEventSink {
           requestId: entry.id,
           input: { payloads: [defaultPayloadConverter.toPayload(withStage)] },
         });
-        return;
+        return true;
       } catch (err) {
         const code = (err as { code?: number }).code;
         const message = (err as Error).message;
@@ -154,12 +160,21 @@ export class SignalingEventSink implements BootEventSink {
             kind: event.kind,
             error: message,
           });
-          return;
+          return true;
         }
         if (attempt === 1) this.logger.warn('boot event delivery failing, retrying', { error: message });
         await new Promise((resolve) => setTimeout(resolve, this.retryMs));
       }
     }
+  }
+
+  /**
+   * Stops delivering: what is still owed stays in the journal for the next start. Resolves when no
+   * call is in flight any more (the connection can be closed then).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drain();
   }
 
   /** Resolves when every event emitted so far was delivered or dropped. */

@@ -121,8 +121,9 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const logger = options.logger ?? stderrLogger;
   const retryMs = options.temporalRetryMs ?? 5000;
-  // Lazy: events are buffered on disk and delivered once Temporal answers.
-  const clientConnection = Connection.lazy({ address: config.temporalAddress });
+  // Lazy: events are buffered on disk and delivered once Temporal answers. No gRPC retry interceptor:
+  // the sink retries itself, and a retry timer of the interceptor firing after close() would throw.
+  const clientConnection = Connection.lazy({ address: config.temporalAddress, interceptors: [] });
   const client = new Client({ connection: clientConnection, namespace: config.namespace });
   const boot = createBootState(config.stateDir, client, logger);
 
@@ -244,6 +245,8 @@ export async function startAgent(
       await workerDone;
       await models?.stop();
       if (services) await (await services.catch(() => undefined))?.stop();
+      // Undelivered events stay in the journal; a call still in flight is cut off after 2 s.
+      await Promise.race([boot.events.close(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       await clientConnection.close().catch(() => undefined);
     },
   };
