@@ -141,6 +141,17 @@ build_initramfs() {
   printf '%s\n' "$INITRAMFS_VERSION" >"$LAB_DIR/initramfs.installed"
 }
 
+# The TFTP root for the lab's agent: Debian's /usr/lib/ipxe/ipxe.efi is a symlink to /boot/ipxe.efi,
+# which a TFTP server that refuses paths escaping its root (ours) will not serve; so copies.
+copy_ipxe() {
+  mkdir -p "$LAB_DIR/tftp"
+  local f
+  for f in undionly.kpxe ipxe.efi snponly.efi; do
+    [[ -e "/usr/lib/ipxe/$f" ]] || die "/usr/lib/ipxe/$f missing (apt-get install ipxe)"
+    cmp -s "/usr/lib/ipxe/$f" "$LAB_DIR/tftp/$f" || cp -L "/usr/lib/ipxe/$f" "$LAB_DIR/tftp/$f"
+  done
+}
+
 main() {
   command -v apt-get >/dev/null || die "this script expects Debian (apt-get not found)"
   [[ -x /bin/busybox ]] || die "/bin/busybox missing (apt-get install busybox-static)"
@@ -164,8 +175,10 @@ main() {
     log "initramfs: building"
     build_initramfs
   fi
+  copy_ipxe
   log "kernel    $LAB_DIR/vmlinuz ($pkg)"
   log "initramfs $LAB_DIR/initramfs ($(du -k "$LAB_DIR/initramfs" | cut -f1) KiB)"
+  log "tftp root $LAB_DIR/tftp (undionly.kpxe, ipxe.efi, snponly.efi)"
 }
 
 main "$@"
