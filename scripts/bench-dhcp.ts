@@ -4,7 +4,7 @@
 // (the synthetic model's MACs), and perfdhcp draws its clients from that MAC list (-M). perfdhcp acts
 // as a relay (giaddr set, port 67), so replies are unicast back to it.
 //
-//   npx tsx scripts/bench-dhcp.ts [--quick] [--hosts 1000] [--period 10] [--rates 1000,4000]
+//   npx tsx scripts/bench-dhcp.ts [--quick] [--rounds 2] [--hosts 1000] [--period 10] [--rates 1000,4000]
 //                                 [--only vaquero,dnsmasq,dnsmasq-ro,kea,kea-mem]
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -21,7 +21,7 @@ import {
   waitForLine,
   type BenchNet,
 } from './bench/netns';
-import { machineContext, OURS, report, type Figure } from './bench/table';
+import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './bench/table';
 
 const { values } = parseArgs({
   options: {
@@ -30,10 +30,12 @@ const { values } = parseArgs({
     period: { type: 'string' },
     rates: { type: 'string' },
     only: { type: 'string' },
+    rounds: { type: 'string' },
   },
 });
 const quick = values.quick;
 const hostCount = Number(values.hosts ?? (quick ? 200 : 1000));
+const rounds = Number(values.rounds ?? (quick ? 1 : 2));
 const periodS = Number(values.period ?? (quick ? 1 : 10));
 const rates = (values.rates ?? (quick ? '500' : '1000,4000')).split(',').map(Number);
 /**
@@ -230,29 +232,23 @@ try {
   await writeBenchSot(path.join(dir, 'sot'), hosts);
   const macs = path.join(dir, 'macs.txt');
   await writeFile(macs, hosts.map((h) => h.mac).join('\n') + '\n');
-  const results: Record<string, PerfResult[]> = {};
-  const failures: string[] = [];
-  for (const name of servers) {
-    try {
-      results[name] = await measure(name, dir, hosts, macs);
-    } catch (err) {
-      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  const figures: Figure[] = rates.flatMap((rate, i) => {
-    const pick = (f: (r: PerfResult) => number | undefined) =>
-      Object.fromEntries(servers.map((s) => [s, results[s]?.[i] ? f(results[s][i]) : undefined]));
-    return [
-      { name: `DORA/s at offered ${rate}/s`, values: pick((r) => r.rate) },
-      { name: `dropped % at ${rate}/s`, values: pick((r) => r.dropPct), digits: 2 },
-      { name: `DISCOVER-OFFER avg ms at ${rate}/s`, values: pick((r) => r.doAvgMs), digits: 3 },
-      { name: `REQUEST-ACK avg ms at ${rate}/s`, values: pick((r) => r.raAvgMs), digits: 3 },
-    ];
-  });
+  const { perRound, failures } = await interleave(servers, rounds, (name) => measure(name, dir, hosts, macs));
+  const figuresOf = (results: Record<string, PerfResult[]>): Figure[] =>
+    rates.flatMap((rate, i) => {
+      const pick = (f: (r: PerfResult) => number | undefined) =>
+        Object.fromEntries(servers.map((s) => [s, results[s]?.[i] ? f(results[s][i]) : undefined]));
+      return [
+        { name: `DORA/s at offered ${rate}/s`, values: pick((r) => r.rate) },
+        { name: `dropped % at ${rate}/s`, values: pick((r) => r.dropPct), digits: 2, ratio: false },
+        { name: `DISCOVER-OFFER avg ms at ${rate}/s`, values: pick((r) => r.doAvgMs), digits: 3 },
+        { name: `REQUEST-ACK avg ms at ${rate}/s`, values: pick((r) => r.raAvgMs), digits: 3 },
+      ];
+    });
+  const figures = medianFigures(perRound.map(figuresOf));
   await report(
     'bench-dhcp',
     [
-      `DHCP: perfdhcp -r <rate> -p ${periodS} -M <${hostCount} reserved MACs>, relayed (giaddr), one server at a time`,
+      `DHCP: perfdhcp -r <rate> -p ${periodS} -M <${hostCount} reserved MACs>, relayed (giaddr); one server at a time, ${rounds} interleaved round(s), median shown`,
       await machineContext(),
     ],
     servers,

@@ -5,7 +5,7 @@
 // with many. nginx serves the same file and, for the scripts, the same text pre-rendered to one
 // static file per MAC; it runs one worker process, like our single Node process.
 //
-//   npx tsx scripts/bench-http.ts [--quick] [--size-mb 50] [--seconds 10] [--hosts 1000]
+//   npx tsx scripts/bench-http.ts [--quick] [--rounds 2] [--size-mb 50] [--seconds 10] [--hosts 1000]
 //                                 [--file-connections 4] [--script-connections 32] [--nginx-workers 1]
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { ipxeScript, renderStage } from '../activities/sot/boot-chain';
 import { macSlug } from '../activities/sot/render';
 import { benchHosts, KERNEL_PATH, loadBenchModel, SITE, writeBenchSot } from './bench/model';
 import { createBenchNet, drain, netnsProblem, SERVER_IP, waitForLine, type BenchNet } from './bench/netns';
-import { machineContext, OURS, report, type Figure } from './bench/table';
+import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './bench/table';
 
 const { values } = parseArgs({
   options: {
@@ -27,9 +27,11 @@ const { values } = parseArgs({
     'file-connections': { type: 'string' },
     'script-connections': { type: 'string' },
     'nginx-workers': { type: 'string', default: '1' },
+    rounds: { type: 'string' },
   },
 });
 const quick = values.quick;
+const rounds = Number(values.rounds ?? (quick ? 1 : 2));
 const sizeMb = Number(values['size-mb'] ?? (quick ? 5 : 50));
 const seconds = Number(values.seconds ?? (quick ? 1 : 10));
 const hostCount = Number(values.hosts ?? (quick ? 50 : 1000));
@@ -213,34 +215,31 @@ try {
   const scripts = path.join(dir, 'script-paths.txt');
   await writeFile(scripts, scriptPaths.join('\n') + '\n');
 
-  const results: Record<string, { big: LoadResult; small: LoadResult }> = {};
-  const failures: string[] = [];
-  for (const name of servers) {
-    try {
-      results[name] = await measure(name, dir, root, scripts);
-    } catch (err) {
-      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  const pick = (f: (r: { big: LoadResult; small: LoadResult }) => number) =>
-    Object.fromEntries(servers.map((s) => [s, results[s] ? f(results[s]) : undefined]));
-  const figures: Figure[] = [
-    {
-      name: `${sizeMb} MB file, ${fileConns} connections: MB/s`,
-      values: pick((r) => r.big.bytes / 1e6 / r.big.seconds),
-    },
-    { name: `${sizeMb} MB file: p50 s per download`, values: pick((r) => r.big.p50ms / 1000), digits: 2 },
-    {
-      name: `/ipxe/<mac> scripts, ${scriptConns} connections: requests/s`,
-      values: pick((r) => r.small.requests / r.small.seconds),
-    },
-    { name: '/ipxe/<mac> p50 ms', values: pick((r) => r.small.p50ms), digits: 2 },
-    { name: '/ipxe/<mac> p99 ms', values: pick((r) => r.small.p99ms), digits: 2 },
-  ];
+  const { perRound, failures } = await interleave(servers, rounds, (name) =>
+    measure(name, dir, root, scripts),
+  );
+  const figuresOf = (results: Record<string, { big: LoadResult; small: LoadResult }>): Figure[] => {
+    const pick = (f: (r: { big: LoadResult; small: LoadResult }) => number) =>
+      Object.fromEntries(servers.map((s) => [s, results[s] ? f(results[s]) : undefined]));
+    return [
+      {
+        name: `${sizeMb} MB file, ${fileConns} connections: MB/s`,
+        values: pick((r) => r.big.bytes / 1e6 / r.big.seconds),
+      },
+      { name: `${sizeMb} MB file: p50 s per download`, values: pick((r) => r.big.p50ms / 1000), digits: 2 },
+      {
+        name: `/ipxe/<mac> scripts, ${scriptConns} connections: requests/s`,
+        values: pick((r) => r.small.requests / r.small.seconds),
+      },
+      { name: '/ipxe/<mac> p50 ms', values: pick((r) => r.small.p50ms), digits: 2 },
+      { name: '/ipxe/<mac> p99 ms', values: pick((r) => r.small.p99ms), digits: 2 },
+    ];
+  };
+  const figures = medianFigures(perRound.map(figuresOf));
   await report(
     'bench-http',
     [
-      `HTTP: scripts/bench/http-load.ts, ${seconds} s per case, keep-alive, ${hostCount} armed hosts; nginx ${nginxWorkers} worker(s); one server at a time`,
+      `HTTP: scripts/bench/http-load.ts, ${seconds} s per case, keep-alive, ${hostCount} armed hosts; nginx ${nginxWorkers} worker(s); one server at a time, ${rounds} interleaved round(s), median shown`,
       await machineContext(),
     ],
     servers,

@@ -5,7 +5,7 @@
 // by concurrent clients. Each client is one shell in the client namespace looping over atftp, so
 // process start-up costs the same on both sides.
 //
-//   npx tsx scripts/bench-tftp.ts [--quick] [--size-mb 50] [--repeat 3] [--clients 8] [--fetches 20]
+//   npx tsx scripts/bench-tftp.ts [--quick] [--rounds 2] [--size-mb 50] [--repeat 3] [--clients 8] [--fetches 20]
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createBenchNet, drain, netnsProblem, SERVER_IP, waitForLine, type BenchNet } from './bench/netns';
-import { machineContext, OURS, report, type Figure } from './bench/table';
+import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './bench/table';
 
 const { values } = parseArgs({
   options: {
@@ -22,9 +22,11 @@ const { values } = parseArgs({
     repeat: { type: 'string' },
     clients: { type: 'string' },
     fetches: { type: 'string' },
+    rounds: { type: 'string' },
   },
 });
 const quick = values.quick;
+const rounds = Number(values.rounds ?? (quick ? 1 : 2));
 const sizeMb = Number(values['size-mb'] ?? (quick ? 2 : 50));
 const repeat = Number(values.repeat ?? (quick ? 1 : 3));
 const clients = Number(values.clients ?? (quick ? 2 : 8));
@@ -172,20 +174,16 @@ try {
       fetches,
     },
   ];
-  const results: Record<string, number[]> = {};
-  const failures: string[] = [];
-  for (const name of servers) {
-    try {
-      results[name] = await measure(name, dir, root, cases, sizes);
-    } catch (err) {
-      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  const figures: Figure[] = cases.map((c, i) => ({
-    name: c.name,
-    values: Object.fromEntries(servers.map((s) => [s, results[s]?.[i]])),
-    digits: 2,
-  }));
+  const { perRound, failures } = await interleave(servers, rounds, (name) =>
+    measure(name, dir, root, cases, sizes),
+  );
+  const figuresOf = (results: Record<string, number[]>): Figure[] =>
+    cases.map((c, i) => ({
+      name: c.name,
+      values: Object.fromEntries(servers.map((s) => [s, results[s]?.[i]])),
+      digits: 2,
+    }));
+  const figures = medianFigures(perRound.map(figuresOf));
   const ipxeSize = sizes.get('ipxe.efi') ?? 1;
   const last = figures[figures.length - 1];
   if (last) {
@@ -200,7 +198,7 @@ try {
   await report(
     'bench-tftp',
     [
-      `TFTP: client ${version || 'atftp'}, ipxe.efi ${ipxeSize} bytes, one server at a time`,
+      `TFTP: client ${version || 'atftp'}, ipxe.efi ${ipxeSize} bytes; one server at a time, ${rounds} interleaved round(s), median shown`,
       await machineContext(),
     ],
     servers,

@@ -8,6 +8,8 @@ export interface Figure {
   /** Value per server; undefined when the server could not be measured. */
   values: Record<string, number | undefined>;
   digits?: number;
+  /** False for figures whose ratio means nothing (a share of drops near zero); printed as `-`. */
+  ratio?: boolean;
 }
 
 export const OURS = 'vaquero';
@@ -22,6 +24,7 @@ export function renderTable(servers: string[], figures: Figure[]): string {
   const rows = figures.map((f) => {
     const ours = f.values[OURS];
     const ratio = (p: string) => {
+      if (f.ratio === false) return '-';
       const peer = f.values[p];
       if (ours === undefined || peer === undefined || peer === 0) return 'n/a';
       return (ours / peer).toFixed(2);
@@ -60,4 +63,55 @@ export async function machineContext(): Promise<string> {
   return `machine: ${cpu.length} x ${cpu[0]?.model ?? '?'}, load average ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}, node ${process.version}`;
+}
+
+/**
+ * Measures every server `rounds` times, interleaved (A B C A B C): on a shared machine the load moves
+ * between minutes, and interleaving spreads it over all servers instead of penalising one. A server
+ * that fails is not measured again; its failure is returned for the report.
+ */
+export async function interleave<T>(
+  servers: string[],
+  rounds: number,
+  measure: (name: string) => Promise<T>,
+): Promise<{ perRound: Record<string, T>[]; failures: string[] }> {
+  const perRound: Record<string, T>[] = [];
+  const failures: string[] = [];
+  const failed = new Set<string>();
+  for (let round = 0; round < rounds; round++) {
+    const results: Record<string, T> = {};
+    for (const name of servers) {
+      if (failed.has(name)) continue;
+      try {
+        results[name] = await measure(name);
+      } catch (err) {
+        failed.add(name);
+        failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    perRound.push(results);
+  }
+  return { perRound, failures };
+}
+
+function median(values: number[]): number | undefined {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (!sorted.length) return undefined;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/** The per-value median of the same figures computed for each round. */
+export function medianFigures(rounds: Figure[][]): Figure[] {
+  const first = rounds[0] ?? [];
+  return first.map((figure, i) => {
+    const servers = Object.keys(figure.values);
+    const values = Object.fromEntries(
+      servers.map((s) => [
+        s,
+        median(rounds.map((r) => r[i]?.values[s]).filter((v): v is number => v !== undefined)),
+      ]),
+    );
+    return { ...figure, values };
+  });
 }
