@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ import {
 import type { HandlerResult } from '../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, type HostLease, type LeaseBackend } from '../agent/dhcp/leases';
 import { handleProxyDhcp, PXE_PORT, type ProxyContext } from '../agent/dhcp/proxy';
+import { startDhcpServer } from '../agent/dhcp/server';
 import { sotMin } from './helpers/sot';
 
 const run = promisify(execFile);
@@ -41,8 +43,8 @@ before(async () => {
   backend = mapBackend(leasesFromModel(model, 'lab1'));
 });
 
-function ctx(localPort: number, from = { address: '0.0.0.0', port: 68 }): ProxyContext {
-  return { serverIp: SERVER, backend, now: new Date('2026-01-02T03:04:05Z'), localPort, from };
+function ctx(port: number, from = { address: '0.0.0.0', port: 68 }): ProxyContext {
+  return { serverIp: SERVER, backend, now: new Date('2026-01-02T03:04:05Z'), localPort: port, from };
 }
 
 function request(
@@ -158,6 +160,35 @@ test('proxy: a relayed PXE DISCOVER is answered to the relay', () => {
   const result = handleProxyDhcp(request(MessageType.Discover, BIOS_PXE, { giaddr: '10.10.0.1' }), ctx(67));
   assert.deepEqual(result.reply?.to, { address: '10.10.0.1', port: 67 });
   assert.equal(reply(result).giaddr, '10.10.0.1');
+});
+
+test('server mode with proxyPort also answers PXE REQUESTs on that port (EDK2 asks there)', async (t) => {
+  const server = await startDhcpServer({
+    address: SERVER,
+    bindAddress: '127.0.0.1',
+    port: 0,
+    proxyPort: 0,
+    backend,
+    events: { emit: () => {} },
+    log: () => {},
+  });
+  t.after(() => server.close());
+  assert.ok(server.proxyPort);
+  const socket = dgram.createSocket('udp4');
+  t.after(() => socket.close());
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const answer = new Promise<Buffer>((resolve) => socket.once('message', resolve));
+  socket.send(
+    encode(request(MessageType.Request, UEFI_PXE, { ciaddr: '127.0.0.1' })),
+    server.proxyPort,
+    '127.0.0.1',
+  );
+  const decoded = decode(await answer);
+  assert.ok(decoded.ok);
+  assert.equal(messageType(decoded.packet), MessageType.Ack);
+  assert.equal(decoded.packet.file, 'ipxe.efi');
+  assert.equal(decoded.packet.yiaddr, '0.0.0.0');
+  assert.equal(server.counters.ack, 1);
 });
 
 // ---- A real PXE client beside dnsmasq ----

@@ -33,8 +33,10 @@ export interface ProxyContext {
   serverIp: string;
   backend: LeaseBackend;
   now: Date;
-  /** The local port the packet arrived on: 67 (DISCOVER) or 4011 (REQUEST). */
+  /** The local port the packet arrived on: the DHCP port (DISCOVERs) or the PXE port (REQUESTs). */
   localPort: number;
+  /** The PXE boot server port, 4011 unless the server bound another one (tests). */
+  pxePort?: number;
   /** Where the packet came from; a port-4011 ACK goes back there. */
   from: { address: string; port: number };
 }
@@ -48,7 +50,7 @@ export function handleProxyDhcp(packet: DhcpPacket, ctx: ProxyContext): HandlerR
   const mac = macOf(packet);
   const xid = packet.xid;
   const type = messageType(packet);
-  const onPxePort = ctx.localPort !== SERVER_PORT;
+  const onPxePort = ctx.localPort === (ctx.pxePort ?? PXE_PORT);
   const expected = onPxePort ? MessageType.Request : MessageType.Discover;
   if (packet.op !== BOOTREQUEST || packet.htype !== 1 || packet.hlen !== 6 || type !== expected) {
     // REQUESTs on port 67 are for the site's DHCP server; nothing to log for them.

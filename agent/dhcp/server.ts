@@ -27,7 +27,11 @@ export interface DhcpServerOptions {
    * (DISCOVER -> OFFER) and `proxyPort` (REQUEST -> ACK), never an address.
    */
   mode?: 'server' | 'proxy';
-  /** The PXE boot server port of proxy mode; 4011 by default, 0 for any free port. */
+  /**
+   * The PXE boot server port (REQUEST -> ACK with the boot file). Proxy mode always listens there,
+   * 4011 by default (0: any free port). Server mode listens there only when it is given: EDK2's PXE
+   * takes an OFFER with "PXEClient" and no option 43 as a BINL offer and asks port 4011 after its ACK.
+   */
   proxyPort?: number;
   backend: LeaseBackend;
   events: BootEventSink;
@@ -39,7 +43,7 @@ export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error', numb
 
 export interface DhcpServer {
   port: number;
-  /** Proxy mode only: the bound PXE boot server port (4011 unless asked otherwise). */
+  /** The bound PXE boot server port, when there is one (see DhcpServerOptions.proxyPort). */
   proxyPort?: number;
   counters: DhcpCounters;
   close(): Promise<void>;
@@ -71,7 +75,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
   };
   const now = opts.now ?? (() => new Date());
 
-  const listen = (socket: dgram.Socket, localPort: () => number): void => {
+  const listen = (socket: dgram.Socket, kind: 'dhcp' | 'pxe'): void => {
     const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
       const from = `${rinfo.address}:${rinfo.port}`;
       try {
@@ -86,13 +90,15 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
           });
           return;
         }
+        // The PXE port always gets the ProxyDHCP handler (it only answers REQUESTs from PXE clients);
+        // the DHCP port gets the one of the mode.
         const result: HandlerResult =
-          mode === 'proxy'
+          mode === 'proxy' || kind === 'pxe'
             ? handleProxyDhcp(decoded.packet, {
                 serverIp: opts.address,
                 backend: opts.backend,
                 now: now(),
-                localPort: localPort(),
+                localPort: kind === 'pxe' ? PXE_PORT : SERVER_PORT,
                 from: { address: rinfo.address, port: rinfo.port },
               })
             : handleDhcp(decoded.packet, { serverIp: opts.address, backend: opts.backend, now: now() });
@@ -128,9 +134,9 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
   const sockets: dgram.Socket[] = [];
   const closeAll = () =>
     Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
-  const open = async (port: number): Promise<dgram.Socket> => {
+  const open = async (port: number, kind: 'dhcp' | 'pxe'): Promise<dgram.Socket> => {
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-    listen(socket, () => socket.address().port);
+    listen(socket, kind);
     try {
       await bind(socket, port, bindAddress);
     } catch (err) {
@@ -145,8 +151,11 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     socket.setBroadcast(true);
     return socket;
   };
-  const main = await open(opts.port ?? SERVER_PORT);
-  const pxe = mode === 'proxy' ? await open(opts.proxyPort ?? PXE_PORT) : undefined;
+  const main = await open(opts.port ?? SERVER_PORT, 'dhcp');
+  const pxe =
+    mode === 'proxy' || opts.proxyPort !== undefined
+      ? await open(opts.proxyPort ?? PXE_PORT, 'pxe')
+      : undefined;
   const ports = pxe ? ` and ${pxe.address().port}` : '';
   opts.log({
     level: 'info',
