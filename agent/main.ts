@@ -2,13 +2,17 @@
 // boot services (DHCP, TFTP, HTTP, router advertisements; when it has a model source) and the
 // Temporal worker on vaquero-agent-<site> until SIGINT/SIGTERM. The boot services do not wait for
 // Temporal: an agent started while Temporal is down serves from its model cache and connects later.
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { AgentConfigSchema, type AgentConfig, type AgentConfigInput } from './config';
 import type { Logger } from './event-delivery';
+import { createServerFeed } from '../server/agent-client';
 import { createFileFeed } from './file-feed';
+import type { ModelFeed } from './model-feed';
 import { ModelCache } from './model-cache';
 import { RadvdMissingError } from './ra';
 import { ServiceConfigError, startBootServices, type BootServices, type ServiceLog } from './services';
@@ -41,6 +45,10 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
       'sim-power-latency-ms': { type: 'string' },
       'in-doubt-grace-ms': { type: 'string' },
       'model-dir': { type: 'string' },
+      server: { type: 'string' },
+      'token-file': { type: 'string' },
+      ca: { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
       'model-poll-ms': { type: 'string' },
       'agent-name': { type: 'string' },
       'boot-interface': { type: 'string' },
@@ -69,6 +77,10 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
     simPowerLatencyMs: values['sim-power-latency-ms'],
     inDoubtGraceMs: values['in-doubt-grace-ms'],
     modelDir: values['model-dir'] ?? env.VAQUERO_MODEL_DIR,
+    server: values.server ?? env.VAQUERO_SERVER,
+    tokenFile: values['token-file'] ?? env.VAQUERO_TOKEN_FILE,
+    caFile: values.ca ?? env.VAQUERO_CA,
+    heartbeatMs: values['heartbeat-ms'],
     modelPollMs: values['model-poll-ms'],
     agentName: values['agent-name'],
     bootInterface: values['boot-interface'],
@@ -129,11 +141,17 @@ export async function startAgent(
 
   let models: ModelCache | undefined;
   let services: Promise<BootServices> | undefined;
-  if (config.modelDir) {
+  let started: BootServices | undefined;
+  let stopping = false;
+  const remote = config.server ? await serverFeed(config, logger) : undefined;
+  const feed: ModelFeed | undefined = config.modelDir
+    ? createFileFeed(path.resolve(config.modelDir), config.site)
+    : remote?.feed;
+  if (feed) {
     const cache = await ModelCache.open({
       stateDir: config.stateDir,
       site: config.site,
-      feed: createFileFeed(path.resolve(config.modelDir), config.site),
+      feed,
       pollMs: config.modelPollMs,
       logger,
     });
@@ -165,12 +183,20 @@ export async function startAgent(
       { models: cache, netboot: boot.netboot, events: boot.traffic, log: serviceLog },
     );
     services = starting;
+    // A stop before the first model arrived: the services stop as soon as they are up.
+    starting.then(
+      (s) => (stopping ? void s.stop() : (started = s)),
+      () => undefined,
+    );
+    // One poll first, so that a first start with a reachable feed reports a bad set-up as an error.
+    await cache.refresh();
     cache.start();
     if (cache.currentRevision()) {
       try {
         await starting;
       } catch (err) {
         await cache.stop();
+        remote?.stop();
         clientConnection.close().catch(() => undefined);
         throw err;
       }
@@ -180,7 +206,6 @@ export async function startAgent(
     }
   }
 
-  let stopping = false;
   let worker: Worker | undefined;
   let wake: (() => void) | undefined;
   const pause = (ms: number) =>
@@ -243,13 +268,68 @@ export async function startAgent(
       wake?.();
       if (worker && worker.getState() === 'RUNNING') worker.shutdown();
       await workerDone;
+      remote?.stop();
       await models?.stop();
-      if (services) await (await services.catch(() => undefined))?.stop();
+      await started?.stop();
       // Undelivered events stay in the journal; a call still in flight is cut off after 2 s.
       await Promise.race([boot.events.close(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
       await clientConnection.close().catch(() => undefined);
     },
   };
+}
+
+/** The server's agent API as the model feed, and a heartbeat every `heartbeatMs`. */
+async function serverFeed(config: AgentConfig, logger: AgentLogger) {
+  const read = async (file: string, what: string) => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ServiceConfigError(`cannot read ${what} ${file}: ${describe(err)}`);
+    }
+  };
+  const token = (await read(config.tokenFile ?? '', '--token-file')).trim();
+  if (!token) throw new ServiceConfigError(`--token-file ${config.tokenFile} is empty`);
+  const ca = config.caFile ? await read(config.caFile, '--ca') : undefined;
+  const feed = createServerFeed({
+    url: config.server ?? '',
+    token,
+    site: config.site,
+    ...(ca ? { ca } : {}),
+  });
+  const version = await agentVersion();
+  const agent = config.agentName ?? hostname();
+  let failing = false;
+  const beat = () =>
+    feed.heartbeat({ agent, version }).then(
+      () => {
+        if (failing) logger.info('heartbeat accepted again', { server: config.server });
+        failing = false;
+      },
+      (err: unknown) => {
+        if (!failing) logger.warn('heartbeat failing', { server: config.server, error: describe(err) });
+        failing = true;
+      },
+    );
+  void beat();
+  const timer = setInterval(() => void beat(), config.heartbeatMs);
+  return {
+    feed,
+    stop() {
+      clearInterval(timer);
+      feed.close();
+    },
+  };
+}
+
+async function agentVersion(): Promise<string> {
+  try {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 function configMessage(err: unknown): string {

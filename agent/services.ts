@@ -1,5 +1,6 @@
 // The agent's boot services: DHCP, TFTP and the HTTP asset server, all answering from the model
 // cache and the netboot table the worker's activities arm and disarm, all reporting to one sink.
+import { statSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { BootEventSink } from '../activities/boot-events';
@@ -161,6 +162,10 @@ export async function startBootServices(
       running.push({ name: 'dhcp', close: () => result.dhcp!.close() });
     }
     if (config.tftp) {
+      if (!statSync(config.tftpRoot, { throwIfNoEntry: false })?.isDirectory())
+        throw new ServiceConfigError(
+          `the TFTP root ${config.tftpRoot} is not a directory (apt-get install ipxe, or pass --tftp-root)`,
+        );
       result.tftp = await startTftpServer({
         host: config.tftpHost ?? '0.0.0.0',
         port: config.tftpPort ?? 69,

@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { NetbootTable } from '../activities/netboot-table';
 import { validateSot } from '../activities/sot/validate';
 import { FileModelStore } from '../activities/store/file-store';
+import { agentConfig } from '../agent/main';
 import { netnsUsable } from './helpers/netns';
 import { repoRoot, sotMin } from './helpers/sot';
 
@@ -289,3 +290,67 @@ test(
     assert.throws(() => process.kill(radvdPid, 0), 'radvd stops with the agent');
   },
 );
+
+test('a bad agent configuration is one line on stderr and exit code 2', { timeout: 120_000 }, async (t) => {
+  const work = await mkdtemp(path.join(tmpdir(), 'vq-h2-config-'));
+  t.after(() => rm(work, { recursive: true, force: true }));
+  const { model } = await validateSot(sotMin);
+  assert.ok(model);
+  const store = new FileModelStore(path.join(work, 'store'));
+  await store.putRevision('c1', model);
+  await store.setApplied('c1');
+  const base = [
+    '--site',
+    'lab1',
+    '--state-dir',
+    path.join(work, 'state'),
+    '--temporal-address',
+    '127.0.0.1:1',
+  ];
+  // Checked when the options are parsed.
+  const parseCases: [string[], RegExp][] = [
+    [['--router-advertisements'], /--router-advertisements needs --boot-interface/],
+    [['--model-dir', work, '--server', 'https://vaquero.example.net'], /give either --model-dir or --server/],
+    [['--http-port', '99999'], /the HTTP port must be a port number/],
+    [['--boot-address', '10.0.0'], /the boot address must be an IPv4 address/],
+    [['--no-such-option'], /Unknown option '--no-such-option'/],
+  ];
+  for (const [args, expected] of parseCases)
+    assert.throws(() => agentConfig([...base, ...args], {}), expected);
+  // Checked when the agent starts: the real process, its last line and its exit code.
+  const cases: [string[], RegExp][] = [
+    [
+      ['--router-advertisements'],
+      /^vaquero agent: routerAdvertisements: --router-advertisements needs --boot-interface$/,
+    ],
+    [
+      ['--server', 'https://127.0.0.1:1', '--token-file', path.join(work, 'none')],
+      /^vaquero agent: cannot read --token-file/,
+    ],
+    [
+      [
+        '--model-dir',
+        path.join(work, 'store'),
+        '--tftp-root',
+        path.join(work, 'no-ipxe'),
+        '--http-port',
+        '0',
+      ],
+      /^vaquero agent: the TFTP root \S+ is not a directory \(apt-get install ipxe, or pass --tftp-root\)$/,
+    ],
+  ];
+  for (const [args, expected] of cases) {
+    // --no-dhcp: port 67 needs the test's own namespace, and the check comes before it anyway.
+    const child = spawn(process.execPath, ['bin/vaquero.mjs', 'agent', ...base, '--no-dhcp', ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const lines = stderr.trim().split('\n');
+    assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+    assert.match(lines.at(-1) ?? '', expected, args.join(' '));
+    assert.ok(!/\n\s+at /.test(stderr), `no stack trace: ${stderr}`);
+  }
+});
