@@ -19,6 +19,10 @@ commands:
   rollout <subcommand> [options]                follow and steer site rollouts: list, status, watch, pause,
                                                 resume, approve, abort, retry-host (vaquero rollout --help)
   server --config <file.yaml>                   the central server: webhooks, user API, orchestration worker
+  migrate --from <store> --to <store>           copy model revisions and pointers: file:<dir> <-> etcd:<url,...>
+  certs --out <dir> [--hosts h1,h2]             a development CA and server certificate for HTTPS
+  standalone --sot <dir> --interface <if>       Temporal dev server + server + agent in one process
+  lab up|down|status                            the virtual lab: QEMU machines, IPMI BMCs, standalone (docs/lab.md)
 `;
 
 const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Promise<number>> = {
@@ -28,6 +32,10 @@ const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Pr
   rollout: rolloutCommand,
   // Imported when run: the server pulls in the Temporal worker, which the other commands do not need.
   server: async (args, io) => (await import('./main')).serverCommand(args, io),
+  migrate: async (args, io) => (await import('./commands/migrate')).migrateCommand(args, io),
+  certs: async (args, io) => (await import('./commands/certs')).certsCommand(args, io),
+  standalone: async (args, io) => (await import('./standalone')).standaloneCommand(args, io),
+  lab: async (args, io) => (await import('./commands/lab')).labCommand(args, io),
 };
 
 const processIo: Io = {

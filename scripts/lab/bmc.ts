@@ -1,0 +1,61 @@
+// One emulated BMC per lab machine: OpenIPMI's ipmi_sim on the machine's BMC address (on the lab
+// bridge), port 623, whose chassis is scripts/lab/chassis-control acting on the machine's QEMU.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CHASSIS_CONTROL, type LabMachine } from './machines';
+
+export const BMC_USER = 'admin';
+export const BMC_PASSWORD = 'secret';
+
+/** ipmi_sim's lan.conf (LAB.md); the chassis program gets the VM directory as its first argument. */
+export function lanConf(machine: LabMachine, vmDir: string, password = BMC_PASSWORD): string {
+  if (!machine.bmc) throw new Error(`${machine.name} has no IPMI BMC in the SoT`);
+  const guid = machine.uuid.replace(/-/g, '');
+  return [
+    `name "${machine.name}"`,
+    'set_working_mc 0x20',
+    'startlan 1',
+    `  addr ${machine.bmc.address} ${machine.bmc.port}`,
+    '  priv_limit admin',
+    '  allowed_auths_admin none md2 md5 straight',
+    `  guid ${guid}`,
+    'endlan',
+    `chassis_control "${path.join(vmDir, 'chassis')}"`,
+    `user 2 true "${machine.bmc.username}" "${password}" admin 10 none md2 md5 straight`,
+    '',
+  ].join('\n');
+}
+
+const EMU = [
+  'mc_setbmc 0x20',
+  'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
+  'sel_enable 0x20 1000 0x0a',
+  'mc_enable 0x20',
+  '',
+].join('\n');
+
+/** Writes `<vmDir>/bmc/` and the `chassis` wrapper ipmi_sim calls; returns ipmi_sim's argv. */
+export async function prepareBmc(
+  machine: LabMachine,
+  vmDir: string,
+  password = BMC_PASSWORD,
+): Promise<string[]> {
+  const dir = path.join(vmDir, 'bmc');
+  await mkdir(path.join(dir, 'state'), { recursive: true });
+  await writeFile(path.join(dir, 'lan.conf'), lanConf(machine, vmDir, password));
+  await writeFile(path.join(dir, 'bmc.emu'), EMU);
+  // ipmi_sim runs the program with its own arguments only, so a wrapper names the machine.
+  await writeFile(path.join(vmDir, 'chassis'), `#!/bin/sh\nexec ${CHASSIS_CONTROL} ${vmDir} "$@"\n`, {
+    mode: 0o755,
+  });
+  return [
+    'ipmi_sim',
+    '-n',
+    '-c',
+    path.join(dir, 'lan.conf'),
+    '-f',
+    path.join(dir, 'bmc.emu'),
+    '-s',
+    path.join(dir, 'state'),
+  ];
+}
