@@ -12,13 +12,22 @@ import { parse as parseYaml } from 'yaml';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ModelStore } from '../activities/store/model-store';
 import { CliError, parse, type Io } from './commands/io';
-import { ConfigError, parseServerConfig, resolveSecrets, type Secrets, type ServerConfig } from './config';
+import {
+  ConfigError,
+  parseServerConfig,
+  resolveSecrets,
+  type LocalSource,
+  type Secrets,
+  type ServerConfig,
+} from './config';
 import { GitHubPullRequestChecks } from './github/pull-requests';
 import { createApp } from './http/app';
 import { listen } from './http/listen';
 import type { Log } from './http/log';
 import { createMetrics, type ServerMetrics } from './http/metrics';
+import { etcdState } from './ha';
 import { alwaysLeader, type Leadership } from './leader';
+import { pollWhileLeader } from './poller';
 import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
 import { createServerWorker } from './worker';
 
@@ -68,11 +77,14 @@ export function serverLogger(): Log {
  */
 export async function stateFromConfig(
   config: ServerConfig,
-  options: Pick<ServerOptions, 'store' | 'leadership'>,
+  options: Pick<ServerOptions, 'store' | 'leadership' | 'log'>,
 ): Promise<{ store: ModelStore; leadership: Leadership }> {
-  const store = options.store ?? new FileModelStore(path.resolve(config.store.dir));
-  const leadership = options.leadership ?? alwaysLeader();
-  return Promise.resolve({ store, leadership });
+  const ha = config.ha && etcdState(config.ha.etcd, options.log ?? serverLogger());
+  const store = options.store ?? ha?.store ?? new FileModelStore(path.resolve(config.store.dir));
+  const leadership = options.leadership ?? ha?.leadership ?? alwaysLeader();
+  // An etcd election nobody uses would still hold a lease: close it.
+  if (ha && options.leadership) await ha.leadership.close();
+  return { store, leadership };
 }
 
 /** Connects to Temporal and, when the config asks, makes the namespace and search attributes. */
@@ -103,7 +115,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     options.secrets ??
     (await resolveSecrets(config, { env: options.env ?? process.env, readFile: (f) => readFile(f, 'utf8') }));
   const metrics = options.metrics ?? createMetrics();
-  const { store, leadership } = await stateFromConfig(config, options);
+  const { store, leadership } = await stateFromConfig(config, { ...options, log });
   const temporal = await connectTemporal(config, log);
   const cleanups: (() => Promise<unknown>)[] = [
     () => temporal.native.close(),
@@ -142,6 +154,14 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       log.info({ leader }, leader ? 'leading' : 'not leading');
     });
     cleanups.push(() => Promise.resolve(unsubscribe()));
+    const localSources = config.sources.filter((s): s is LocalSource => s.kind === 'local');
+    const pollers = pollWhileLeader(leadership, localSources, {
+      temporal: temporal.client,
+      storeDir: path.resolve(config.store.dir),
+      log,
+      metrics,
+    });
+    cleanups.push(() => pollers.close());
 
     const pullRequests = secrets.githubToken
       ? new GitHubPullRequestChecks({ config, token: secrets.githubToken, store, metrics })
@@ -157,9 +177,13 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       pullRequests,
       log,
     });
-    const listening = await listen(app, config);
+    const tls = config.tls && {
+      cert: await readFile(config.tls.cert, 'utf8'),
+      key: await readFile(config.tls.key, 'utf8'),
+    };
+    const listening = await listen(app, config, tls);
     cleanups.push(() => listening.close());
-    const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${listening.port}`;
+    const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${listening.port}`;
     log.info({ url, namespace: config.temporal.namespace, leader: leadership.isLeader() }, 'server started');
     return { url, done, stop: cleanup };
   } catch (err) {

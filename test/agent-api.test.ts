@@ -6,11 +6,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from '@temporalio/client';
 import { FileModelStore } from '../activities/store/file-store';
 import { validateSot } from '../activities/sot/validate';
 import { modelForSite, type Model } from '../schemas/model';
+import { parseServerConfig, resolveSecrets } from '../server/config';
+import { createApp } from '../server/http/app';
 import { agentApp, AGENT_TOKENS, authHeader } from './helpers/agent-api';
-import { API_TOKEN } from './helpers/server-http';
+import { API_TOKEN, memoryLog } from './helpers/server-http';
 
 let model: Model;
 let dir: string;
@@ -155,5 +158,27 @@ describe('agent API', () => {
     } finally {
       await rm(empty, { recursive: true, force: true });
     }
+  });
+
+  test("the server app mounts the agent API with the config's tokens", async () => {
+    const config = parseServerConfig({
+      api: { tokens: [{ name: 'ops', token: { env: 'API' } }] },
+      agents: { tokens: [{ site: 'fra1', name: 'fra1-agents', token: { env: 'FRA1' } }] },
+    });
+    const secrets = await resolveSecrets(config, {
+      env: { API: API_TOKEN, FRA1: AGENT_TOKENS.fra1 },
+      readFile: () => Promise.reject(new Error('no files')),
+    });
+    // A lazy client: nothing here calls Temporal.
+    const app = createApp({ config, secrets, temporal: new Client(), store, log: memoryLog().log });
+    const res = await app.request('/agent/v1/model', { headers: authHeader(AGENT_TOKENS.fra1) });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { commit: string }).commit, 'c2');
+    assert.equal(
+      (await app.request('/agent/v1/model', { headers: authHeader(AGENT_TOKENS.iad1) })).status,
+      401,
+    );
+    const agents = await app.request('/api/v1/sites/fra1/agents', { headers: authHeader(API_TOKEN) });
+    assert.equal(agents.status, 200);
   });
 });

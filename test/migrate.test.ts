@@ -10,6 +10,7 @@ import { EtcdModelStore } from '../activities/store/etcd-store';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ModelStore } from '../activities/store/model-store';
 import { validateSot } from '../activities/sot/validate';
+import { main } from '../server/cli';
 import { CliError, type Io } from '../server/commands/io';
 import { migrateCommand } from '../server/commands/migrate';
 import type { Model } from '../schemas/model';
@@ -128,5 +129,20 @@ describe('vaquero migrate', () => {
     const down = await migrate('--from', 'file:/tmp/none', '--to', 'etcd:http://127.0.0.1:1');
     assert.equal(down.code, 1);
     assert.match(down.err, /^cannot reach etcd at http:\/\/127\.0\.0\.1:1: /);
+  });
+
+  test('vaquero migrate is a command of the CLI', async () => {
+    const dir = await tempDir();
+    await fill(new FileModelStore(dir));
+    let out = '';
+    const io: Io = { out: (t) => void (out += t), err: (t) => void (out += t), cwd: () => '/' };
+    const code = await main(
+      ['migrate', '--from', `file:${dir}`, '--to', `etcd:${etcd.endpoint}`, '--prefix', '/m4/'],
+      io,
+    );
+    assert.equal(code, 0, out);
+    assert.match(out, /verified/);
+    assert.equal(await main(['migrate', '--from', `file:${dir}`], io), 2);
+    assert.match(out, /vaquero migrate: usage: vaquero migrate --from/);
   });
 });

@@ -7,9 +7,9 @@ import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import type { ModelStore } from '../../activities/store/model-store';
 import { modelForSite } from '../../schemas/model';
-import type { AgentRegistry } from '../agent-registry';
+import { createAgentRegistry, type AgentRegistry } from '../agent-registry';
 import { bearerAuth } from './auth';
-import type { AppEnv } from './deps';
+import type { AppDeps, AppEnv } from './deps';
 
 export interface AgentToken {
   site: string;
@@ -133,5 +133,17 @@ export function agentStatusRoutes(
   app.use('/sites/:site/agents', bearerAuth(apiTokens));
   app.get('/agents', (c) => c.json({ sites: registry.sites() }));
   app.get('/sites/:site/agents', (c) => c.json(registry.site(c.req.param('site'))));
+  return app;
+}
+
+/** The agent API and the agents list as the app mounts them (at its root), from its deps. */
+export function agentRoutes(deps: AppDeps): Hono<AppEnv> {
+  const registry = createAgentRegistry({ silentAfterMs: deps.config.agents.unreachable_after_s * 1000 });
+  const app = new Hono<AppEnv>();
+  app.route(
+    '/agent/v1',
+    agentApiRoutes({ tokens: deps.secrets.agentTokens ?? [], store: deps.store, registry }),
+  );
+  app.route('/api/v1', agentStatusRoutes(registry, deps.secrets.apiTokens));
   return app;
 }

@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
+import { agentRoutes } from './agent-api';
 import { apiRoutes } from './api';
 import type { AppDeps, AppEnv } from './deps';
 import { httpError } from './errors';
@@ -58,6 +59,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route('/postreceive', webhookRoutes(deps));
   app.route('/api/v1', apiRoutes(deps));
+  app.route('/', agentRoutes(deps));
 
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
