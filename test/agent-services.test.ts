@@ -15,8 +15,12 @@ import { NetbootTable } from '../activities/netboot-table';
 import { validateSot } from '../activities/sot/validate';
 import { FileModelStore } from '../activities/store/file-store';
 import { agentConfig } from '../agent/main';
+import { certsCommand } from '../server/commands/certs';
+import type { Io } from '../server/commands/io';
+import { listen } from '../server/http/listen';
 import { netnsUsable } from './helpers/netns';
-import { repoRoot, sotMin } from './helpers/sot';
+import { agentApp, AGENT_TOKENS } from './helpers/agent-api';
+import { exampleSot, repoRoot, sotMin } from './helpers/sot';
 
 const run = promisify(execFile);
 const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
@@ -354,3 +358,92 @@ test('a bad agent configuration is one line on stderr and exit code 2', { timeou
     assert.ok(!/\n\s+at /.test(stderr), `no stack trace: ${stderr}`);
   }
 });
+
+test(
+  'a remote agent gets its model from the server over HTTPS, heartbeats, and serves from cache when the server is gone',
+  { timeout: 180_000 },
+  async (t) => {
+    const work = await mkdtemp(path.join(tmpdir(), 'vq-h2-remote-'));
+    t.after(() => rm(work, { recursive: true, force: true }));
+    const io: Io = { out: () => undefined, err: () => undefined, cwd: () => work };
+    assert.equal(await certsCommand(['--out', 'certs'], io), 0);
+    const { model } = await validateSot(exampleSot);
+    assert.ok(model);
+    const store = new FileModelStore(path.join(work, 'store'));
+    await store.putRevision('c1', model);
+    await store.setApplied('c1');
+    const api = agentApp(store);
+    const tls = {
+      cert: await readFile(path.join(work, 'certs/server.crt'), 'utf8'),
+      key: await readFile(path.join(work, 'certs/server.key'), 'utf8'),
+    };
+    const server = await listen(api.app, { listen: { host: '127.0.0.1', port: 0 } }, tls);
+    let serverUp = true;
+    t.after(() => (serverUp ? server.close() : undefined));
+    await writeFile(path.join(work, 'token'), `${AGENT_TOKENS.fra1}\n`);
+    const args = [
+      'agent',
+      '--site',
+      'fra1',
+      '--state-dir',
+      path.join(work, 'state'),
+      '--agent-name',
+      'fra1-agent-a',
+    ];
+    args.push('--server', `https://localhost:${server.port}`, '--token-file', path.join(work, 'token'));
+    args.push('--ca', path.join(work, 'certs/ca.crt'), '--model-poll-ms', '200', '--heartbeat-ms', '200');
+    // Loopback only: no DHCP, TFTP on a free port, HTTP on any port (read from the log).
+    args.push('--no-dhcp', '--no-tftp', '--http-host', '127.0.0.1', '--http-port', '0');
+    args.push('--temporal-address', '127.0.0.1:1');
+    const start = async () => {
+      const child = spawn(process.execPath, ['bin/vaquero.mjs', ...args], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let log = '';
+      child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stderr.on('data', () => {
+          const m = /"msg":"HTTP on 127\.0\.0\.1:(\d+)"/.exec(log);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`agent exited (${code}): ${log}`)));
+      });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      t.after(() => child.kill('SIGKILL'));
+      return { port, log: () => log, stop: () => (child.kill('SIGTERM'), exited) };
+    };
+
+    let agent = await start();
+    const chain = async (port: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/boot.ipxe`);
+      return res.text();
+    };
+    assert.match(await chain(agent.port), /chain --autofree http:\/\/10\.20\.0\.5:8080\/ipxe\//);
+    await waitFor(() => api.registry.site('fra1').agents[0]?.agent === 'fra1-agent-a', 'the heartbeat');
+    assert.equal(await agent.stop(), 0);
+
+    await server.close();
+    serverUp = false;
+    agent = await start();
+    assert.match(await chain(agent.port), /chain --autofree http:\/\/10\.20\.0\.5:8080\/ipxe\//);
+    assert.match(agent.log(), /serving cached model.*"commit":"c1"/);
+    await waitFor(() => /heartbeat failing/.test(agent.log()), 'the heartbeat failure');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(
+      agent
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('model feed unreachable')).length,
+      1,
+    );
+    assert.equal(
+      agent
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('heartbeat failing')).length,
+      1,
+    );
+    assert.equal(await agent.stop(), 0);
+  },
+);
