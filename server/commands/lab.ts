@@ -24,6 +24,7 @@ import {
   deleteLabNetwork,
   labNames,
   namespaceExists,
+  type LabNames,
 } from '../../scripts/lab/network';
 import { CliError, type Io } from './io';
 
@@ -35,6 +36,7 @@ const TSX = path.join(REPO, 'node_modules/.bin/tsx');
 const SITE = 'lab';
 
 const USAGE = `usage: vaquero lab up|down|status [--state <dir>] [--ui-port 8233] [--temporal-port 7234] [--purge]
+                                  [--prefix vql]  (namespaces <prefix>-agent, <prefix>-lab; tests use their own)
 
   up      namespaces vql-agent/vql-lab, one ipmi_sim BMC per machine of <state>/sot (a copy of
           examples/lab: edit and commit there), machines powered off, then vaquero standalone
@@ -43,13 +45,13 @@ const USAGE = `usage: vaquero lab up|down|status [--state <dir>] [--ui-port 8233
 `;
 
 interface LabOptions {
+  names: LabNames;
   state: string;
   uiPort: number;
   temporalPort: number;
   purge: boolean;
 }
 
-const names = labNames('vql');
 const pidFile = (o: LabOptions, name: string) => path.join(o.state, 'run', `${name}.pid`);
 
 async function alive(o: LabOptions, name: string): Promise<number | undefined> {
@@ -120,6 +122,7 @@ function labCache(): string {
 }
 
 async function up(o: LabOptions, io: Io): Promise<void> {
+  const { names } = o;
   const cache = labCache();
   for (const f of ['vmlinuz', 'initramfs', 'tftp/ipxe.efi'])
     if (!existsSync(path.join(cache, f)))
@@ -195,6 +198,7 @@ async function waitForStandalone(o: LabOptions): Promise<void> {
 }
 
 async function down(o: LabOptions, io: Io): Promise<void> {
+  const { names } = o;
   for (const name of ['fwd-ui', 'fwd-grpc', 'fwd-ui-ns', 'fwd-grpc-ns', 'standalone'])
     await stopDaemon(o, name);
   const runDir = path.join(o.state, 'run');
@@ -210,6 +214,7 @@ async function down(o: LabOptions, io: Io): Promise<void> {
 }
 
 async function status(o: LabOptions, io: Io): Promise<number> {
+  const { names } = o;
   const lines: string[] = [];
   for (const ns of [names.agentNs, names.labNs])
     lines.push(`namespace ${ns}: ${(await namespaceExists(ns)) ? 'present' : 'absent'}`);
@@ -243,6 +248,7 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
       'ui-port': { type: 'string' },
       'temporal-port': { type: 'string' },
       purge: { type: 'boolean' },
+      prefix: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -253,7 +259,14 @@ export async function labCommand(args: string[], io: Io): Promise<number> {
     return values.help ? 0 : 2;
   }
   if (process.getuid?.() !== 0) throw new CliError('the lab needs root (network namespaces, taps)');
+  let names: LabNames;
+  try {
+    names = labNames(values.prefix ?? 'vql');
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
   const o: LabOptions = {
+    names,
     state: path.resolve(values.state ?? '.vaquero/lab'),
     uiPort: Number(values['ui-port'] ?? 8233),
     temporalPort: Number(values['temporal-port'] ?? 7234),
