@@ -137,13 +137,19 @@ export async function startAgent(
   // the sink retries itself, and a retry timer of the interceptor firing after close() would throw.
   const clientConnection = Connection.lazy({ address: config.temporalAddress, interceptors: [] });
   const client = new Client({ connection: clientConnection, namespace: config.namespace });
+  let remote: Awaited<ReturnType<typeof serverFeed>> | undefined;
+  try {
+    remote = config.server ? await serverFeed(config, logger) : undefined;
+  } catch (err) {
+    await clientConnection.close().catch(() => undefined);
+    throw err;
+  }
   const boot = createBootState(config.stateDir, client, logger);
 
   let models: ModelCache | undefined;
   let services: Promise<BootServices> | undefined;
   let started: BootServices | undefined;
   let stopping = false;
-  const remote = config.server ? await serverFeed(config, logger) : undefined;
   const feed: ModelFeed | undefined = config.modelDir
     ? createFileFeed(path.resolve(config.modelDir), config.site)
     : remote?.feed;
@@ -195,9 +201,15 @@ export async function startAgent(
       try {
         await starting;
       } catch (err) {
+        // Nothing may keep the process alive after a failed start: the feed, the replay of
+        // buffered events (they stay on disk) and the connection all stop here.
         await cache.stop();
         remote?.stop();
-        clientConnection.close().catch(() => undefined);
+        await Promise.race([
+          boot.events.close(),
+          new Promise((resolve) => setTimeout(resolve, 2000).unref()),
+        ]);
+        await clientConnection.close().catch(() => undefined);
         throw err;
       }
     } else {
