@@ -34,6 +34,34 @@ const EMU = [
   '',
 ].join('\n');
 
+/**
+ * What ipmi_sim runs: it passes its own arguments only, so this names the machine. `get` (asked before
+ * every command, and often) is answered in sh: a Python start under load can outlast ipmitool's wait.
+ */
+function chassisWrapper(vmDir: string): string {
+  return [
+    '#!/bin/sh',
+    `dir='${vmDir}'`,
+    'if [ "$1" = get ]; then',
+    '  shift',
+    '  for what in "$@"; do',
+    '    case "$what" in',
+    '      power)',
+    '        on=0',
+    '        pid=$(cat "$dir/qemu.pid" 2>/dev/null)',
+    '        if [ -n "$pid" ] && grep -q "$dir/qmp.sock" "/proc/$pid/cmdline" 2>/dev/null &&',
+    '          ! grep -q "^State:.Z" "/proc/$pid/status" 2>/dev/null; then on=1; fi',
+    '        echo "power:$on" ;;',
+    '      boot) echo "boot:$(cat "$dir/boot" 2>/dev/null || echo default)" ;;',
+    '    esac',
+    '  done',
+    '  exit 0',
+    'fi',
+    `exec ${CHASSIS_CONTROL} "$dir" "$@"`,
+    '',
+  ].join('\n');
+}
+
 /** Writes `<vmDir>/bmc/` and the `chassis` wrapper ipmi_sim calls; returns ipmi_sim's argv. */
 export async function prepareBmc(
   machine: LabMachine,
@@ -44,10 +72,7 @@ export async function prepareBmc(
   await mkdir(path.join(dir, 'state'), { recursive: true });
   await writeFile(path.join(dir, 'lan.conf'), lanConf(machine, vmDir, password));
   await writeFile(path.join(dir, 'bmc.emu'), EMU);
-  // ipmi_sim runs the program with its own arguments only, so a wrapper names the machine.
-  await writeFile(path.join(vmDir, 'chassis'), `#!/bin/sh\nexec ${CHASSIS_CONTROL} ${vmDir} "$@"\n`, {
-    mode: 0o755,
-  });
+  await writeFile(path.join(vmDir, 'chassis'), chassisWrapper(vmDir), { mode: 0o755 });
   return [
     'ipmi_sim',
     '-n',
