@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
 import { bootRoutes } from './boot-routes';
+import { cdnRoutes } from './cdn';
 import type { AssetAppDeps } from './deps';
 import { fileRoutes } from './files';
 
@@ -27,6 +28,7 @@ export function createAssetApp(deps: AssetAppDeps) {
   });
   app.route('/', bootRoutes(deps));
   app.route('/', fileRoutes(deps));
+  if (deps.cdn) app.route('/', cdnRoutes({ ...deps.cdn, log: deps.log }));
   app.notFound((c) => c.text('not found\n', 404));
   app.onError((err, c) => {
     const status = err instanceof HTTPException ? err.status : 500;

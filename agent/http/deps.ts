@@ -29,4 +29,6 @@ export interface AssetAppDeps {
   filesDir: string;
   log: (entry: AssetLog) => void;
   now?: () => Date;
+  /** The site agent's CDN (`cdn` in schemas/site.ts), proxied and cached under /cdn/; none: no /cdn/. */
+  cdn?: { url: string; cacheDir: string; timeoutMs?: number };
 }
