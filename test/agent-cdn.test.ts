@@ -52,6 +52,12 @@ function cdnHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.write(randomBytes(100_000), () => setTimeout(() => res.destroy(), 50));
     return;
   }
+  if (url === '/stall') {
+    // Sends a little, then nothing, connection held open.
+    res.writeHead(200, { 'Content-Length': 1_000_000 });
+    res.write(randomBytes(1000));
+    return;
+  }
   if (url === '/broken') {
     res.writeHead(500).end('oops');
     return;
@@ -163,6 +169,19 @@ test('a short CDN body is cut short for the client and leaves no cache entry', a
   await assert.rejects(again.arrayBuffer());
   assert.equal(hits.get('/short'), 2);
   assert.ok(logs.some((l) => l.msg.startsWith('CDN fetch of short failed')));
+});
+
+test('a CDN that stalls mid-body is given up after the timeout; nothing is cached', async () => {
+  const started = Date.now();
+  const res = await fetch(`${base}/cdn/stall`);
+  await assert.rejects(res.arrayBuffer());
+  const waited = Date.now() - started;
+  assert.ok(waited >= 1_900 && waited < 10_000, `gave up after ${waited} ms`);
+  for (let i = 0; !logs.some((l) => l.msg.includes('CDN fetch of stall failed')); i++) {
+    assert.ok(i < 100, 'no failure logged');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(!(await cacheFiles()).some((f) => f.endsWith('.tmp')));
 });
 
 test('CDN 404 passes through, CDN 500 is a 502 with the reason; neither is cached', async () => {

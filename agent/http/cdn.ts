@@ -104,7 +104,9 @@ export function cdnRoutes(opts: CdnOptions) {
     await ready;
     const url = new URL(objPath.split('/').map(encodeURIComponent).join('/'), base);
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? 30_000);
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const stalled = () => abort.abort(new Error(`the CDN sent nothing for ${timeoutMs} ms`));
+    const timer = setTimeout(stalled, timeoutMs);
     let res: Response;
     try {
       res = await fetch(url, { signal: abort.signal });
@@ -132,8 +134,13 @@ export function cdnRoutes(opts: CdnOptions) {
     const download = new Download(tmp, final, meta);
     const body = res.body;
     void (async () => {
+      // A CDN that stops sending mid-body would hold every client of the object: the same limit applies
+      // to the silence between two chunks.
+      let idle = setTimeout(stalled, timeoutMs);
       try {
         for await (const chunk of body as AsyncIterable<Uint8Array>) {
+          clearTimeout(idle);
+          idle = setTimeout(stalled, timeoutMs);
           await out.write(chunk);
           download.written += chunk.length;
           download.wake();
@@ -156,6 +163,7 @@ export function cdnRoutes(opts: CdnOptions) {
         await rm(tmp, { force: true });
         opts.log({ level: 'warn', msg: `CDN fetch of ${objPath} failed: ${download.failed.message}` });
       } finally {
+        clearTimeout(idle);
         inflight.delete(key);
         download.wake();
       }
