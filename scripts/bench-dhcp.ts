@@ -17,6 +17,7 @@ import {
   createBenchNet,
   drain,
   netnsProblem,
+  removeOnExit,
   SERVER_IP,
   waitForLine,
   type BenchNet,
@@ -227,6 +228,7 @@ const servers = selected.filter((s) => {
 });
 
 const dir = await mkdtemp(path.join(tmpdir(), 'h3-bench-dhcp-'));
+removeOnExit(dir);
 try {
   const hosts = benchHosts(hostCount);
   await writeBenchSot(path.join(dir, 'sot'), hosts);

@@ -15,7 +15,15 @@ import { parseArgs } from 'node:util';
 import { ipxeScript, renderStage } from '../activities/sot/boot-chain';
 import { macSlug } from '../activities/sot/render';
 import { benchHosts, KERNEL_PATH, loadBenchModel, SITE, writeBenchSot } from './bench/model';
-import { createBenchNet, drain, netnsProblem, SERVER_IP, waitForLine, type BenchNet } from './bench/netns';
+import {
+  createBenchNet,
+  drain,
+  netnsProblem,
+  removeOnExit,
+  SERVER_IP,
+  waitForLine,
+  type BenchNet,
+} from './bench/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './bench/table';
 
 const { values } = parseArgs({
@@ -195,6 +203,7 @@ if (!existsSync(NGINX))
   console.error(`bench-http: skipping ${PEER}: ${NGINX} not found (apt-get install nginx-light)`);
 
 const dir = await mkdtemp(path.join(tmpdir(), 'h3-bench-http-'));
+removeOnExit(dir);
 try {
   await chmod(dir, 0o755);
   const root = path.join(dir, 'www');

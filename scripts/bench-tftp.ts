@@ -12,7 +12,15 @@ import { chmod, copyFile, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createBenchNet, drain, netnsProblem, SERVER_IP, waitForLine, type BenchNet } from './bench/netns';
+import {
+  createBenchNet,
+  drain,
+  netnsProblem,
+  removeOnExit,
+  SERVER_IP,
+  waitForLine,
+  type BenchNet,
+} from './bench/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './bench/table';
 
 const { values } = parseArgs({
@@ -145,6 +153,7 @@ const servers = existsSync(TFTPD) ? [OURS, PEER] : [OURS];
 if (!existsSync(TFTPD)) console.error(`bench-tftp: skipping ${PEER}: ${TFTPD} not found`);
 
 const dir = await mkdtemp(path.join(tmpdir(), 'h3-bench-tftp-'));
+removeOnExit(dir);
 try {
   const root = path.join(dir, 'root');
   await mkdir(root);

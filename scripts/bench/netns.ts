@@ -4,6 +4,7 @@
 // SIGINT, SIGTERM and uncaught errors), so a crashed benchmark leaves no namespace behind.
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -30,7 +31,14 @@ export interface BenchNet {
 }
 
 const live = new Set<{ names: string[]; children: ChildProcess[] }>();
+const tempDirs = new Set<string>();
 let hooked = false;
+
+/** Removes `dir` from the exit hook too: an interrupted benchmark leaves no temporary files either. */
+export function removeOnExit(dir: string): void {
+  hookExit();
+  tempDirs.add(dir);
+}
 
 function cleanupSync(): void {
   for (const entry of live) {
@@ -45,6 +53,8 @@ function cleanupSync(): void {
     }
   }
   live.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
 }
 
 function hookExit(): void {
@@ -130,11 +140,23 @@ export async function createBenchNet(tag = 'h3'): Promise<BenchNet> {
     client,
     ifServer,
     ifClient,
+    // Tracked like `spawn`ed children, so an interrupt kills clients still running in the namespace.
     exec: (ns, cmd, args, timeoutMs = 120_000) =>
-      run('ip', ['netns', 'exec', ns, cmd, ...args], {
-        timeout: timeoutMs,
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
+      new Promise((resolve, reject) => {
+        const child = execFile(
+          'ip',
+          ['netns', 'exec', ns, cmd, ...args],
+          { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+          (err, stdout, stderr) => {
+            const at = entry.children.indexOf(child);
+            if (at >= 0) entry.children.splice(at, 1);
+            if (!err) return resolve({ stdout, stderr });
+            // Callers read the output of a failed command (perfdhcp exits 3 on drops).
+            const failure: Error = Object.assign(err, { stdout, stderr });
+            reject(failure);
+          },
+        );
+        entry.children.push(child);
       }),
     spawn: (ns, cmd, args, opts = {}) => {
       const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: 'pipe', ...opts });
