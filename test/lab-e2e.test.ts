@@ -151,11 +151,18 @@ test('lab: a SoT change rolls out canary first, two at a time; a failing canary 
 
   // A validation that cannot pass: the canary fails and the rollout halts before the others.
   for (const name of MACHINES) before.set(name, await powerCommands(vm(name)));
+  // Only a change of what a host boots reprovisions it: the new check comes with a new marker.
+  const profile = path.join(sot, 'boot/lab-live.yaml');
+  const check = (await readFile(profile, 'utf8')).replace(
+    'path: booted, equals: true',
+    'path: marker, equals: "never"',
+  );
+  await writeFile(profile, check.replace('retries: 5', 'retries: 0'));
   const third = await commit(
     sot,
-    'boot/lab-live.yaml',
-    (s) => s.replace('equals: true', 'equals: "never"').replace('retries: 5', 'retries: 0'),
-    'a validation that fails',
+    'os/lab-linux.yaml',
+    (s) => s.replace('vaquero.marker=v2', 'vaquero.marker=v3'),
+    'v3',
   );
   await waitRollout(client, `rollout/lab/${third}`, 'halted');
   const touched: string[] = [];
