@@ -39,7 +39,10 @@ export interface DhcpServerOptions {
   now?: () => Date;
 }
 
-export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error', number>;
+export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped', number>;
+
+/** Replies handed to a socket and not yet sent (see the send in startDhcpServer). */
+const MAX_SENDS_IN_FLIGHT = 64;
 
 export interface DhcpServer {
   port: number;
@@ -72,7 +75,9 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     released: 0,
     malformed: 0,
     'send-error': 0,
+    'send-dropped': 0,
   };
+  const inFlight = new Map<dgram.Socket, number>();
   const now = opts.now ?? (() => new Date());
 
   const listen = (socket: dgram.Socket, kind: 'dhcp' | 'pxe'): void => {
@@ -107,7 +112,19 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
         if (result.event) opts.events.emit(result.event);
         if (!result.reply) return;
         const { packet, to, encode: encodeOptions } = result.reply;
+        // A unicast reply (to ciaddr or a relay) to an address nobody answers ARP for sits in the
+        // kernel's neighbour queue, charged to this socket; enough of them fill its send buffer and libuv
+        // then queues every later send, broadcasts too, without bound: the whole service stalls (found
+        // by test/fuzz-dhcp.test.ts). Beyond a few sends in flight, replies are dropped and counted
+        // instead; clients retransmit.
+        const pending = inFlight.get(socket) ?? 0;
+        if (pending >= MAX_SENDS_IN_FLIGHT) {
+          counters['send-dropped']++;
+          return;
+        }
+        inFlight.set(socket, pending + 1);
         socket.send(encode(packet, encodeOptions), to.port, to.address, (err) => {
+          inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1);
           if (!err) return;
           counters['send-error']++;
           opts.log({
