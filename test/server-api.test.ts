@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { applyWorkflowId, SERVER_TASK_QUEUE, type SiteRolloutResult } from '../schemas/rollout';
 import type { applyCommitWorkflow } from '../workflows/apply-commit';
-import { API_TOKEN, testApp } from './helpers/server-http';
+import { validateSot } from '../activities/sot/validate';
+import { FileModelStore } from '../activities/store/file-store';
+import { createApp } from '../server/http/app';
+import { API_TOKEN, memoryLog, testApp } from './helpers/server-http';
 import { startVaquero } from './helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('./fixtures/sot-sim', import.meta.url));
@@ -31,6 +35,11 @@ const ROUTES: [string, string][] = [
   ['POST', '/api/v1/rollouts/sim1/abcdef0/abort'],
   ['POST', '/api/v1/rollouts/sim1/abcdef0/retry-host'],
   ['GET', '/api/v1/openapi.json'],
+  ['GET', '/api/v1/sites'],
+  ['GET', '/api/v1/sites/sim1/hosts'],
+  ['GET', '/api/v1/plan?to=abcdef0'],
+  ['GET', '/api/v1/revisions'],
+  ['GET', '/api/v1/revisions/abcdef0'],
 ];
 
 describe('user API /api/v1', () => {
@@ -64,13 +73,73 @@ describe('user API /api/v1', () => {
     const listed = Object.entries(doc.paths).flatMap(([p, ops]) =>
       Object.keys(ops).map((m) => `${m.toUpperCase()} /api/v1${p}`),
     );
-    const expected = ROUTES.map(([m, u]) => `${m} ${u.replace('sim1/abcdef0', '{site}/{sha7}')}`);
+    const template = (u: string) =>
+      u
+        .replace(/\?.*$/, '')
+        .replace('sim1/abcdef0', '{site}/{sha7}')
+        .replace('sites/sim1', 'sites/{site}')
+        .replace('revisions/abcdef0', 'revisions/{commit}');
+    const expected = ROUTES.map(([m, u]) => `${m} ${template(u)}`);
     assert.deepEqual(listed.sort(), expected.sort());
     const retry = doc.paths['/rollouts/{site}/{sha7}/retry-host']?.post?.requestBody;
     assert.deepEqual(
       (retry?.content['application/json'] as { schema: { required: string[] } }).schema.required,
       ['host'],
     );
+  });
+
+  test('sites, hosts, plans and revisions come from the model store', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-h4-api-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const store = new FileModelStore(dir);
+    const { model } = await validateSot(fixture);
+    assert.ok(model);
+    const client = new Client({ namespace: 'vaquero-test' });
+    const { app: bare } = testApp(client, '/srv/vaquero/sot-repo');
+    const as = { token: API_TOKEN };
+    assert.equal((await call(bare, 'GET', '/api/v1/sites', as)).status, 503, 'no store: 503');
+    const { config } = testApp(client, '/srv/vaquero/sot-repo');
+    const app = createApp({
+      config,
+      secrets: { webhooks: new Map([['lab', 'x']]), apiTokens: [{ name: 'ops', token: API_TOKEN }] },
+      temporal: client,
+      store,
+      log: memoryLog().log,
+    });
+    assert.equal((await call(app, 'GET', '/api/v1/sites', as)).status, 404, 'nothing applied yet');
+    const sha = 'a'.repeat(40);
+    await store.putRevision(sha, model);
+    await store.setApplied(sha);
+    const sites = (await (await call(app, 'GET', '/api/v1/sites', as)).json()) as {
+      commit: string;
+      sites: { id: string; hosts: number }[];
+    };
+    assert.equal(sites.commit, sha);
+    assert.deepEqual(
+      sites.sites.map((s) => s.id),
+      ['sim1'],
+    );
+    const hosts = (await (await call(app, 'GET', '/api/v1/sites/sim1/hosts', as)).json()) as {
+      hosts: { name: string; lastReprovision: unknown }[];
+    };
+    assert.equal(hosts.hosts.length, sites.sites[0]?.hosts);
+    assert.ok(
+      hosts.hosts.every((h) => h.lastReprovision === null),
+      'no rollout yet: no state',
+    );
+    assert.equal((await call(app, 'GET', '/api/v1/sites/nope/hosts', as)).status, 404);
+    const plan = (await (await call(app, 'GET', `/api/v1/plan?to=${sha}`, as)).json()) as {
+      from: string;
+      to: string;
+    };
+    assert.deepEqual([plan.from, plan.to], ['(nothing applied)', sha]);
+    assert.equal((await call(app, 'GET', '/api/v1/plan', as)).status, 400, 'to is required');
+    assert.equal((await call(app, 'GET', `/api/v1/plan?to=${'b'.repeat(40)}`, as)).status, 404);
+    const revision = (await (await call(app, 'GET', `/api/v1/revisions/${sha}`, as)).json()) as {
+      sites: object;
+    };
+    assert.deepEqual(Object.keys(revision.sites), ['sim1']);
+    assert.equal((await call(app, 'GET', '/api/v1/revisions/..%2Fetc', as)).status, 400);
   });
 
   test('list, status, pause, approve and resume of a real rollout waiting for approval', async (t) => {

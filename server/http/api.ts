@@ -29,6 +29,7 @@ import {
 } from './api-schemas';
 import { bearerAuth } from './auth';
 import type { AppDeps, AppEnv } from './deps';
+import { modelRoutes } from './model-api';
 import { openApiDocument } from './openapi';
 
 function valid<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -143,5 +144,6 @@ export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
     c.var.log.info({ workflowId: rollout.workflowId, signal }, 'signal sent');
     return c.json({ status: 'sent', signal, workflowId: rollout.workflowId }, 202);
   });
+  app.route('/', modelRoutes(deps, t));
   return app;
 }

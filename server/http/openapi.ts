@@ -85,6 +85,50 @@ export function openApiDocument() {
         responses: { '200': json(RolloutStatusResponseSchema, 'The status'), ...errors },
       },
     },
+    '/sites': {
+      get: {
+        operationId: 'listSites',
+        summary: 'The sites of the last applied commit',
+        responses: { '200': { description: '{ commit, sites: [{ id, name, hosts, agents }] }' }, ...errors },
+      },
+    },
+    '/sites/{site}/hosts': {
+      get: {
+        operationId: 'listHosts',
+        summary: "A site's hosts, each with its last reprovision (rollout, state, step, error) or null",
+        parameters: [{ name: 'site', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: '{ site, commit, hosts }' }, ...errors },
+      },
+    },
+    '/plan': {
+      get: {
+        operationId: 'plan',
+        summary: 'The plan from one model revision to another (from: default the last applied commit)',
+        parameters: [
+          { name: 'to', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'from', in: 'query', required: false, schema: { type: 'string' } },
+        ],
+        responses: { '200': { description: 'The plan: per site, waves of hosts and why' }, ...errors },
+      },
+    },
+    '/revisions': {
+      get: {
+        operationId: 'listRevisions',
+        summary: 'Applied commits, newest first (at most 100), and the commit applied last',
+        responses: {
+          '200': { description: '{ applied, revisions: [{ commit, workflowId, execution, startTime }] }' },
+          ...errors,
+        },
+      },
+    },
+    '/revisions/{commit}': {
+      get: {
+        operationId: 'getRevision',
+        summary: 'The model revision of a commit: the validated SoT, self-contained',
+        parameters: [{ name: 'commit', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: 'The model' }, ...errors },
+      },
+    },
     '/openapi.json': {
       get: {
         operationId: 'openApi',
