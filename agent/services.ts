@@ -1,6 +1,7 @@
 // The agent's boot services: DHCP, TFTP and the HTTP asset server, all answering from the model
 // cache and the netboot table the worker's activities arm and disarm, all reporting to one sink.
 import { statSync } from 'node:fs';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { BootEventSink } from '../activities/boot-events';
@@ -182,6 +183,8 @@ export async function startBootServices(
         netboot: deps.netboot,
         events,
         filesDir: config.filesDir,
+        // The site agent's CDN, proxied under /cdn/ and cached in the state directory.
+        ...(agent.cdn ? { cdn: { url: agent.cdn, cacheDir: path.join(config.stateDir, 'cdn-cache') } } : {}),
         log: (entry: AssetLog) => log({ service: 'http', ...entry }),
       });
       const port = config.httpPort ?? (assetUrl.port ? Number(assetUrl.port) : 80);
