@@ -7,7 +7,7 @@
 // 2/3·ttl after this replica last reached etcd; the watchdog notices within 2 × ttl/4 = ttl/2.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Campaign, Namespace } from 'etcd3';
+import type { Campaign, Election, Namespace } from 'etcd3';
 import type { Log } from './http/log';
 import type { Leadership } from './leader';
 
@@ -34,9 +34,21 @@ function within<T>(ms: number, promise: Promise<T>): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * etcd3's Campaign leaves a watcher on its predecessor's key when it fails (it waits for a delete
+ * that may never come), and a client with a watcher attached reconnects forever, even after close():
+ * a process would never exit. So each campaign gets its own election (its own watch manager), whose
+ * watchers are cancelled when the campaign is abandoned.
+ */
+function cancelWatchers(election: Election): void {
+  type Internals = { namespace?: { watchManager?: { watchers?: { cancel(): Promise<void> }[] } } };
+  const watchers = (election as unknown as Internals).namespace?.watchManager?.watchers ?? [];
+  for (const watcher of [...watchers]) watcher.cancel().catch(() => undefined);
+}
+
 export function createEtcdLeadership(options: EtcdLeadershipOptions): Leadership & { id: string } {
   const { log } = options;
-  const election = options.client.election(options.name, options.ttl);
+  let election = options.client.election(options.name, options.ttl);
   const id = options.id ?? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
   const checkMs = Math.max(100, Math.round((options.ttl * 1000) / 4));
   const listeners = new Set<(leader: boolean) => void>();
@@ -71,6 +83,8 @@ export function createEtcdLeadership(options: EtcdLeadershipOptions): Leadership
   const campaignNow = () => {
     retry = undefined;
     if (closed) return;
+    election = options.client.election(options.name, options.ttl);
+    const ownElection = election;
     const c = election.campaign(id);
     campaign = c;
     elected = false;
@@ -86,6 +100,7 @@ export function createEtcdLeadership(options: EtcdLeadershipOptions): Leadership
       elected = false;
       set(false, `campaign failed: ${err.message}`);
       c.resign().catch(() => undefined);
+      cancelWatchers(ownElection);
       if (!closed) retry ??= setTimeout(campaignNow, RETRY_MS);
     });
   };
@@ -109,6 +124,7 @@ export function createEtcdLeadership(options: EtcdLeadershipOptions): Leadership
       campaign = undefined;
       // Resigning lets another replica lead at once instead of after the TTL; etcd may be gone.
       if (c) await within(2_000, c.resign()).catch(() => undefined);
+      cancelWatchers(election);
     },
   };
 }
