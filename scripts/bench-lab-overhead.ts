@@ -53,22 +53,19 @@ async function bare(machines: LabMachine[], dir: string): Promise<{ boots: numbe
     ...['--enable-tftp', `--tftp-root=${path.join(CACHE, 'tftp')}`, '--dhcp-broadcast'],
     ...machines.map((m) => `--dhcp-host=${m.mac},${m.ipv4}`),
   ]);
-  const httpd = spawn(ns[0] as string, [
-    ...ns.slice(1),
-    'busybox',
-    'httpd',
-    '-f',
-    '-v',
-    '-p',
-    '8080',
-    '-h',
-    www,
-  ]);
+  const httpd = spawn(ns[0] as string, [...ns.slice(1), 'busybox', 'httpd', '-f', '-p', '8080', '-h', www]);
+  // busybox httpd logs no requests; the guest prints its checkpoint call on its serial console.
   const seen = new Map<string, number>();
-  httpd.stderr.on('data', (chunk: Buffer) => {
-    for (const match of chunk.toString().matchAll(/\/cp\/([0-9a-f-]{17})/g))
-      if (match[1] && !seen.has(match[1])) seen.set(match[1], performance.now());
-  });
+  const poll = setInterval(() => {
+    for (const m of machines) {
+      if (seen.has(m.mac)) continue;
+      readFile(path.join(dir, 'vms', m.name, 'serial.log'), 'utf8').then(
+        (text) =>
+          text.includes('vaquero-lab: checkpoint') && !seen.has(m.mac) && seen.set(m.mac, performance.now()),
+        () => undefined,
+      );
+    }
+  }, 200);
   const boots: number[] = [];
   const started = performance.now();
   try {
@@ -80,12 +77,13 @@ async function bare(machines: LabMachine[], dir: string): Promise<{ boots: numbe
         await chassis(names.labNs, vmDir, ['set', 'power', '1']);
       }
       const deadline = Date.now() + 300_000;
-      while (!wave.every((m) => seen.has(m.mac.replace(/:/g, '-'))) && Date.now() < deadline)
+      while (!wave.every((m) => seen.has(m.mac)) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 200));
-      for (const m of wave) boots.push(((seen.get(m.mac.replace(/:/g, '-')) ?? NaN) - on) / 1000);
+      for (const m of wave) boots.push(((seen.get(m.mac) ?? NaN) - on) / 1000);
     }
     return { boots, wall: (performance.now() - started) / 1000 };
   } finally {
+    clearInterval(poll);
     for (const m of machines) await killVm(path.join(dir, 'vms', m.name));
     dnsmasq.kill();
     httpd.kill();
