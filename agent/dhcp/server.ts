@@ -152,7 +152,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
   const closeAll = () =>
     Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
   const open = async (port: number, kind: 'dhcp' | 'pxe'): Promise<dgram.Socket> => {
-    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
     listen(socket, kind);
     try {
       await bind(socket, port, bindAddress);

@@ -26,8 +26,19 @@ export async function renderArmed(
   const group = model.groups[host.group];
   if (!group || stage < 1 || stage > group.boots.length)
     throw new HTTPException(404, { message: `host ${entry.host} has no boot stage ${stage}` });
-  return renderStage(model, site, host, stage - 1);
+  let rendered = renderedStages.get(model);
+  if (!rendered) renderedStages.set(model, (rendered = new Map<string, RenderedStage>()));
+  const key = `${site}/${host.name}/${stage}`;
+  let result = rendered.get(key);
+  if (!result) rendered.set(key, (result = renderStage(model, site, host, stage - 1)));
+  return result;
 }
+
+/**
+ * Rendered stages per model object: a model revision never changes, and rendering (Nunjucks) on every
+ * script and file request cost ~0.2 ms per armed host per request (docs/benchmarks.md).
+ */
+const renderedStages = new WeakMap<object, Map<string, RenderedStage>>();
 
 /** The path of an asset URL when it is served by this agent (`…/files/x` → `/files/x`). */
 export function localFilePath(url: string): string | undefined {
