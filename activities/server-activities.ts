@@ -15,6 +15,8 @@ import type { ActiveRollout, ModelStore } from './store/model-store';
 export interface ServerActivityDeps {
   store: ModelStore;
   client: Client;
+  /** What the server knows of each site's agents (their heartbeats); none: every site is `unknown`. */
+  siteReachability?: (site: string) => 'reachable' | 'unreachable' | 'unknown';
 }
 
 async function revision(store: ModelStore, commit: string): Promise<Model> {
@@ -79,6 +81,13 @@ export function createServerActivities(deps: ServerActivityDeps) {
   const { store } = deps;
   return {
     loadHostSpec: (input: { commit: string; site: string; host: string }) => hostSpec(store, input),
+
+    /**
+     * Whether the site's agents are heard from: a host whose boot events are late at an unreachable
+     * site waits for the agent (which journals its events on disk) instead of failing.
+     */
+    siteReachability: (input: { site: string }): Promise<'reachable' | 'unreachable' | 'unknown'> =>
+      Promise.resolve(deps.siteReachability?.(input.site) ?? 'unknown'),
 
     /** Fetches the SoT at a commit, validates it and stores it as a model revision. */
     async prepareCommit(input: { source: string; commit: string }): Promise<PreparedCommit> {

@@ -29,6 +29,7 @@ import { etcdState } from './ha';
 import { alwaysLeader, type Leadership } from './leader';
 import { pollWhileLeader } from './poller';
 import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
+import { createAgentRegistry } from './agent-registry';
 import { createServerWorker } from './worker';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -126,12 +127,15 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     for (const fn of cleanups.splice(0).reverse())
       await fn().catch((err: unknown) => log.warn({ error: (err as Error).message }, 'clean-up failed'));
   };
+  // One registry of agents' heartbeats: the agent API writes it, the workflows ask it (siteReachability).
+  const agents = createAgentRegistry({ silentAfterMs: config.agents.unreachable_after_s * 1000 });
   try {
     const worker = await createServerWorker({
       connection: temporal.native,
       namespace: config.temporal.namespace,
       client: temporal.client,
       store,
+      siteReachability: (site) => agents.site(site).state,
       workflows: options.workflows ?? { workflowsPath },
     });
     const done = worker.run().then(
@@ -175,6 +179,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       leadership,
       metrics,
       pullRequests,
+      agents,
       log,
     });
     const tls = config.tls && {

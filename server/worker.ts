@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
-import { createServerActivities } from '../activities/server-activities';
+import { createServerActivities, type ServerActivityDeps } from '../activities/server-activities';
 import type { ModelStore } from '../activities/store/model-store';
 import { SERVER_TASK_QUEUE } from '../schemas/rollout';
 
@@ -10,6 +10,7 @@ export interface ServerWorkerOptions {
   namespace?: string;
   client: Client;
   store: ModelStore;
+  siteReachability?: ServerActivityDeps['siteReachability'];
   /** A pre-built bundle (production, tests that share one) or the path of workflows/index.ts. */
   workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
 }
@@ -21,6 +22,10 @@ export async function createServerWorker(options: ServerWorkerOptions): Promise<
     namespace: options.namespace,
     taskQueue: SERVER_TASK_QUEUE,
     ...options.workflows,
-    activities: createServerActivities({ store: options.store, client: options.client }),
+    activities: createServerActivities({
+      store: options.store,
+      client: options.client,
+      siteReachability: options.siteReachability,
+    }),
   });
 }

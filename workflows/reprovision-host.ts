@@ -5,6 +5,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -30,10 +31,13 @@ import {
 import { HostGroupAttribute } from '../schemas/search-attributes';
 import { bootEventSignal, hostStatusQuery } from './messages';
 
-const { loadHostSpec } = proxyActivities<ServerActivities>({
+const { loadHostSpec, siteReachability } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,
   startToCloseTimeout: '1 minute',
 });
+
+/** How often a host waiting for its site's silent agents asks again whether they are back. */
+const UNREACHABLE_RECHECK = '1 minute';
 
 /** A failed boot step is retried from the arming that precedes it: a host only boots after a cycle. */
 function resumeStep(step: HostStep): HostStep {
@@ -105,12 +109,30 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
       throw new StepFailure(current, `${what} job ${failed.name} failed: ${failed.error ?? 'unknown error'}`);
   };
 
+  /**
+   * A late boot event at a site whose agents are all silent (SPEC 4: a partitioned site is shown as
+   * unreachable, its hosts not failed) is most likely held in the agent's on-disk journal: wait for
+   * the agent to be heard from again, then give the event its timeout once more. True when it came.
+   * Histories from before this existed replay without the wait (patched).
+   */
+  const waitOutSilentSite = async (seen: () => boolean, timeoutMs: number): Promise<boolean> => {
+    if (!patched('agent-reachability')) return false;
+    let waited = false;
+    while ((await siteReachability({ site: input.site })) === 'unreachable') {
+      if (!waited)
+        log.warn('site unreachable: waiting for its agents', { site: input.site, host: input.host });
+      waited = true;
+      if (await condition(seen, UNREACHABLE_RECHECK)) return true;
+    }
+    return waited && (await condition(seen, timeoutMs));
+  };
+
   const awaitEvent = async (kind: BootEventKind, since: number, timeoutMs: number, stage: number) => {
     const seen = () =>
       events
         .slice(since)
         .some((e) => e.kind === kind && e.mac === target.mac && (e.stage === undefined || e.stage === stage));
-    if (!(await condition(seen, timeoutMs))) {
+    if (!(await condition(seen, timeoutMs)) && !(await waitOutSilentSite(seen, timeoutMs))) {
       throw new StepFailure(
         current,
         `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,

@@ -138,7 +138,8 @@ export function agentStatusRoutes(
 
 /** The agent API and the agents list as the app mounts them (at its root), from its deps. */
 export function agentRoutes(deps: AppDeps): Hono<AppEnv> {
-  const registry = createAgentRegistry({ silentAfterMs: deps.config.agents.unreachable_after_s * 1000 });
+  const registry =
+    deps.agents ?? createAgentRegistry({ silentAfterMs: deps.config.agents.unreachable_after_s * 1000 });
   const app = new Hono<AppEnv>();
   app.route(
     '/agent/v1',

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { ModelStore } from '../../activities/store/model-store';
 import type { HookedSource, Secrets, ServerConfig } from '../config';
+import type { AgentRegistry } from '../agent-registry';
 import type { Leadership } from '../leader';
 import type { Log } from './log';
 import type { ServerMetrics } from './metrics';
@@ -28,6 +29,8 @@ export interface AppDeps {
   metrics?: ServerMetrics;
   /** Absent: pull_request deliveries are acknowledged and ignored. */
   pullRequests?: PullRequestChecks;
+  /** Agents' heartbeats, shared with the worker's activities; absent: the app keeps its own. */
+  agents?: AgentRegistry;
   log: Log;
 }
 
