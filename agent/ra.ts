@@ -3,7 +3,7 @@
 // its own namespace, restarts it if it dies, and stops it with itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface RadvdOptions {
@@ -54,9 +54,40 @@ function findRadvd(binary?: string): string {
   throw new RadvdMissingError('router advertisements need radvd (apt-get install radvd)');
 }
 
+/**
+ * Stops a radvd that a previous agent of this state directory left running: an agent killed with
+ * SIGKILL cannot stop its child, and the orphan holds the pid file, so a new radvd would exit at
+ * start. Only a process that is radvd with this very config is touched. Returns its pid, if any.
+ */
+export async function stopOrphanRadvd(dir: string): Promise<number | undefined> {
+  const pid = Number((await readFile(path.join(dir, 'radvd.pid'), 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  const argv = cmdline.split('\0');
+  if (!argv.some((a) => path.basename(a) === 'radvd') || !argv.includes(path.join(dir, 'radvd.conf')))
+    return undefined;
+  const gone = async (ms: number) => {
+    for (const deadline = Date.now() + ms; Date.now() < deadline;) {
+      if (!(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+  };
+  try {
+    process.kill(pid, 'SIGTERM');
+    if (!(await gone(3000))) process.kill(pid, 'SIGKILL');
+    await gone(1000);
+  } catch {
+    // Gone in the meantime.
+  }
+  return pid;
+}
+
 export async function startRadvd(opts: RadvdOptions): Promise<Radvd> {
   const binary = findRadvd(opts.binary);
   await mkdir(opts.dir, { recursive: true });
+  const orphan = await stopOrphanRadvd(opts.dir);
+  if (orphan) opts.log({ level: 'warn', msg: `stopped radvd ${orphan} left running by a previous agent` });
   const conf = path.join(opts.dir, 'radvd.conf');
   await writeFile(conf, radvdConfig(opts.interface, opts.prefix));
   const args = [

@@ -24,6 +24,8 @@ const USAGE = `usage: vaquero standalone --sot <dir> --interface <if> [options]
   --tftp-root <dir>      iPXE binaries for TFTP (default $VAQUERO_CACHE/lab/tftp if present, else /usr/lib/ipxe)
   --api-port <port>      the server's HTTP API on 127.0.0.1 (default 8081; the agent's assets use the SoT's port)
   --temporal-port <port> the dev server's frontend on 127.0.0.1 (default 7233); its UI is on --ui-port (8233)
+  --no-agent             no agent in this process: run \`vaquero agent --model-dir <state>/store\` beside it
+                         (the lab does, so that the agent can be killed and restarted on its own)
 
   TEMPORAL_ADDRESS       use this Temporal instead of starting a dev server
 `;
@@ -41,6 +43,8 @@ export interface StandaloneOptions {
   /** An existing Temporal; none: a dev server is started. */
   temporalAddress?: string;
   temporalBin: string;
+  /** Run the site agent in this process (default); false: only Temporal and the server. */
+  agent: boolean;
 }
 
 function portArg(value: string | undefined, fallback: number, what: string): number {
@@ -80,18 +84,20 @@ export async function standaloneOptions(
       'api-port': { type: 'string' },
       'temporal-port': { type: 'string' },
       'ui-port': { type: 'string' },
+      'no-agent': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return undefined;
-  if (!values.sot || !values.interface) throw new CliError(`--sot and --interface are required\n${USAGE}`);
+  if (!values.sot || (!values.interface && !values['no-agent']))
+    throw new CliError(`--sot and --interface are required\n${USAGE}`);
   const sot = path.resolve(values.sot);
   const state = path.resolve(values.state ?? '.vaquero/standalone');
   const cache = env.VAQUERO_CACHE ?? '/var/cache/vaquero';
   const labTftp = path.join(cache, 'lab/tftp');
   return {
     sot,
-    bootInterface: values.interface,
+    bootInterface: values.interface ?? '',
     site: values.site ?? (await onlySite(sot)),
     state,
     files: path.resolve(values.files ?? path.join(state, 'files')),
@@ -101,6 +107,7 @@ export async function standaloneOptions(
     uiPort: portArg(values['ui-port'], 8233, '--ui-port'),
     temporalAddress: env.TEMPORAL_ADDRESS,
     temporalBin: path.join(cache, 'bin/temporal'),
+    agent: !values['no-agent'],
   };
 }
 
@@ -195,23 +202,27 @@ export async function startStandalone(opts: StandaloneOptions, io: Io): Promise<
     const server = await startServer(config, { env: { VAQUERO_STANDALONE_API_TOKEN: apiToken } });
     stops.push(() => server.stop());
 
-    const { startAgent } = await import('../agent/main');
-    const agentConfig = AgentConfigSchema.parse({
-      site: opts.site,
-      stateDir: path.join(opts.state, 'agent'),
-      temporalAddress,
-      namespace: 'default',
-      modelDir: path.join(opts.state, 'store'),
-      modelPollMs: 1000,
-      bootInterface: opts.bootInterface,
-      routerAdvertisements: true,
-      tftpRoot: opts.tftpRoot,
-      filesDir: opts.files,
-    });
-    const agent = await startAgent(agentConfig);
-    stops.push(() => agent.stop());
+    if (opts.agent) {
+      const { startAgent } = await import('../agent/main');
+      const agentConfig = AgentConfigSchema.parse({
+        site: opts.site,
+        stateDir: path.join(opts.state, 'agent'),
+        temporalAddress,
+        namespace: 'default',
+        modelDir: path.join(opts.state, 'store'),
+        modelPollMs: 1000,
+        bootInterface: opts.bootInterface,
+        routerAdvertisements: true,
+        tftpRoot: opts.tftpRoot,
+        filesDir: opts.files,
+      });
+      const agent = await startAgent(agentConfig);
+      stops.push(() => agent.stop());
+    }
     io.out(
-      `server API ${server.url} (token in ${path.join(opts.state, 'api-token')}), agent on ${opts.bootInterface}\n`,
+      opts.agent
+        ? `server API ${server.url} (token in ${path.join(opts.state, 'api-token')}), agent on ${opts.bootInterface}\n`
+        : `server API ${server.url} (token in ${path.join(opts.state, 'api-token')}); model store ${path.join(opts.state, 'store')} for the agent\n`,
     );
     const tokenFile = await open(path.join(opts.state, 'api-token'), 'w', 0o600);
     await tokenFile.write(`${apiToken}\n`);

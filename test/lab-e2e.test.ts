@@ -2,7 +2,9 @@
 // machines behind ipmi_sim BMCs and `vaquero standalone`; a commit to the lab's SoT (a new kernel
 // command line) rolls out canary first, two at a time: every machine power-cycles once at its BMC,
 // network-boots the new config (its /status.json echoes the new marker) and is validated. Then a
-// commit whose validation cannot pass halts the rollout at the canary, the others untouched.
+// commit whose validation cannot pass halts the rollout at the canary, the others untouched. During
+// the first rollout the agent process is killed (SIGKILL) once the canary has booted, and started
+// again by a second `vaquero lab up`: the rollout completes and no machine is power-cycled twice.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -88,7 +90,20 @@ async function bootEvents(client: Client, id: string): Promise<string[]> {
   return kinds;
 }
 
-test('lab: a SoT change rolls out canary first, two at a time; a failing canary halts the rest', async (t) => {
+/** Waits for the first host of the commit's rollout to reach its checkpoint; returns its name. */
+async function firstCheckpoint(client: Client, commit: string): Promise<string> {
+  const deadline = Date.now() + ROLLOUT_TIMEOUT_MS;
+  for (;;) {
+    for (const name of MACHINES) {
+      const kinds = await bootEvents(client, `host/lab/${name}/${commit}`).catch((): string[] => []);
+      if (kinds.includes('checkpoint')) return name;
+    }
+    if (Date.now() > deadline) throw new Error(`no host of ${commit} reached its checkpoint`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+test('lab: a SoT change rolls out canary first, two at a time, through an agent kill; a failing canary halts the rest', async (t) => {
   if (!(await qemuOrSkip(t))) return;
   const state = await mkdtemp(path.join(tmpdir(), 'vql-e2e-'));
   const prefix = `vql${randomBytes(2).toString('hex')}`;
@@ -119,6 +134,15 @@ test('lab: a SoT change rolls out canary first, two at a time; a failing canary 
     (s) => s.replace('vaquero.marker=v1', 'vaquero.marker=v2'),
     'v2',
   );
+  // The canary has booted and is being validated by the agent: kill the agent, then `lab up` again.
+  const canary = await firstCheckpoint(client, second);
+  const agentPid = Number((await readFile(path.join(state, 'run/agent.pid'), 'utf8')).trim());
+  process.kill(agentPid, 'SIGKILL');
+  t.diagnostic(`${canary} at its checkpoint: agent (pid ${agentPid}) killed`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await labCommand(['up', ...args], io(output));
+  const restarted = Number((await readFile(path.join(state, 'run/agent.pid'), 'utf8')).trim());
+  assert.notEqual(restarted, agentPid, 'lab up started a new agent');
   assert.equal(await waitRollout(client, `rollout/lab/${second}`, 'completed'), 'COMPLETED');
   t.diagnostic(
     `SoT change -> rollout of ${MACHINES.length} machines completed in ${((performance.now() - started) / 1000).toFixed(1)} s`,

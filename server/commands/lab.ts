@@ -1,14 +1,16 @@
 // `vaquero lab up|down|status`: the virtual lab of docs/lab.md. Machines and BMCs live in the
-// `vql-lab` namespace, `vaquero standalone` (Temporal dev server, server, agent) in `vql-agent`;
+// `vql-lab` namespace, `vaquero standalone --no-agent` (Temporal dev server, server) and the site's
+// `vaquero agent` (its own process, reading standalone's model store) in `vql-agent`;
 // nothing is added to the root namespace but two forwarders on 127.0.0.1 (Temporal UI and gRPC)
 // that reach the agent namespace through Unix sockets in the state directory.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
-import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { validateSot } from '../../activities/sot/validate';
+import { stopOrphanRadvd } from '../../agent/ra';
 import { BMC_PASSWORD, prepareBmc } from '../../scripts/lab/bmc';
 import {
   chassis,
@@ -39,7 +41,8 @@ const USAGE = `usage: vaquero lab up|down|status [--state <dir>] [--ui-port 8233
                                   [--prefix vql]  (namespaces <prefix>-agent, <prefix>-lab; tests use their own)
 
   up      namespaces vql-agent/vql-lab, one ipmi_sim BMC per machine of <state>/sot (a copy of
-          examples/lab: edit and commit there), machines powered off, then vaquero standalone
+          examples/lab: edit and commit there), machines powered off, then vaquero standalone and
+          the agent; run again, it starts only what is not running (a killed agent, say)
   down    stops everything and deletes the namespaces (--purge also removes the state directory)
   status  what runs, each machine's power state and BMC power commands
 `;
@@ -66,14 +69,20 @@ async function alive(o: LabOptions, name: string): Promise<number | undefined> {
 }
 
 /** Starts a detached process (own session, output to <state>/run/<name>.log) unless it runs. */
-async function daemon(o: LabOptions, name: string, argv: string[], env: NodeJS.ProcessEnv = process.env) {
-  if (await alive(o, name)) return;
+async function daemon(
+  o: LabOptions,
+  name: string,
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<boolean> {
+  if (await alive(o, name)) return false;
   await mkdir(path.join(o.state, 'run'), { recursive: true });
   const log = openSync(path.join(o.state, 'run', `${name}.log`), 'a');
   const [cmd, ...args] = argv as [string, ...string[]];
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', log, log], env, cwd: o.state });
   child.unref();
   await writeFile(pidFile(o, name), `${child.pid}\n`);
+  return true;
 }
 
 async function stopDaemon(o: LabOptions, name: string, waitMs = 15_000): Promise<void> {
@@ -130,7 +139,11 @@ async function up(o: LabOptions, io: Io): Promise<void> {
   await mkdir(o.state, { recursive: true });
   await ensureSot(o, io);
   await mkdir(path.join(o.state, 'files/lab'), { recursive: true });
-  for (const f of ['vmlinuz', 'initramfs']) await cp(path.join(cache, f), path.join(o.state, 'files/lab', f));
+  // Not over a running lab's copy: a machine may be downloading it.
+  for (const f of ['vmlinuz', 'initramfs']) {
+    const [from, to] = [path.join(cache, f), path.join(o.state, 'files/lab', f)];
+    if ((await stat(to).catch(() => undefined))?.size !== (await stat(from)).size) await cp(from, to);
+  }
 
   const machines = await labMachines(o);
   await createLabNetwork(
@@ -157,18 +170,29 @@ async function up(o: LabOptions, io: Io): Promise<void> {
       path.join(REPO, 'bin/vaquero.mjs'),
       'standalone',
     ],
-    ...['--sot', path.join(o.state, 'sot'), '--interface', names.agentIf, '--site', SITE],
-    ...['--state', path.join(o.state, 'standalone'), '--files', path.join(o.state, 'files')],
-    ...['--tftp-root', path.join(cache, 'tftp')],
+    ...['--sot', path.join(o.state, 'sot'), '--site', SITE, '--no-agent'],
+    ...['--state', path.join(o.state, 'standalone')],
   ];
   await daemon(o, 'standalone', standalone, env);
+  await waitForLog(o, 'standalone', 'standalone: site');
+  // The agent is a process of its own, as at a real site: killed, `lab up` starts it again, and it
+  // picks up its journaled boot events and in-doubt power cycles from its state directory.
+  const agent = [
+    ...['ip', 'netns', 'exec', names.agentNs, process.execPath, path.join(REPO, 'bin/vaquero.mjs'), 'agent'],
+    ...['--site', SITE, '--state-dir', path.join(o.state, 'agent'), '--temporal-address', '127.0.0.1:7233'],
+    ...['--model-dir', path.join(o.state, 'standalone/store'), '--model-poll-ms', '1000'],
+    ...['--boot-interface', names.agentIf, '--router-advertisements'],
+    ...['--tftp-root', path.join(cache, 'tftp'), '--files-dir', path.join(o.state, 'files')],
+  ];
+  const agentLogFrom = await logSize(o, 'agent');
+  if (await daemon(o, 'agent', agent, env))
+    await waitForLog(o, 'agent', '"msg":"agent started"', agentLogFrom);
   const sock = (what: string) => path.join(o.state, 'run', `${what}.sock`);
   const nsExec = ['ip', 'netns', 'exec', names.agentNs, TSX, FORWARD];
   await daemon(o, 'fwd-ui-ns', [...nsExec, `unix:${sock('ui')}`, 'tcp:127.0.0.1:8233']);
   await daemon(o, 'fwd-grpc-ns', [...nsExec, `unix:${sock('grpc')}`, 'tcp:127.0.0.1:7233']);
   await daemon(o, 'fwd-ui', [TSX, FORWARD, `tcp:127.0.0.1:${o.uiPort}`, `unix:${sock('ui')}`]);
   await daemon(o, 'fwd-grpc', [TSX, FORWARD, `tcp:127.0.0.1:${o.temporalPort}`, `unix:${sock('grpc')}`]);
-  await waitForStandalone(o);
   io.out(
     [
       `lab: ${machines.length} machines (powered off), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,
@@ -181,26 +205,30 @@ async function up(o: LabOptions, io: Io): Promise<void> {
   );
 }
 
-async function waitForStandalone(o: LabOptions): Promise<void> {
-  const log = path.join(o.state, 'run', 'standalone.log');
+const logFile = (o: LabOptions, name: string) => path.join(o.state, 'run', `${name}.log`);
+const logSize = async (o: LabOptions, name: string) =>
+  (await stat(logFile(o, name)).catch(() => undefined))?.size ?? 0;
+
+/** Waits until a daemon's log, from byte `from`, says `needle`; fails with its tail if it stops. */
+async function waitForLog(o: LabOptions, name: string, needle: string, from = 0): Promise<void> {
+  const log = logFile(o, name);
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const text = await readFile(log, 'utf8').catch(() => '');
-    if (text.includes('standalone: site')) return;
-    if (!(await alive(o, 'standalone')))
-      throw new CliError(
-        `vaquero standalone stopped; see ${log}:\n${text.split('\n').slice(-15).join('\n')}`,
-      );
-    if (Date.now() > deadline)
-      throw new CliError(`vaquero standalone did not start within 120 s; see ${log}`);
+    const text = (await readFile(log).catch(() => Buffer.alloc(0))).subarray(from).toString();
+    if (text.includes(needle)) return;
+    if (!(await alive(o, name)))
+      throw new CliError(`${name} stopped; see ${log}:\n${text.split('\n').slice(-15).join('\n')}`);
+    if (Date.now() > deadline) throw new CliError(`${name} did not start within 120 s; see ${log}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 async function down(o: LabOptions, io: Io): Promise<void> {
   const { names } = o;
-  for (const name of ['fwd-ui', 'fwd-grpc', 'fwd-ui-ns', 'fwd-grpc-ns', 'standalone'])
+  for (const name of ['fwd-ui', 'fwd-grpc', 'fwd-ui-ns', 'fwd-grpc-ns', 'agent', 'standalone'])
     await stopDaemon(o, name);
+  // An agent that was killed left its radvd behind.
+  await stopOrphanRadvd(path.join(o.state, 'agent'));
   const runDir = path.join(o.state, 'run');
   const bmcs = (await readdir(runDir).catch(() => [] as string[])).filter((f) => /^bmc-.*\.pid$/.test(f));
   for (const f of bmcs) await stopDaemon(o, f.replace(/\.pid$/, ''), 2000);
@@ -218,7 +246,7 @@ async function status(o: LabOptions, io: Io): Promise<number> {
   const lines: string[] = [];
   for (const ns of [names.agentNs, names.labNs])
     lines.push(`namespace ${ns}: ${(await namespaceExists(ns)) ? 'present' : 'absent'}`);
-  for (const name of ['standalone', 'fwd-ui', 'fwd-grpc']) {
+  for (const name of ['standalone', 'agent', 'fwd-ui', 'fwd-grpc']) {
     const pid = await alive(o, name);
     lines.push(`${name}: ${pid ? `running (pid ${pid})` : 'stopped'}`);
   }
@@ -236,7 +264,7 @@ async function status(o: LabOptions, io: Io): Promise<number> {
     );
   }
   io.out(`${lines.join('\n')}\n`);
-  return (await alive(o, 'standalone')) ? 0 : 3;
+  return (await alive(o, 'standalone')) && (await alive(o, 'agent')) ? 0 : 3;
 }
 
 export async function labCommand(args: string[], io: Io): Promise<number> {
