@@ -94,7 +94,7 @@ start() {
   # namespaces made up front: a namespace created later takes ~10 s to be usable.
   setsid "$TEMPORAL" server start-dev --headless --ip "$TEMPORAL_IP" --port "$TEMPORAL_PORT" \
     --db-filename "$DB_FILE" --log-level warn \
-    --namespace vaquero-test --namespace vaquero-record --namespace vaquero-bench \
+    --namespace vaquero-test --namespace vaquero-record --namespace vaquero-bench --namespace vaquero-h4-poller \
     --search-attribute VaqueroSite=Keyword --search-attribute VaqueroCommit=Keyword \
     --search-attribute VaqueroPhase=Keyword --search-attribute VaqueroHostGroup=Keyword \
     </dev/null >>"$LOG_FILE" 2>&1 &
