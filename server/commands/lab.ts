@@ -195,7 +195,7 @@ async function up(o: LabOptions, io: Io): Promise<void> {
   await daemon(o, 'fwd-grpc', [TSX, FORWARD, `tcp:127.0.0.1:${o.temporalPort}`, `unix:${sock('grpc')}`]);
   io.out(
     [
-      `lab: ${machines.length} machines (powered off), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,
+      `lab: ${machines.length} machines (the first rollout powers them on), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,
       `lab: Temporal UI  http://127.0.0.1:${o.uiPort}`,
       `lab: follow rollouts: TEMPORAL_ADDRESS=127.0.0.1:${o.temporalPort} npx vaquero rollout watch`,
       `lab: change the SoT:  edit ${path.join(o.state, 'sot')} and git commit (applied within seconds)`,
