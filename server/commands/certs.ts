@@ -129,6 +129,10 @@ async function makeServerCert(dir: string, hosts: string[], days: number, io: Io
 }
 
 export async function certsCommand(args: string[], io: Io): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(USAGE.endsWith('\n') ? USAGE : `${USAGE}\n`);
+    return 0;
+  }
   const { values, positionals } = parse(args, {
     out: { type: 'string' },
     hosts: { type: 'string', default: '' },

@@ -169,6 +169,10 @@ async function copy(from: StoreEnd, to: StoreEnd, force: boolean, io: Io): Promi
 }
 
 export async function migrateCommand(args: string[], io: Io): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(USAGE.endsWith('\n') ? USAGE : `${USAGE}\n`);
+    return 0;
+  }
   const { values, positionals } = parse(args, {
     from: { type: 'string' },
     to: { type: 'string' },
