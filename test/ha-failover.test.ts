@@ -21,7 +21,7 @@ import {
   signature,
   WEBHOOK_SECRET,
 } from './helpers/server-http';
-import { connectOrSkip } from './helpers/temporal';
+import { connectOrSkip, temporalAddress } from './helpers/temporal';
 
 const bin = fileURLToPath(new URL('../bin/vaquero.mjs', import.meta.url));
 const NAMESPACE = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
@@ -111,7 +111,7 @@ describe('HA: two servers, one etcd', () => {
       const port = await freePort();
       const config = {
         listen: { host: '127.0.0.1', port },
-        temporal: { address: '127.0.0.1:7233', namespace: NAMESPACE, setup: false },
+        temporal: { address: temporalAddress(), namespace: NAMESPACE, setup: false },
         store: { dir: path.join(dir, `store-${name}`) },
         sources: [
           {
