@@ -18,7 +18,7 @@ import {
   randomSha,
   WEBHOOK_SECRET,
 } from './helpers/server-http';
-import { connectOrSkip, workflowBundle } from './helpers/temporal';
+import { connectOrSkip, temporalAddress, workflowBundle } from './helpers/temporal';
 
 const bin = fileURLToPath(new URL('../bin/vaquero.mjs', import.meta.url));
 const NAMESPACE = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
@@ -98,7 +98,7 @@ describe('vaquero server', () => {
       config,
       [
         'listen: { host: 127.0.0.1, port: 0 }',
-        `temporal: { namespace: ${NAMESPACE} }`,
+        `temporal: { address: '${temporalAddress()}', namespace: ${NAMESPACE} }`,
         `store: { dir: ${path.join(dir, 'store')} }`,
         'api:',
         '  tokens: [{ name: ops, token: { env: VAQUERO_H4_TOKEN } }]',
@@ -135,7 +135,7 @@ describe('vaquero server', () => {
     const dir = await tempDir(t);
     const config = parseServerConfig({
       listen: { port: 0 },
-      temporal: { namespace: NAMESPACE, setup: false },
+      temporal: { address: temporalAddress(), namespace: NAMESPACE, setup: false },
       store: { dir: path.join(dir, 'store') },
       sources: [{ name: HOOK, kind: 'git', repo: dir, webhook_secret: { env: 'UNUSED' } }],
       api: { tokens: [{ name: 'ops', token: { env: 'UNUSED' } }] },

@@ -173,7 +173,7 @@ describe('local sources, polled', () => {
     const store = new FileModelStore(path.join(dir, 'store'));
     const config = parseServerConfig({
       listen: { port: 0 },
-      temporal: { namespace: NAMESPACE, setup: false },
+      temporal: { address: temporalAddress(), namespace: NAMESPACE, setup: false },
       store: { dir: path.join(dir, 'store') },
       sources: [{ name: 'lab', kind: 'local', dir: sot, poll_seconds: 0.2 }],
       api: { tokens: [{ name: 'ops', token: { env: 'UNUSED' } }] },
