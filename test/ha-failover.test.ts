@@ -93,141 +93,149 @@ async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | und
 }
 
 describe('HA: two servers, one etcd', () => {
-  test('failover after kill -9 of the leader, with no push lost; no etcd, no leader', async (t) => {
-    const connection = await connectOrSkip(t);
-    if (!connection) return;
-    const client = new Client({ connection, namespace: NAMESPACE });
-    const etcd = await startEtcd(t);
-    const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-ha-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    execFileSync('git', ['init', '-q', '-b', 'main', path.join(dir, 'sot')]);
+  test(
+    'failover after kill -9 of the leader, with no push lost; no etcd, no leader',
+    { timeout: 300_000 },
+    async (t) => {
+      const connection = await connectOrSkip(t);
+      if (!connection) return;
+      const client = new Client({ connection, namespace: NAMESPACE });
+      const etcd = await startEtcd(t);
+      const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-ha-'));
+      t.after(() => rm(dir, { recursive: true, force: true }));
+      execFileSync('git', ['init', '-q', '-b', 'main', path.join(dir, 'sot')]);
 
-    const servers: Server[] = [];
-    t.after(() => {
-      for (const s of servers) s.child.kill('SIGKILL');
-    });
-    const env = { VAQ_HA_HOOK_SECRET: WEBHOOK_SECRET, VAQ_HA_API_TOKEN: 'vaq_ha_api_token' };
-    for (const name of ['a', 'b']) {
-      const port = await freePort();
-      const config = {
-        listen: { host: '127.0.0.1', port },
-        temporal: { address: temporalAddress(), namespace: NAMESPACE, setup: false },
-        store: { dir: path.join(dir, `store-${name}`) },
-        sources: [
-          {
-            name: HOOK,
-            kind: 'git',
-            repo: path.join(dir, 'sot'),
-            webhook_secret: { env: 'VAQ_HA_HOOK_SECRET' },
-          },
-        ],
-        api: { tokens: [{ name: 'ops', token: { env: 'VAQ_HA_API_TOKEN' } }] },
-        // The test etcd's short heartbeat allows a 1 s lease (etcd's default settings: 2 s at least).
-        ha: { etcd: { endpoints: [etcd.endpoint], prefix: '/ha-test/', lease_ttl_s: TTL_S } },
-      };
-      const file = path.join(dir, `${name}.json`);
-      await writeFile(file, JSON.stringify(config));
-      const server = startServerProcess(name, file, env);
-      server.url = `http://127.0.0.1:${port}`;
-      servers.push(server);
-    }
-    const [a, b] = servers as [Server, Server];
-    const urls = [a.url, b.url];
-
-    // Both start (bundling workflows takes a while on a busy machine), and one leads.
-    const first = await waitFor('one server ready', 120_000, async () => {
-      for (const s of servers)
-        if (s.child.exitCode !== null) throw new Error(`${s.name} exited:\n${s.output()}`);
-      const [ra, rb] = [await ready(a.url), await ready(b.url)];
-      if (ra === 0 || rb === 0) return undefined;
-      if (ra === 200 && rb === 200) throw new Error('both servers are ready');
-      return ra === 200 ? a : rb === 200 ? b : undefined;
-    });
-    const other = first === a ? b : a;
-    assert.equal(await ready(other.url), 503, 'the other answers 503');
-
-    // /ready of both every 100 ms, from here to the end.
-    const samples: { at: number; a: number; b: number }[] = [];
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const [ra, rb] = await Promise.all([ready(a.url), ready(b.url)]);
-        samples.push({ at: Date.now(), a: ra, b: rb });
-        await sleep(100);
+      const servers: Server[] = [];
+      t.after(() => {
+        for (const s of servers) s.child.kill('SIGKILL');
+      });
+      const env = { VAQ_HA_HOOK_SECRET: WEBHOOK_SECRET, VAQ_HA_API_TOKEN: 'vaq_ha_api_token' };
+      for (const name of ['a', 'b']) {
+        const port = await freePort();
+        const config = {
+          listen: { host: '127.0.0.1', port },
+          temporal: { address: temporalAddress(), namespace: NAMESPACE, setup: false },
+          store: { dir: path.join(dir, `store-${name}`) },
+          sources: [
+            {
+              name: HOOK,
+              kind: 'git',
+              repo: path.join(dir, 'sot'),
+              webhook_secret: { env: 'VAQ_HA_HOOK_SECRET' },
+            },
+          ],
+          api: { tokens: [{ name: 'ops', token: { env: 'VAQ_HA_API_TOKEN' } }] },
+          // The test etcd's short heartbeat allows a 1 s lease (etcd's default settings: 2 s at least).
+          ha: { etcd: { endpoints: [etcd.endpoint], prefix: '/ha-test/', lease_ttl_s: TTL_S } },
+        };
+        const file = path.join(dir, `${name}.json`);
+        await writeFile(file, JSON.stringify(config));
+        const server = startServerProcess(name, file, env);
+        server.url = `http://127.0.0.1:${port}`;
+        servers.push(server);
       }
-    })();
+      const [a, b] = servers as [Server, Server];
+      const urls = [a.url, b.url];
 
-    // Pushes keep coming before, during and after the failover.
-    const shas = Array.from({ length: 16 }, () => randomSha());
-    t.after(async () => {
-      for (const sha of shas)
-        await client.workflow
-          .getHandle(applyWorkflowId(sha))
-          .terminate('ha-failover test done')
-          .catch(() => undefined);
-    });
-    let killedAt = 0;
-    const sender = (async () => {
-      const results = [];
-      for (const [i, sha] of shas.entries()) {
-        if (i === 5) {
-          killedAt = Date.now();
-          first.child.kill('SIGKILL');
+      // Both start (bundling workflows takes a while on a busy machine), and one leads.
+      const first = await waitFor('one server ready', 120_000, async () => {
+        for (const s of servers)
+          if (s.child.exitCode !== null) throw new Error(`${s.name} exited:\n${s.output()}`);
+        const [ra, rb] = [await ready(a.url), await ready(b.url)];
+        if (ra === 0 || rb === 0) return undefined;
+        if (ra === 200 && rb === 200) throw new Error('both servers are ready');
+        return ra === 200 ? a : rb === 200 ? b : undefined;
+      });
+      const other = first === a ? b : a;
+      assert.equal(await ready(other.url), 503, 'the other answers 503');
+
+      // /ready of both every 100 ms, from here to the end.
+      const samples: { at: number; a: number; b: number }[] = [];
+      let polling = true;
+      // A failed assertion below must not leave the poller running: the test file would never exit.
+      t.after(() => {
+        polling = false;
+      });
+      const poller = (async () => {
+        while (polling) {
+          const [ra, rb] = await Promise.all([ready(a.url), ready(b.url)]);
+          samples.push({ at: Date.now(), a: ra, b: rb });
+          await sleep(100);
         }
-        results.push(await deliver(urls, sha));
-        await sleep(150);
+      })();
+
+      // Pushes keep coming before, during and after the failover.
+      const shas = Array.from({ length: 16 }, () => randomSha());
+      t.after(async () => {
+        for (const sha of shas)
+          await client.workflow
+            .getHandle(applyWorkflowId(sha))
+            .terminate('ha-failover test done')
+            .catch(() => undefined);
+      });
+      let killedAt = 0;
+      const sender = (async () => {
+        const results = [];
+        for (const [i, sha] of shas.entries()) {
+          if (i === 5) {
+            killedAt = Date.now();
+            first.child.kill('SIGKILL');
+          }
+          results.push(await deliver(urls, sha));
+          await sleep(150);
+        }
+        return results;
+      })();
+
+      const results = await sender;
+      const failoverMs = await waitFor('the other server ready', 10_000, () => {
+        const took = samples.find((s) => s.at > killedAt && (other === a ? s.a : s.b) === 200);
+        return Promise.resolve(took ? took.at - killedAt : undefined);
+      });
+      console.log(
+        `failover: ${other.name} ready ${failoverMs} ms after kill -9 of ${first.name} (lease TTL ${TTL_S} s, /ready polled every 100 ms)`,
+      );
+      console.log(`pushes: ${results.map((r) => `${r.by === a.url ? 'a' : 'b'}:${r.tries}`).join(' ')}`);
+      assert.ok(failoverMs < FAILOVER_LIMIT_MS, `ready within 3 s (${failoverMs} ms)`);
+
+      // Every push started its apply/<sha> exactly once, whichever server took it.
+      for (const sha of shas) {
+        const description = await client.workflow.getHandle(applyWorkflowId(sha)).describe();
+        assert.equal(description.type, 'applyCommitWorkflow');
       }
-      return results;
-    })();
 
-    const results = await sender;
-    const failoverMs = await waitFor('the other server ready', 10_000, () => {
-      const took = samples.find((s) => s.at > killedAt && (other === a ? s.a : s.b) === 200);
-      return Promise.resolve(took ? took.at - killedAt : undefined);
-    });
-    console.log(
-      `failover: ${other.name} ready ${failoverMs} ms after kill -9 of ${first.name} (lease TTL ${TTL_S} s, /ready polled every 100 ms)`,
-    );
-    console.log(`pushes: ${results.map((r) => `${r.by === a.url ? 'a' : 'b'}:${r.tries}`).join(' ')}`);
-    assert.ok(failoverMs < FAILOVER_LIMIT_MS, `ready within 3 s (${failoverMs} ms)`);
-
-    // Every push started its apply/<sha> exactly once, whichever server took it.
-    for (const sha of shas) {
-      const description = await client.workflow.getHandle(applyWorkflowId(sha)).describe();
-      assert.equal(description.type, 'applyCommitWorkflow');
-    }
-
-    // etcd gone: the leader stops being ready (the lease can no longer be confirmed).
-    await sleep(500);
-    assert.equal(await ready(other.url), 200);
-    const stoppedAt = Date.now();
-    await etcd.kill();
-    const notReadyMs = await waitFor('leader not ready without etcd', 5_000, async () =>
-      (await ready(other.url)) === 503 ? Date.now() - stoppedAt : undefined,
-    );
-    console.log(`etcd killed: ${other.name} not ready after ${notReadyMs} ms`);
-    polling = false;
-    await poller;
-
-    // /ready was right at every sample: never two leaders; one leader except across the failover.
-    assert.ok(samples.length > 20, `${samples.length} samples`);
-    for (const s of samples) assert.ok(!(s.a === 200 && s.b === 200), `two ready servers at ${s.at}`);
-    const firstStatus = (s: { a: number; b: number }) => (first === a ? s.a : s.b);
-    const otherStatus = (s: { a: number; b: number }) => (first === a ? s.b : s.a);
-    // 0 is a probe that timed out on a busy machine: no answer, not a wrong one.
-    for (const s of samples.filter((x) => x.at < killedAt)) {
-      assert.ok(
-        [200, 0].includes(firstStatus(s)),
-        `the leader is ready until it is killed (${firstStatus(s)})`,
+      // etcd gone: the leader stops being ready (the lease can no longer be confirmed).
+      await sleep(500);
+      assert.equal(await ready(other.url), 200);
+      const stoppedAt = Date.now();
+      await etcd.kill();
+      const notReadyMs = await waitFor('leader not ready without etcd', 5_000, async () =>
+        (await ready(other.url)) === 503 ? Date.now() - stoppedAt : undefined,
       );
-      assert.ok(
-        [503, 0].includes(otherStatus(s)),
-        `the other is not ready while the leader lives (${otherStatus(s)})`,
-      );
-    }
-    const answered = samples.filter((x) => x.at < killedAt && firstStatus(x) === 200).length;
-    assert.ok(answered > 0, 'the leader answered 200 before it was killed');
-    for (const s of samples.filter((x) => x.at > killedAt + failoverMs && x.at < stoppedAt))
-      assert.ok([200, 0].includes(otherStatus(s)), `the new leader stays ready (${otherStatus(s)})`);
-  });
+      console.log(`etcd killed: ${other.name} not ready after ${notReadyMs} ms`);
+      polling = false;
+      await poller;
+
+      // /ready was right at every sample: never two leaders; one leader except across the failover.
+      assert.ok(samples.length > 20, `${samples.length} samples`);
+      for (const s of samples) assert.ok(!(s.a === 200 && s.b === 200), `two ready servers at ${s.at}`);
+      const firstStatus = (s: { a: number; b: number }) => (first === a ? s.a : s.b);
+      const otherStatus = (s: { a: number; b: number }) => (first === a ? s.b : s.a);
+      // 0 is a probe that timed out on a busy machine: no answer, not a wrong one.
+      for (const s of samples.filter((x) => x.at < killedAt)) {
+        assert.ok(
+          [200, 0].includes(firstStatus(s)),
+          `the leader is ready until it is killed (${firstStatus(s)})`,
+        );
+        assert.ok(
+          [503, 0].includes(otherStatus(s)),
+          `the other is not ready while the leader lives (${otherStatus(s)})`,
+        );
+      }
+      const answered = samples.filter((x) => x.at < killedAt && firstStatus(x) === 200).length;
+      assert.ok(answered > 0, 'the leader answered 200 before it was killed');
+      for (const s of samples.filter((x) => x.at > killedAt + failoverMs && x.at < stoppedAt))
+        assert.ok([200, 0].includes(otherStatus(s)), `the new leader stays ready (${otherStatus(s)})`);
+    },
+  );
 });
