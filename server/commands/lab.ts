@@ -34,7 +34,9 @@ const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = path.join(REPO, 'examples/lab');
 const FORWARD = path.join(REPO, 'scripts/lab/forward.ts');
-const TSX = path.join(REPO, 'node_modules/.bin/tsx');
+// node --import tsx rather than the tsx launcher, whose script runs in a child that a kill of the
+// pid in the pid file would leave behind.
+const TSX = [process.execPath, '--import', import.meta.resolve('tsx')];
 const SITE = 'lab';
 
 const USAGE = `usage: vaquero lab up|down|status [--state <dir>] [--ui-port 8233] [--temporal-port 7234] [--purge]
@@ -188,11 +190,11 @@ async function up(o: LabOptions, io: Io): Promise<void> {
   if (await daemon(o, 'agent', agent, env))
     await waitForLog(o, 'agent', '"msg":"agent started"', agentLogFrom);
   const sock = (what: string) => path.join(o.state, 'run', `${what}.sock`);
-  const nsExec = ['ip', 'netns', 'exec', names.agentNs, TSX, FORWARD];
+  const nsExec = ['ip', 'netns', 'exec', names.agentNs, ...TSX, FORWARD];
   await daemon(o, 'fwd-ui-ns', [...nsExec, `unix:${sock('ui')}`, 'tcp:127.0.0.1:8233']);
   await daemon(o, 'fwd-grpc-ns', [...nsExec, `unix:${sock('grpc')}`, 'tcp:127.0.0.1:7233']);
-  await daemon(o, 'fwd-ui', [TSX, FORWARD, `tcp:127.0.0.1:${o.uiPort}`, `unix:${sock('ui')}`]);
-  await daemon(o, 'fwd-grpc', [TSX, FORWARD, `tcp:127.0.0.1:${o.temporalPort}`, `unix:${sock('grpc')}`]);
+  await daemon(o, 'fwd-ui', [...TSX, FORWARD, `tcp:127.0.0.1:${o.uiPort}`, `unix:${sock('ui')}`]);
+  await daemon(o, 'fwd-grpc', [...TSX, FORWARD, `tcp:127.0.0.1:${o.temporalPort}`, `unix:${sock('grpc')}`]);
   io.out(
     [
       `lab: ${machines.length} machines (the first rollout powers them on), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,

@@ -26,7 +26,6 @@ import type { BootEvent } from '../../schemas/rollout';
 import { netnsUsable } from './netns';
 
 const BOOT_SERVICES = fileURLToPath(new URL('../../scripts/lab/boot-services.ts', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 
 export const LAB_CACHE = path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'lab');
 const TOOLS = ['/usr/bin/qemu-system-x86_64', '/usr/sbin/radvd'];
@@ -87,7 +86,11 @@ export async function startBootLab(t: TestContext, opts: BootLabOptions): Promis
   const vmDirs: string[] = [];
   t.after(async () => {
     await Promise.allSettled(vmDirs.map((d) => killVm(d)));
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const child of children) {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }
     await deleteLabNetwork(names);
     if (!process.env.VAQUERO_KEEP_LAB) await rm(dir, { recursive: true, force: true });
   });
@@ -112,7 +115,20 @@ export async function startBootLab(t: TestContext, opts: BootLabOptions): Promis
   args.push('--tftp-root', path.join(LAB_CACHE, 'tftp'));
   const services = spawn(
     'ip',
-    ['netns', 'exec', names.agentNs, TSX, BOOT_SERVICES, ...args, '--address', AGENT_ADDRESS],
+    // node --import tsx, not the tsx launcher: the launcher runs the script in a child of its own,
+    // which a SIGKILL of the launcher leaves running, holding this process's stdout pipe open.
+    [
+      ...[
+        'netns',
+        'exec',
+        names.agentNs,
+        process.execPath,
+        '--import',
+        import.meta.resolve('tsx'),
+        BOOT_SERVICES,
+      ],
+      ...[...args, '--address', AGENT_ADDRESS],
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
