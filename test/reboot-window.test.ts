@@ -2,13 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { AgentActivities, PowerCycleInput, PowerCycleResult } from '../activities/agent-activities';
 import type { ServerActivities } from '../activities/server-activities';
 import { WEEKDAYS, type RebootWindow } from '../schemas/common';
 import { SitePlanSchema, type SitePlan } from '../schemas/plan';
 import {
-  agentTaskQueue,
   hostWorkflowId,
   rolloutWorkflowId,
   SERVER_TASK_QUEUE,
@@ -18,7 +16,7 @@ import {
 import { bootEventSignal, statusQuery } from '../workflows/messages';
 import { inWindow, msUntilOpen } from '../workflows/reboot-window';
 import type { siteRolloutWorkflow } from '../workflows/site-rollout';
-import { timeSkippingBundle, timeSkippingEnvOrSkip } from './helpers/time-skipping';
+import { timeSkippingEnvOrSkip, withWorkers } from './helpers/time-skipping';
 
 const at = (iso: string) => Date.parse(iso);
 const MINUTE = 60_000;
@@ -196,34 +194,6 @@ function lab(env: TestWorkflowEnvironment, bootsLater: (host: string) => boolean
   return { server, agent, cycles };
 }
 
-/**
- * Runs the server's and the agent's workers on the test server while `fn` runs, or until the test is
- * cancelled (its timeout): workers left polling would keep the test process alive.
- */
-async function withLab<T>(
-  t: TestContext,
-  env: TestWorkflowEnvironment,
-  activities: ReturnType<typeof lab>,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const common = { connection: env.nativeConnection, shutdownGraceTime: '1 second' };
-  const serverWorker = await Worker.create({
-    ...common,
-    taskQueue: SERVER_TASK_QUEUE,
-    workflowBundle: await timeSkippingBundle(),
-    activities: activities.server,
-  });
-  const agentWorker = await Worker.create({
-    ...common,
-    taskQueue: agentTaskQueue(SITE),
-    activities: activities.agent,
-  });
-  const cancelled = new Promise<never>((_, reject) =>
-    t.signal.addEventListener('abort', () => reject(new Error('test cancelled')), { once: true }),
-  );
-  return serverWorker.runUntil(agentWorker.runUntil(Promise.race([fn(), cancelled])));
-}
-
 async function startRollout(env: TestWorkflowEnvironment, rebootWindow: RebootWindow) {
   return env.client.workflow.start<typeof siteRolloutWorkflow>('siteRolloutWorkflow', {
     taskQueue: SERVER_TASK_QUEUE,
@@ -259,7 +229,7 @@ describe('site rollout on the time-skipping test server', { timeout: 120_000 }, 
     const rebootWindow = windowOf({ start: hhmm(opensAtMs), end: hhmm(opensAtMs + 2 * HOUR) });
     const activities = lab(env);
 
-    const result = await withLab(t, env, activities, async () => {
+    const result = await withWorkers(t, env, SITE, activities, async () => {
       const handle = await startRollout(env, rebootWindow);
       const status = await held(() => handle.query(statusQuery), ['w-01']);
       assert.equal(status.phase, 'running');
@@ -289,7 +259,7 @@ describe('site rollout on the time-skipping test server', { timeout: 120_000 }, 
     const rebootWindow = windowOf({ start: hhmm(opensAtMs), end: hhmm(opensAtMs + MINUTE) });
     const activities = lab(env, (host) => host === 'w-01');
 
-    const result = await withLab(t, env, activities, async () => {
+    const result = await withWorkers(t, env, SITE, activities, async () => {
       const handle = await startRollout(env, rebootWindow);
       await held(() => handle.query(statusQuery), ['w-01']);
       // The server's time stops at the end of a test-driven sleep, so the canary's boot comes at +3 min.

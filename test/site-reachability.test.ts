@@ -2,16 +2,15 @@
 // of failing (SPEC 4, issue 5): the agent journals boot events on disk and delivers them when it is
 // back. Runs on the time-skipping test server, so the minutes of waiting take seconds.
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { AgentActivities } from '../activities/agent-activities';
 import type { ServerActivities } from '../activities/server-activities';
-import { agentTaskQueue, hostWorkflowId, SERVER_TASK_QUEUE, type HostSpec } from '../schemas/rollout';
+import { hostWorkflowId, SERVER_TASK_QUEUE, type HostSpec } from '../schemas/rollout';
 import { bootEventSignal } from '../workflows/messages';
 import type { reprovisionHostWorkflow } from '../workflows/reprovision-host';
-import { timeSkippingBundle, timeSkippingEnvOrSkip } from './helpers/time-skipping';
+import { closedAfterMs, timeSkippingEnvOrSkip, withWorkers } from './helpers/time-skipping';
 
 const SITE = 'edge';
 const HOST = 'e-01';
@@ -53,30 +52,6 @@ function site(initial: Reachability) {
   return { state, server, agent };
 }
 
-async function run<T>(
-  t: TestContext,
-  env: TestWorkflowEnvironment,
-  lab: ReturnType<typeof site>,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const common = { connection: env.nativeConnection, shutdownGraceTime: '1 second' };
-  const serverWorker = await Worker.create({
-    ...common,
-    taskQueue: SERVER_TASK_QUEUE,
-    workflowBundle: await timeSkippingBundle(),
-    activities: lab.server,
-  });
-  const agentWorker = await Worker.create({
-    ...common,
-    taskQueue: agentTaskQueue(SITE),
-    activities: lab.agent,
-  });
-  const cancelled = new Promise<never>((_, reject) =>
-    t.signal.addEventListener('abort', () => reject(new Error('test cancelled')), { once: true }),
-  );
-  return serverWorker.runUntil(agentWorker.runUntil(Promise.race([fn(), cancelled])));
-}
-
 function start(env: TestWorkflowEnvironment) {
   return env.client.workflow.start<typeof reprovisionHostWorkflow>('reprovisionHostWorkflow', {
     taskQueue: SERVER_TASK_QUEUE,
@@ -108,7 +83,7 @@ describe('a site whose agents are silent', { timeout: 120_000 }, () => {
     const env = await timeSkippingEnvOrSkip(t);
     if (!env) return;
     const lab = site('unreachable');
-    const { result, closed } = await run(t, env, lab, async () => {
+    const { result, closed } = await withWorkers(t, env, SITE, lab, async () => {
       const handle = await start(env);
       // Twice the DHCP timeout: a site that was reachable would have failed the host long ago.
       await env.sleep(2 * DHCP_TIMEOUT);
@@ -121,8 +96,7 @@ describe('a site whose agents are silent', { timeout: 120_000 }, () => {
       assert.equal((await handle.describe()).status.name, 'RUNNING', 'given the timeout once more');
       await deliverBoot(env);
       const result = await handle.result();
-      const { startTime, closeTime } = await handle.describe();
-      return { result, closed: (closeTime?.getTime() ?? 0) - startTime.getTime() };
+      return { result, closed: await closedAfterMs(handle) };
     });
     assert.equal(result.ok, true);
     assert.equal(lab.state.cycles, 1, 'one power cycle: the wait does not reboot the host');
@@ -133,11 +107,10 @@ describe('a site whose agents are silent', { timeout: 120_000 }, () => {
     const env = await timeSkippingEnvOrSkip(t);
     if (!env) return;
     const lab = site('reachable');
-    const { message, closed } = await run(t, env, lab, async () => {
+    const { message, closed } = await withWorkers(t, env, SITE, lab, async () => {
       const handle = await start(env);
       const message = await failureOf(handle.result());
-      const { startTime, closeTime } = await handle.describe();
-      return { message, closed: (closeTime?.getTime() ?? Infinity) - startTime.getTime() };
+      return { message, closed: await closedAfterMs(handle) };
     });
     assert.match(message, /stage 1 dhcp: no dhcp event from 52:54:00:00:00:01 within 300 s/);
     assert.equal(lab.state.asked, 1, 'asked once, at the timeout');
@@ -149,7 +122,7 @@ describe('a site whose agents are silent', { timeout: 120_000 }, () => {
     const env = await timeSkippingEnvOrSkip(t);
     if (!env) return;
     const lab = site('unreachable');
-    const message = await run(t, env, lab, async () => {
+    const message = await withWorkers(t, env, SITE, lab, async () => {
       const handle = await start(env);
       await env.sleep(DHCP_TIMEOUT + 3 * MINUTE);
       lab.state.reachability = 'reachable';

@@ -58,6 +58,7 @@ interface LabOptions {
 }
 
 const pidFile = (o: LabOptions, name: string) => path.join(o.state, 'run', `${name}.pid`);
+const logFile = (o: LabOptions, name: string) => path.join(o.state, 'run', `${name}.log`);
 
 async function alive(o: LabOptions, name: string): Promise<number | undefined> {
   const pid = Number((await readFile(pidFile(o, name), 'utf8').catch(() => '')).trim());
@@ -79,7 +80,7 @@ async function daemon(
 ): Promise<boolean> {
   if (await alive(o, name)) return false;
   await mkdir(path.join(o.state, 'run'), { recursive: true });
-  const log = openSync(path.join(o.state, 'run', `${name}.log`), 'a');
+  const log = openSync(logFile(o, name), 'a');
   const [cmd, ...args] = argv as [string, ...string[]];
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', log, log], env, cwd: o.state });
   child.unref();
@@ -207,7 +208,6 @@ async function up(o: LabOptions, io: Io): Promise<void> {
   );
 }
 
-const logFile = (o: LabOptions, name: string) => path.join(o.state, 'run', `${name}.log`);
 const logSize = async (o: LabOptions, name: string) =>
   (await stat(logFile(o, name)).catch(() => undefined))?.size ?? 0;
 

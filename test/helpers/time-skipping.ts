@@ -3,9 +3,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import type { WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
+import { agentTaskQueue, SERVER_TASK_QUEUE } from '../../schemas/rollout';
 import { SEARCH_ATTRIBUTES } from '../../schemas/search-attributes';
 import { workflowsPath } from './temporal';
 
@@ -60,4 +62,40 @@ export async function timeSkippingEnvOrSkip(t: TestContext): Promise<TestWorkflo
     searchAttributes: Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, keyword])),
   });
   return env;
+}
+
+/**
+ * Runs the server's workflows and activities and one site agent's activities on the test server
+ * while `fn` runs, or until the test is cancelled (its timeout): workers left polling would keep the
+ * test process alive. The time-skipping server cannot run the real agent: tests pass stand-ins.
+ */
+export async function withWorkers<T>(
+  t: TestContext,
+  env: TestWorkflowEnvironment,
+  site: string,
+  activities: { server: object; agent: object },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const common = { connection: env.nativeConnection, shutdownGraceTime: '1 second' };
+  const serverWorker = await Worker.create({
+    ...common,
+    taskQueue: SERVER_TASK_QUEUE,
+    workflowBundle: await timeSkippingBundle(),
+    activities: activities.server,
+  });
+  const agentWorker = await Worker.create({
+    ...common,
+    taskQueue: agentTaskQueue(site),
+    activities: activities.agent,
+  });
+  const cancelled = new Promise<never>((_, reject) =>
+    t.signal.addEventListener('abort', () => reject(new Error('test cancelled')), { once: true }),
+  );
+  return serverWorker.runUntil(agentWorker.runUntil(Promise.race([fn(), cancelled])));
+}
+
+/** How long a closed workflow ran, by the server's clock (which runs on after a result is awaited). */
+export async function closedAfterMs(handle: WorkflowHandle): Promise<number> {
+  const { startTime, closeTime } = await handle.describe();
+  return (closeTime?.getTime() ?? Infinity) - startTime.getTime();
 }
