@@ -5,14 +5,14 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { BootEventSink } from '../activities/boot-events';
-import type { NetbootTable } from '../activities/netboot-table';
+import type { NetbootTable } from './state/netboot-table';
 import type { Model } from '../schemas/model';
 import type { BootEvent } from '../schemas/rollout';
 import type { Agent } from '../schemas/site';
 import { leasesFromModel, mapBackend, type HostLease } from './dhcp/leases';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
 import { createAssetApp, type AssetLog } from './http/app';
-import type { ModelCache } from './model-cache';
+import type { ModelCache } from './state/model-cache';
 import { startRadvd, type Radvd } from './ra';
 import { startTftpServer, type TftpServer } from './tftp/server';
 

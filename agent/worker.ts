@@ -5,16 +5,16 @@ import { Worker } from '@temporalio/worker';
 import { createAgentActivities } from '../activities/agent-activities';
 import { runJobs } from '../activities/jobs/run-job';
 import { createSecretResolver } from '../activities/jobs/secrets';
-import { BootTraffic } from '../activities/boot-traffic';
-import { NetbootTable } from '../activities/netboot-table';
-import { PowerLedger } from '../activities/power/power-ledger';
+import { BootTraffic } from './state/boot-traffic';
+import { NetbootTable } from './state/netboot-table';
+import { PowerLedger } from './state/power-ledger';
 import { createCommandPower } from '../activities/power/command-power';
 import { createIpmiPower } from '../activities/power/ipmi-power';
 import { createRedfishPower } from '../activities/power/redfish-power';
 import { SimLab } from '../activities/power/sim-power';
 import { createSshPower } from '../activities/power/ssh-power';
 import { agentTaskQueue } from '../schemas/rollout';
-import { SignalingEventSink, type Logger } from './event-delivery';
+import { SignalingEventSink, type Logger } from './state/event-delivery';
 
 export interface AgentWorkerOptions {
   site: string;

@@ -9,6 +9,6 @@ if (command === 'agent') {
   const { main } = await import('../agent/main.ts');
   process.exitCode = await main(args);
 } else {
-  const { main } = await import('../server/cli.ts');
+  const { main } = await import('../cli/main.ts');
   process.exitCode = await main(process.argv.slice(2));
 }

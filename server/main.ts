@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ModelStore } from '../activities/store/model-store';
-import { CliError, parse, type Io } from './commands/io';
+import { CliError, parse, type Io } from '../cli/io';
 import {
   ConfigError,
   parseServerConfig,
@@ -25,8 +25,8 @@ import { createApp } from './http/app';
 import { listen } from './http/listen';
 import type { Log } from './http/log';
 import { createMetrics, type ServerMetrics } from './http/metrics';
-import { etcdState } from './ha';
-import { alwaysLeader, type Leadership } from './leader';
+import { etcdState } from './ha/ha';
+import { alwaysLeader, type Leadership } from './ha/leader';
 import { pollWhileLeader } from './poller';
 import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
 import { createAgentRegistry } from './agent-registry';

@@ -10,7 +10,7 @@ import { startApply, type ApplyStarted } from './apply';
 import { sourceDir, type LocalSource } from './config';
 import type { Log } from './http/log';
 import type { ServerMetrics } from './http/metrics';
-import type { Leadership } from './leader';
+import type { Leadership } from './ha/leader';
 
 const run = promisify(execFile);
 const git = async (args: string[]) => (await run('git', args)).stdout.trim();

@@ -1,6 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
-import type { ArmEntry } from '../../activities/netboot-table';
-import { renderStage, type RenderedStage } from '../../activities/sot/boot-chain';
+import type { ArmEntry } from '../state/netboot-table';
+import { renderStage, type RenderedStage } from '../../sot/boot-chain';
 import type { AssetAppDeps } from './deps';
 
 /** `52-54-00-AA-BB-CC` (iPXE's `hexhyp`) or `52:54:00:aa:bb:cc` as the table writes it; undefined otherwise. */

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
-import { ipxeScript, localBootScript } from '../../activities/sot/boot-chain';
+import { ipxeScript, localBootScript } from '../../sot/boot-chain';
 import type { BootEventKind } from '../../schemas/rollout';
 import { normalizeMac, renderArmed } from './armed';
 import type { AssetAppDeps } from './deps';

@@ -1,4 +1,4 @@
-import type { ArmEntry } from '../../activities/netboot-table';
+import type { ArmEntry } from '../state/netboot-table';
 import type { BootEventSink } from '../../activities/boot-events';
 import type { Model } from '../../schemas/model';
 

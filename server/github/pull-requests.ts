@@ -3,12 +3,12 @@
 // check run whose text is the plan). Nothing is applied: that waits for the merge's push.
 import { Octokit } from 'octokit';
 import { z } from 'zod';
-import { formatDiagnostic } from '../../activities/sot/diagnostics';
-import { planChanges } from '../../activities/sot/plan';
-import { validateSot } from '../../activities/sot/validate';
+import { formatDiagnostic } from '../../sot/diagnostics';
+import { planChanges } from '../../sot/plan';
+import { validateSot } from '../../sot/validate';
 import type { ModelStore } from '../../activities/store/model-store';
 import type { Plan } from '../../schemas/plan';
-import { planText } from '../commands/plan';
+import { planText } from '../../cli/plan';
 import type { HookedSource, ServerConfig } from '../config';
 import type { PullRequestChecks, PullRequestOutcome } from '../http/deps';
 import type { Log } from '../http/log';

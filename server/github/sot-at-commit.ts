@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Octokit } from 'octokit';
-import { checkoutRevision } from '../../activities/sot/git-checkout';
+import { checkoutRevision } from '../../sot/git-checkout';
 import { sourceDir, type HookedSource } from '../config';
 
 const run = promisify(execFile);

@@ -18,7 +18,7 @@ import {
   ROLLOUT_WORKFLOW_TYPE,
   type Rollout,
   type Temporal,
-} from '../commands/rollout-client';
+} from '../rollouts/rollout-client';
 import {
   ListRolloutsQuerySchema,
   RolloutParamsSchema,
@@ -26,7 +26,7 @@ import {
   SIGNAL_BODIES,
   type RolloutSignal,
   type RolloutSummary,
-} from './api-schemas';
+} from '../../schemas/api';
 import { bearerAuth } from './auth';
 import type { AppDeps, AppEnv } from './deps';
 import { modelRoutes } from './model-api';

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { ModelStore } from '../../activities/store/model-store';
 import type { HookedSource, Secrets, ServerConfig } from '../config';
 import type { AgentRegistry } from '../agent-registry';
-import type { Leadership } from '../leader';
+import type { Leadership } from '../ha/leader';
 import type { Log } from './log';
 import type { ServerMetrics } from './metrics';
 

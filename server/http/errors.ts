@@ -7,7 +7,7 @@ import {
 } from '@temporalio/client';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { CliError } from '../commands/io';
+import { CliError } from '../../cli/io';
 
 export interface HttpError {
   status: ContentfulStatusCode;

@@ -3,11 +3,11 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { planChanges } from '../../activities/sot/plan';
+import { planChanges } from '../../sot/plan';
 import type { ModelStore } from '../../activities/store/model-store';
 import { bootInterface } from '../../schemas/host';
 import type { Model } from '../../schemas/model';
-import { queryStatus, type Temporal } from '../commands/rollout-client';
+import { queryStatus, type Temporal } from '../rollouts/rollout-client';
 import type { AppDeps, AppEnv } from './deps';
 
 const CommitSchema = z.string().regex(/^[0-9a-zA-Z._-]{7,64}$/, 'must be a commit SHA');

@@ -9,7 +9,7 @@ import {
   RolloutListSchema,
   RolloutStatusResponseSchema,
   SignalSentSchema,
-} from './api-schemas';
+} from '../../schemas/api';
 
 const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') =>
   z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' });

@@ -1,5 +1,5 @@
-// A lab network for one test: namespaces `vql<id>-agent` / `vql<id>-lab` (scripts/lab/network.ts),
-// radvd and the boot servers (scripts/lab/boot-services.ts) in the agent namespace, QEMU machines
+// A lab network for one test: namespaces `vql<id>-agent` / `vql<id>-lab` (cli/lab/network.ts),
+// radvd and the boot servers (cli/lab/boot-services.ts) in the agent namespace, QEMU machines
 // started through chassis-control in the lab namespace. Everything is killed and deleted in t.after.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,8 +10,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { NetbootTable, type ArmEntry } from '../../activities/netboot-table';
-import { chassis, killVm, prepareVm, type LabMachine, type VmFiles } from '../../scripts/lab/machines';
+import { NetbootTable, type ArmEntry } from '../../agent/state/netboot-table';
+import { chassis, killVm, prepareVm, type LabMachine, type VmFiles } from '../../cli/lab/machines';
 import {
   AGENT_ADDRESS,
   createLabNetwork,
@@ -21,11 +21,11 @@ import {
   labNames,
   radvdConf,
   type LabNames,
-} from '../../scripts/lab/network';
+} from '../../cli/lab/network';
 import type { BootEvent } from '../../schemas/rollout';
 import { netnsUsable } from './netns';
 
-const BOOT_SERVICES = fileURLToPath(new URL('../../scripts/lab/boot-services.ts', import.meta.url));
+const BOOT_SERVICES = fileURLToPath(new URL('../../cli/lab/boot-services.ts', import.meta.url));
 
 export const LAB_CACHE = path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'lab');
 const TOOLS = ['/usr/bin/qemu-system-x86_64', '/usr/sbin/radvd'];

@@ -4,8 +4,8 @@ import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../server/cli';
-import type { Io } from '../../server/commands/io';
+import { main } from '../../cli/main';
+import type { Io } from '../../cli/io';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** A small valid source of truth; every broken fixture is an overlay on it. */

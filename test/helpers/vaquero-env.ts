@@ -69,7 +69,7 @@ export async function startVaquero(t: TestContext, options: VaqueroOptions): Pro
   return env;
 }
 
-/** The same Vaquero outside node:test (scripts/record-histories.ts). */
+/** The same Vaquero outside node:test (test/replay/record-histories.ts). */
 export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaquero> {
   // A connection of our own: connectOrSkip's is closed by a hook that runs before our clean-up.
   const connection = await Connection.connect({ address: temporalAddress() });

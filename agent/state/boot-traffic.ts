@@ -1,0 +1,44 @@
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BootEvent } from '../../schemas/rollout';
+import type { BootEventSink } from '../../activities/boot-events';
+
+/**
+ * Remembers when each MAC was last heard on the boot network (kept on disk, so it survives an agent
+ * restart) and passes events on. A power cycle left in doubt by a crash is settled by this evidence.
+ */
+export class BootTraffic implements BootEventSink {
+  private readonly lastSeen = new Map<string, number>();
+
+  constructor(
+    private readonly inner: BootEventSink,
+    private readonly file?: string,
+  ) {
+    if (!file) return;
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const line of text.split('\n')) {
+      const [mac, at] = line.split(' ');
+      if (mac && at) this.lastSeen.set(mac, Math.max(this.lastSeen.get(mac) ?? 0, Date.parse(at)));
+    }
+  }
+
+  emit(event: BootEvent): void {
+    const at = Date.parse(event.at);
+    this.lastSeen.set(event.mac, Math.max(this.lastSeen.get(event.mac) ?? 0, at));
+    if (this.file) {
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      appendFileSync(this.file, `${event.mac} ${event.at} ${event.kind}\n`);
+    }
+    this.inner.emit(event);
+  }
+
+  /** Whether the MAC sent anything at or after `since` (an ISO time). */
+  seenSince(mac: string, since: string): boolean {
+    return (this.lastSeen.get(mac) ?? 0) >= Date.parse(since);
+  }
+}

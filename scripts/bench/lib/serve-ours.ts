@@ -1,0 +1,84 @@
+// Our protocol servers as the benchmarks run them, one per process, inside the server namespace:
+//   tsx scripts/bench/serve-ours.ts dhcp|tftp|http --sot <dir> [--root <dir>] [--port <n>]
+// Prints READY when listening; log lines and boot events are counted, not written (the peers run with
+// per-request logging off too), and the counts are printed on SIGTERM.
+import { serve } from '@hono/node-server';
+import { parseArgs } from 'node:util';
+import { leasesFromModel, mapBackend } from '../../../agent/dhcp/leases';
+import { startDhcpServer } from '../../../agent/dhcp/server';
+import { createAssetApp } from '../../../agent/http/app';
+import { startTftpServer } from '../../../agent/tftp/server';
+import { armAll, benchHosts, COMMIT, loadBenchModel, SITE } from './model';
+import { SERVER_IP } from './netns';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    sot: { type: 'string' },
+    root: { type: 'string' },
+    port: { type: 'string' },
+    hosts: { type: 'string', default: '1000' },
+  },
+});
+const kind = positionals[0];
+const counts = { logs: 0, events: 0 };
+const log = () => void counts.logs++;
+const events = { emit: () => void counts.events++ };
+let close: () => Promise<unknown> = () => Promise.resolve();
+
+if (kind === 'dhcp') {
+  if (!values.sot) throw new Error('--sot is required');
+  const model = await loadBenchModel(values.sot);
+  const server = await startDhcpServer({
+    address: SERVER_IP,
+    port: values.port ? Number(values.port) : undefined,
+    backend: mapBackend(leasesFromModel(model, SITE)),
+    events,
+    log,
+  });
+  close = () => server.close();
+  process.on('SIGUSR2', () => console.log(`COUNTERS ${JSON.stringify(server.counters)}`));
+} else if (kind === 'tftp') {
+  if (!values.root) throw new Error('--root is required');
+  const server = await startTftpServer({
+    host: '0.0.0.0',
+    port: Number(values.port ?? 69),
+    root: values.root,
+    events,
+    log,
+  });
+  close = () => server.close();
+} else if (kind === 'http') {
+  if (!values.sot || !values.root) throw new Error('--sot and --root are required');
+  const model = await loadBenchModel(values.sot);
+  const armed = armAll(benchHosts(Number(values.hosts)));
+  const app = createAssetApp({
+    models: {
+      forCommit: (commit) => Promise.resolve(commit === COMMIT ? model : undefined),
+      current: () => model,
+    },
+    site: SITE,
+    netboot: {
+      lookup: (mac) => Promise.resolve(armed.get(mac)),
+      list: () => Promise.resolve([...armed.values()]),
+    },
+    events,
+    filesDir: values.root,
+    log,
+  });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: '0.0.0.0', port: Number(values.port ?? 8080) }, () =>
+      resolve(s),
+    );
+  });
+  close = () => new Promise((resolve) => server.close(resolve));
+} else {
+  console.error('usage: serve-ours.ts dhcp|tftp|http --sot <dir> [--root <dir>] [--port <n>]');
+  process.exit(2);
+}
+
+process.once('SIGTERM', () => {
+  console.log(`COUNTS ${JSON.stringify(counts)}`);
+  void close().finally(() => process.exit(0));
+});
+console.log('READY');

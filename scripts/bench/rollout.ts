@@ -1,0 +1,125 @@
+// Scale benchmark of the rollout workflows (not a test): N sim hosts with a real boot delay, one
+// host group with max_concurrent M, on the Temporal dev server. Prints wall time against the ideal
+// ceil(N/M) * boot, history events per host, and CPU per host of this process (server worker and
+// sim agent) and of the Temporal dev server.
+//
+//   npx tsx scripts/bench/rollout.ts [--hosts 1000] [--boot 30] [--max-concurrent 100]
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { applyWorkflowId, SERVER_TASK_QUEUE, type SiteRolloutResult } from '../../schemas/rollout';
+import type { ApplyCommitResult } from '../../workflows/apply-commit';
+import { launchVaquero } from '../../test/helpers/vaquero-env';
+
+const { values } = parseArgs({
+  options: {
+    hosts: { type: 'string', default: '1000' },
+    boot: { type: 'string', default: '30' },
+    'max-concurrent': { type: 'string', default: '100' },
+  },
+});
+const hosts = Number(values.hosts);
+const bootS = Number(values.boot);
+const maxConcurrent = Number(values['max-concurrent']);
+
+async function writeSot(dir: string): Promise<void> {
+  const write = async (rel: string, text: string) => {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await writeFile(path.join(dir, rel), text);
+  };
+  await write(
+    'sites/bench/site.yaml',
+    'id: bench\nname: Benchmark\nagents: [{ name: bench-agent, asset_url: "http://127.0.0.1:18080" }]\n' +
+      'subnets: [{ id: bench-prov, cidr: 10.128.0.0/16 }]\npolicy: { canary_size: 0, max_fail: 10 }\n',
+  );
+  await write('os/sim.yaml', 'id: sim-linux\nkernel: sim/vmlinuz\ncmdline: console=ttyS0\n');
+  await write('boot/sim.yaml', 'id: sim-node\nos: sim-linux\n');
+  await write(
+    'workflows/nodes.yaml',
+    `id: nodes\nboots: [sim-node]\nrollout: { max_concurrent: ${maxConcurrent}, max_fail: 10 }\n`,
+  );
+  const docs = Array.from({ length: hosts }, (_, i) => {
+    const n = i + 1;
+    const mac = `52:54:01:00:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+    return `name: n${String(n).padStart(4, '0')}\ngroup: nodes\ninterfaces: [{ mac: "${mac}", subnet: bench-prov, ipv4: 10.128.${n >> 8}.${n & 0xff} }]\nbmc: { type: sim, boot_delay: ${bootS}s }\n`;
+  });
+  await write('sites/bench/hosts/nodes.yaml', docs.join('---\n'));
+}
+
+function temporalServerCpuMs(): number | undefined {
+  try {
+    const pid = execFileSync('pgrep', ['-f', 'temporal server start-dev']).toString().split('\n')[0]?.trim();
+    if (!pid) return undefined;
+    const fields = (
+      execFileSync('cat', [`/proc/${pid}/stat`])
+        .toString()
+        .split(') ')[1] ?? ''
+    ).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / Number(execFileSync('getconf', ['CLK_TCK']).toString());
+  } catch {
+    return undefined;
+  }
+}
+
+const work = await mkdtemp(path.join(tmpdir(), 'vaquero-bench-'));
+await writeSot(work);
+const env = await launchVaquero({
+  fixture: work,
+  sites: ['bench'],
+  simTimeScale: 1,
+  namespace: 'vaquero-bench',
+});
+try {
+  const sha = await env.commit('bench');
+  const cpu0 = process.cpuUsage();
+  const server0 = temporalServerCpuMs();
+  const t0 = Date.now();
+  const apply = await env.client.workflow.start('applyCommitWorkflow', {
+    taskQueue: SERVER_TASK_QUEUE,
+    workflowId: applyWorkflowId(sha),
+    args: [
+      {
+        commit: sha,
+        source: env.sot,
+        timeouts: { dhcp: 120_000, ipxe: 120_000, kernel: 120_000, checkpoint: 300_000 },
+      },
+    ],
+  });
+  const { rollouts } = (await apply.result()) as ApplyCommitResult;
+  const rolloutId = rollouts[0]?.workflowId ?? '';
+  const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
+  const wallS = (Date.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const server1 = temporalServerCpuMs();
+  const idealS = Math.ceil(hosts / maxConcurrent) * bootS;
+
+  const events = async (id: string) =>
+    (await env.client.workflow.getHandle(id).fetchHistory()).events?.length ?? 0;
+  const sample = result.succeeded.slice(0, 50);
+  let hostEvents = 0;
+  for (const h of sample) hostEvents += await events(`host/bench/${h}/${sha.slice(0, 7)}`);
+  const perHost = hostEvents / Math.max(1, sample.length);
+  const rolloutEvents = await events(rolloutId);
+  const applyEvents = await events(applyWorkflowId(sha));
+  const total = perHost * hosts + rolloutEvents + applyEvents;
+  const ms = (n: number) => `${n.toFixed(1)} ms`;
+  const report = [
+    `hosts ${hosts}, boot ${bootS} s, max_concurrent ${maxConcurrent}: ${result.phase}, ${result.succeeded.length} succeeded, ${result.failed.length} failed`,
+    `wall time ${wallS.toFixed(1)} s vs ideal ceil(N/M) * boot = ${idealS} s: ratio ${(wallS / idealS).toFixed(3)}, overhead ${(wallS - idealS).toFixed(1)} s`,
+    `history events: ${perHost.toFixed(1)} per host workflow (mean of ${sample.length}), rollout ${rolloutEvents}, apply ${applyEvents}; ${(total / hosts).toFixed(1)} per host in all`,
+    `CPU of this process (server worker + sim agent): ${ms((cpu.user + cpu.system) / 1000 / hosts)} per host (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s)`,
+    server0 !== undefined && server1 !== undefined
+      ? `CPU of the Temporal dev server: ${ms((server1 - server0) / hosts)} per host (${((server1 - server0) / 1000).toFixed(1)} s)`
+      : 'CPU of the Temporal dev server: not found',
+  ];
+  console.log(report.join('\n'));
+  const out = path.join(process.cwd(), '.vaquero', 'bench-rollout.txt');
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, `${report.join('\n')}\n`);
+} finally {
+  await env.close();
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,216 @@
+import { parse as parseYaml } from 'yaml';
+import type { Host } from '../schemas/host';
+import type { Job } from '../schemas/jobs';
+import type { Model } from '../schemas/model';
+import { hostContext, renderString, renderTemplate, type HostContext } from './render';
+
+export interface RenderedStage {
+  stage: number;
+  profile: string;
+  os: string;
+  kernel: string;
+  initrds: string[];
+  cmdline: string;
+  unattended?: { type: string; template: string; content: string };
+  preShutdown: Job[];
+  validation: Job[];
+  context: HostContext;
+}
+
+const JOB_TEMPLATE_FIELDS = ['url', 'body', 'command', 'host'] as const;
+
+/** A job with its templated fields (URL, body, command, arguments, headers, env) rendered for one host. */
+export function renderJob(model: Model, job: Job, context: HostContext, what: string): Job {
+  const render = (text: string, field: string) => renderString(model, text, context, `${what}: ${field}`);
+  const out: Record<string, unknown> = { ...job };
+  for (const field of JOB_TEMPLATE_FIELDS) {
+    const value = out[field];
+    if (typeof value === 'string') out[field] = render(value, field);
+  }
+  if ('args' in job) out.args = job.args.map((a, i) => render(a, `args[${i}]`));
+  for (const field of ['headers', 'env'] as const) {
+    const map = (job as Record<string, unknown>)[field] as Record<string, string> | undefined;
+    if (map)
+      out[field] = Object.fromEntries(Object.entries(map).map(([k, v]) => [k, render(v, `${field}.${k}`)]));
+  }
+  return out as Job;
+}
+
+/** Renders what a host boots at one stage (0-based); throws TemplateError on a template problem. */
+export function renderStage(model: Model, siteId: string, host: Host, stage: number): RenderedStage {
+  const context = hostContext(model, siteId, host, stage);
+  const profile = model.profiles[context.profile.id];
+  const os = model.os[context.os.id];
+  if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);
+  const cmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+  const rendered: RenderedStage = {
+    stage: stage + 1,
+    profile: profile.id,
+    os: os.id,
+    kernel: context.urls.kernel,
+    initrds: context.urls.initrds,
+    cmdline,
+    preShutdown: [],
+    validation: [],
+    context,
+  };
+  if (profile.unattended) {
+    const content = renderTemplate(model, profile.unattended.template, context);
+    rendered.unattended = { type: profile.unattended.type, template: profile.unattended.template, content };
+  }
+  rendered.preShutdown = profile.pre_shutdown.map((job, i) =>
+    renderJob(model, job, context, `boot/${profile.id}: pre_shutdown[${i}]`),
+  );
+  rendered.validation = profile.validation.map((job, i) =>
+    renderJob(model, job, context, `boot/${profile.id}: validation[${i}]`),
+  );
+  return rendered;
+}
+
+export function renderBootChain(model: Model, siteId: string, host: Host): RenderedStage[] {
+  const group = model.groups[host.group];
+  return (group?.boots ?? []).map((_, i) => renderStage(model, siteId, host, i));
+}
+
+function basename(url: string): string {
+  return url.split('?')[0]?.split('/').pop() || 'initrd';
+}
+
+/** The iPXE script of an armed host. EFI kernels need `initrd=<name>` on the command line to find it. */
+export function ipxeScript(stage: RenderedStage): string {
+  const initrdNames = stage.initrds.map(basename);
+  const initrdArgs = initrdNames.map((n) => `initrd=${n}`).join(' ');
+  const cmdline = [initrdArgs, stage.cmdline].filter(Boolean).join(' ');
+  const host = stage.context.host;
+  return [
+    '#!ipxe',
+    `# vaquero: ${host.name} (${host.mac}) stage ${stage.stage}/${stage.context.boot.stages}: ${stage.profile} / ${stage.os}`,
+    `kernel ${stage.kernel} ${cmdline}`.trimEnd(),
+    ...stage.initrds.map((url, i) => `initrd --name ${initrdNames[i] ?? 'initrd'} ${url}`),
+    'boot || goto failed',
+    ':failed',
+    'echo vaquero: boot failed, trying the next boot device in 10 s',
+    'sleep 10',
+    'exit 1',
+    '',
+  ].join('\n');
+}
+
+/** What an unarmed host gets: leave iPXE so the firmware boots the next device (the disk), no PXE loop. */
+export function localBootScript(hostName?: string): string {
+  return [
+    '#!ipxe',
+    `# vaquero: ${hostName ?? 'host'} is not armed for network boot; booting from local disk`,
+    'exit',
+    '',
+  ].join('\n');
+}
+
+/** The 1-based line of an offset in a text. */
+function lineAt(text: string, offset: number): number {
+  return text.slice(0, offset).split('\n').length;
+}
+
+function renderedLine(line: number | undefined): string {
+  return line === undefined ? '' : ` (line ${line} of the rendered config)`;
+}
+
+// Any character but a quote, a backslash or a control character, or an escape.
+const JSON_STRING = /"(?:[\x20\x21\x23-\x5b\x5d-\uffff]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const JSON_WORD = /true|false|null/y;
+
+/**
+ * The offset of the first JSON syntax error, found by scanning, for V8 messages without a position
+ * ("Unexpected token ']', "<excerpt>" is not valid JSON"); undefined if the scan finds none.
+ */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  const skip = () => {
+    while (/[ \t\n\r]/.test(text[i] ?? '')) i++;
+  };
+  const eat = (char: string): boolean => {
+    skip();
+    if (text[i] !== char) return false;
+    i++;
+    return true;
+  };
+  const token = (re: RegExp): boolean => {
+    skip();
+    re.lastIndex = i;
+    const match = re.exec(text);
+    if (match) i += match[0].length;
+    return match !== null;
+  };
+  const items = (open: string, close: string, item: () => boolean): boolean => {
+    eat(open);
+    if (eat(close)) return true;
+    do if (!item()) return false;
+    while (eat(','));
+    return eat(close);
+  };
+  const member = (): boolean => token(JSON_STRING) && eat(':') && value();
+  const value = (): boolean => {
+    skip();
+    const c = text[i] ?? '';
+    if (c === '{') return items('{', '}', member);
+    if (c === '[') return items('[', ']', value);
+    return token(c === '"' ? JSON_STRING : /[-\d]/.test(c) ? JSON_NUMBER : JSON_WORD);
+  };
+  try {
+    if (!value()) return i;
+    skip();
+    return i < text.length ? i : undefined;
+  } catch {
+    return undefined; // nested deeper than the stack allows: no line then
+  }
+}
+
+/** V8's JSON.parse message, in one line, and the offset of the error when it gives one. */
+function parseJsonError(message: string): { reason: string; offset?: number } {
+  if (/^"[\s\S]*" is not valid JSON$/.test(message)) return { reason: 'not a JSON value' };
+  // Node 20 quotes an excerpt of the config, newlines and all, instead of a position.
+  const token = /^(Unexpected token '[\s\S]'), [\s\S]* is not valid JSON$/.exec(message)?.[1];
+  if (token) return { reason: token };
+  const position = /(?: in JSON)? at position (\d+).*$/s.exec(message);
+  const reason = position ? message.slice(0, position.index) : message;
+  return { reason: reason.split('\n')[0] ?? reason, offset: position ? Number(position[1]) : undefined };
+}
+
+function ignitionProblem(content: string): string | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(content);
+  } catch (err) {
+    const { reason, offset = jsonErrorOffset(content) } = parseJsonError((err as Error).message);
+    const line = offset === undefined ? undefined : lineAt(content, offset);
+    return `ignition config is not valid JSON${renderedLine(line)}: ${reason}`;
+  }
+  const version = (data as { ignition?: { version?: unknown } } | null)?.ignition?.version;
+  if (typeof version !== 'string') return 'ignition config must have ignition.version';
+  return undefined;
+}
+
+function cloudConfigProblem(content: string): string | undefined {
+  if (!content.startsWith('#cloud-config')) return 'cloud-config must start with a "#cloud-config" line';
+  let data: unknown;
+  try {
+    // Without pretty errors the message is the reason alone; the line is computed from the offset.
+    data = parseYaml(content, { prettyErrors: false, logLevel: 'error' });
+  } catch (err) {
+    const { message, pos } = err as { message: string; pos?: [number, number] };
+    const line = pos ? lineAt(content, pos[0]) : undefined;
+    return `cloud-config is not valid YAML${renderedLine(line)}: ${message.split('\n')[0]}`;
+  }
+  if (data !== null && (typeof data !== 'object' || Array.isArray(data)))
+    return 'cloud-config must be a YAML mapping';
+  return undefined;
+}
+
+/** Why an unattended config is not well-formed for its type, or undefined when it is. */
+export function unattendedProblem(type: string, content: string): string | undefined {
+  if (type === 'cloud-config') return cloudConfigProblem(content);
+  if (type === 'ignition') return ignitionProblem(content);
+  if ((type === 'kickstart' || type === 'preseed') && content.trim() === '') return `${type} config is empty`;
+  return undefined;
+}

@@ -1,0 +1,156 @@
+import { MANAGED_DHCP_OPTIONS, type DhcpOption, type Subnet } from '../schemas/site';
+import { at, type Diagnostic, type DocRef } from './diagnostics';
+import { firstByKey, type LoadedSot } from './load';
+import { intToIpv4, ipInCidr, ipv4ToInt, isReservedAddress, parseCidr } from './render';
+
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** Why a custom DHCP option's value does not fit its declared type, or undefined when it fits. */
+export function dhcpOptionProblem(option: DhcpOption): string | undefined {
+  const { type, value } = option;
+  const isInt = (max: number) =>
+    typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
+  switch (type) {
+    case 'string':
+      return typeof value === 'string' ? undefined : 'value must be a string';
+    case 'ipv4':
+      return typeof value === 'string' && IPV4_RE.test(value) ? undefined : 'value must be an IPv4 address';
+    case 'ipv4-list':
+      return Array.isArray(value) && value.length > 0 && value.every((v) => IPV4_RE.test(v))
+        ? undefined
+        : 'value must be a non-empty list of IPv4 addresses';
+    case 'uint8':
+      return isInt(0xff) ? undefined : 'value must be an integer from 0 to 255';
+    case 'uint16':
+      return isInt(0xffff) ? undefined : 'value must be an integer from 0 to 65535';
+    case 'uint32':
+      return isInt(0xffffffff) ? undefined : 'value must be an integer from 0 to 4294967295';
+    case 'bool':
+      return typeof value === 'boolean' ? undefined : 'value must be true or false';
+    case 'hex':
+      return typeof value === 'string' && /^([0-9a-fA-F]{2}:?)+$/.test(value)
+        ? undefined
+        : 'value must be hex bytes like "01:02:ff" or "0102ff"';
+  }
+}
+
+/** A CIDR's address is its network's, its gateway a usable address in it, and no two subnets overlap. */
+function checkSubnetAddresses(ref: DocRef, subnets: readonly Subnet[], out: Diagnostic[]): void {
+  subnets.forEach((subnet, i) => {
+    const { network, size, prefix } = parseCidr(subnet.cidr);
+    const address = subnet.cidr.split('/')[0] ?? '';
+    if (ipv4ToInt(address) !== network) {
+      const meant = `${intToIpv4(network)}/${prefix}`;
+      out.push(
+        at(ref, ['subnets', i, 'cidr'], 'subnet', `must be a network address: did you mean ${meant}?`),
+      );
+    }
+    const overlapped = subnets.slice(0, i).find((other) => {
+      const o = parseCidr(other.cidr);
+      return o.network < network + size && network < o.network + o.size;
+    });
+    if (overlapped) {
+      const message = `${subnet.cidr} overlaps subnet ${overlapped.id} (${overlapped.cidr})`;
+      out.push(at(ref, ['subnets', i, 'cidr'], 'subnet', message));
+    }
+    const gateway = subnet.gateway;
+    if (!gateway) return;
+    const path = ['subnets', i, 'gateway'];
+    if (!ipInCidr(gateway, subnet.cidr))
+      out.push(at(ref, path, 'subnet', `gateway ${gateway} is outside ${subnet.cidr}`));
+    else if (isReservedAddress(gateway, subnet.cidr)) {
+      const which = ipv4ToInt(gateway) === network ? 'network' : 'broadcast';
+      out.push(at(ref, path, 'subnet', `gateway ${gateway} is the ${which} address of ${subnet.cidr}`));
+    }
+  });
+}
+
+export function checkSubnets(sot: LoadedSot): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const { value: site, ref } of sot.sites) {
+    checkSubnetAddresses(ref, site.subnets, out);
+    site.subnets.forEach((subnet, i) => {
+      const codes = new Set<number>();
+      subnet.options.forEach((option, j) => {
+        const path = ['subnets', i, 'options', j];
+        if (MANAGED_DHCP_OPTIONS.includes(option.code)) {
+          out.push(
+            at(
+              ref,
+              [...path, 'code'],
+              'dhcp-option',
+              `option ${option.code} is set by Vaquero from the model; it cannot be a custom option`,
+            ),
+          );
+        } else if (codes.has(option.code)) {
+          out.push(
+            at(
+              ref,
+              [...path, 'code'],
+              'dhcp-option',
+              `option ${option.code} is defined twice in subnet ${subnet.id}`,
+            ),
+          );
+        }
+        codes.add(option.code);
+        const problem = dhcpOptionProblem(option);
+        if (problem)
+          out.push(
+            at(ref, [...path, 'value'], 'dhcp-option', `option ${option.code} (${option.type}): ${problem}`),
+          );
+      });
+    });
+  }
+  return out;
+}
+
+/** Interface addresses against their subnets, and uniqueness of MACs, UUIDs and addresses. */
+export function checkHostAddresses(sot: LoadedSot): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const sites = firstByKey(sot.sites, (s) => s.value.id);
+  const macs = new Map<string, string>();
+  const uuids = new Map<string, string>();
+  const ips = new Map<string, string>();
+  for (const { value: host, ref, siteDir } of sot.hosts) {
+    const where = `${siteDir}/${host.name}`;
+    if (host.uuid) {
+      const uuid = host.uuid.toLowerCase();
+      const first = uuids.get(uuid);
+      if (first) out.push(at(ref, ['uuid'], 'duplicate-uuid', `UUID ${host.uuid} is also used by ${first}`));
+      else uuids.set(uuid, where);
+    }
+    if (host.interfaces.filter((i) => i.boot).length > 1) {
+      out.push(at(ref, ['interfaces'], 'interface', 'only one interface may be marked boot: true'));
+    }
+    host.interfaces.forEach((iface, i) => {
+      const firstMac = macs.get(iface.mac);
+      if (firstMac) {
+        out.push(
+          at(ref, ['interfaces', i, 'mac'], 'duplicate-mac', `MAC ${iface.mac} is also used by ${firstMac}`),
+        );
+      } else macs.set(iface.mac, where);
+      const subnet = sites.get(siteDir)?.value.subnets.find((s) => s.id === iface.subnet);
+      if (!subnet) return;
+      const path = ['interfaces', i, 'ipv4'];
+      if (!ipInCidr(iface.ipv4, subnet.cidr)) {
+        out.push(at(ref, path, 'subnet', `${iface.ipv4} is outside subnet ${subnet.id} (${subnet.cidr})`));
+        return;
+      }
+      if (isReservedAddress(iface.ipv4, subnet.cidr)) {
+        out.push(
+          at(ref, path, 'subnet', `${iface.ipv4} is the network or broadcast address of ${subnet.cidr}`),
+        );
+      } else if (iface.ipv4 === subnet.gateway) {
+        out.push(at(ref, path, 'subnet', `${iface.ipv4} is the gateway of subnet ${subnet.id}`));
+      }
+      const key = `${siteDir}/${subnet.id}/${iface.ipv4}`;
+      const firstIp = ips.get(key);
+      if (firstIp)
+        out.push(
+          at(ref, path, 'duplicate-ip', `${iface.ipv4} is also used by ${firstIp} in subnet ${subnet.id}`),
+        );
+      else ips.set(key, where);
+    });
+  }
+  return out;
+}

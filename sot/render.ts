@@ -1,0 +1,308 @@
+import nunjucks from 'nunjucks';
+import { bootInterface, type Host } from '../schemas/host';
+import type { Model } from '../schemas/model';
+import type { Subnet } from '../schemas/site';
+
+export class TemplateError extends Error {
+  constructor(
+    message: string,
+    /** The template the error is in (`cmdline` of an OS, or a path under assets/). */
+    readonly template: string,
+    /** 1-based line inside the template, when the engine knows it. */
+    readonly templateLine: number | undefined,
+  ) {
+    super(message);
+    this.name = 'TemplateError';
+  }
+}
+
+/** Serves templates from the model's assets, so `{% include %}` of snippets works without the files. */
+class AssetLoader implements nunjucks.ILoader {
+  constructor(private readonly assets: Readonly<Record<string, string>>) {}
+  getSource(name: string): nunjucks.LoaderSource {
+    const src = this.assets[name];
+    if (src === undefined) throw new Error(`template not found: assets/${name}`);
+    return { src, path: name, noCache: true };
+  }
+}
+
+const environments = new WeakMap<object, nunjucks.Environment>();
+
+function environment(assets: Readonly<Record<string, string>>): nunjucks.Environment {
+  let env = environments.get(assets);
+  if (!env) {
+    // Undefined variables are errors: a typo must fail validation, not boot a host with an empty value.
+    env = new nunjucks.Environment(new AssetLoader(assets), { throwOnUndefined: true, autoescape: false });
+    strictFilters(env);
+    environments.set(assets, env);
+  }
+  return env;
+}
+
+const LENIENT_FILTERS = new Set(['default', 'd']);
+
+/** nunjucks lets filters swallow undefined (`{{ typo | upper }}` renders ""); like Jinja's StrictUndefined, refuse it. */
+function strictFilters(env: nunjucks.Environment): void {
+  const filters = (env as unknown as { filters: Record<string, (...args: unknown[]) => unknown> }).filters;
+  for (const [name, filter] of Object.entries(filters)) {
+    if (LENIENT_FILTERS.has(name)) continue;
+    env.addFilter(name, (value: unknown, ...args: unknown[]) => {
+      if (value === undefined) throw new Error(`filter "${name}" applied to an undefined value`);
+      return filter(value, ...args);
+    });
+  }
+}
+
+/** The `{{ ... }}` expression at a line and column of a template, to name what was undefined. */
+function expressionAt(source: string | undefined, line: number, column: number): string | undefined {
+  const text = source?.split('\n')[line - 1];
+  if (!text) return undefined;
+  const start = text.lastIndexOf('{{', Math.max(column - 1, 0) + 1);
+  const end = text.indexOf('}}', start);
+  return start >= 0 && end > start ? text.slice(start, end + 2) : undefined;
+}
+
+/** The part of a nunjucks syntax tree used here (nunjucks exports its parser, without types). */
+interface TemplateNode {
+  typename: string;
+  /** 0-based. */
+  lineno: number;
+  value?: unknown;
+  target?: TemplateNode;
+  val?: TemplateNode;
+  name?: TemplateNode;
+  template?: TemplateNode;
+  args?: { children: TemplateNode[] };
+  findAll(type: unknown): TemplateNode[];
+}
+
+const { parser, nodes } = nunjucks as unknown as {
+  parser: { parse(src: string): TemplateNode };
+  nodes: { Filter: unknown; Include: unknown };
+};
+
+/** Nodes of one type in a template, none when it does not parse (that error is the one reported). */
+function findNodes(src: string | undefined, type: unknown): TemplateNode[] {
+  if (src === undefined) return [];
+  try {
+    return parser.parse(src).findAll(type);
+  } catch {
+    return [];
+  }
+}
+
+const UNKNOWN = Symbol('unknown');
+
+/** The value of a variable path (`host.metadata.rack`) in the context; UNKNOWN for any other expression. */
+function lookup(node: TemplateNode | undefined, context: object): unknown {
+  if (node?.typename === 'Symbol') return (context as Record<string, unknown>)[String(node.value)];
+  if (node?.typename !== 'LookupVal' || node.val?.typename !== 'Literal') return UNKNOWN;
+  const target = lookup(node.target, context);
+  if (target === UNKNOWN || target === null || target === undefined) return target;
+  return (target as Record<string, unknown>)[String(node.val.value)];
+}
+
+/** A template's source by name ('' for an inline template rendered from a string). */
+type SourceOf = (name: string) => string | undefined;
+
+/** A template by name and a 1-based line in it. */
+interface Position {
+  name: string;
+  line: number;
+}
+
+/**
+ * nunjucks gives no line for an error thrown by a filter, and names the last included template even when
+ * the filter is in the includer: the place is the filter's use whose input is undefined in the context,
+ * else the first use whose input is not a plain variable path.
+ */
+function locateFilter(
+  filter: string,
+  names: string[],
+  source: SourceOf,
+  context: object,
+): Position | undefined {
+  let fallback: Position | undefined;
+  for (const name of names) {
+    for (const node of findNodes(source(name), nodes.Filter)) {
+      if (node.name?.value !== filter) continue;
+      const value = lookup(node.args?.children[0], context);
+      if (value === undefined) return { name, line: node.lineno + 1 };
+      if (value === UNKNOWN) fallback ??= { name, line: node.lineno + 1 };
+    }
+  }
+  return fallback;
+}
+
+/** nunjucks gives no line for a missing include: the place is the `{% include %}` that names it. */
+function locateInclude(missing: string, names: string[], source: SourceOf): Position | undefined {
+  for (const name of names) {
+    const include = findNodes(source(name), nodes.Include).find(
+      (node) => node.template?.typename === 'Literal' && node.template.value === missing,
+    );
+    if (include) return { name, line: include.lineno + 1 };
+  }
+  return undefined;
+}
+
+/** Where an error nunjucks gives no line for comes from, when the message says what to look for. */
+function locateLineless(message: string, names: string[], source: SourceOf, context: object) {
+  const filter = /^filter "([^"]+)" applied to an undefined value$/.exec(message)?.[1];
+  if (filter) return locateFilter(filter, names, source, context);
+  const missing = /^template not found: assets\/(.+)$/.exec(message)?.[1];
+  return missing ? locateInclude(missing, names, source) : undefined;
+}
+
+function toTemplateError(err: unknown, template: string, source: SourceOf, context: object): TemplateError {
+  const raw = err instanceof Error ? err.message : String(err);
+  const frames = [...raw.matchAll(/\(([^)]*)\)(?: \[Line (\d+), Column (\d+)\])?/g)];
+  const position = frames.filter((f) => f[2]).pop();
+  const line = position?.[2] ? Number.parseInt(position[2], 10) : undefined;
+  const column = Number.parseInt(position?.[3] ?? '1', 10);
+  const lines = raw
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('(') && !l.startsWith('Template render error'));
+  let message = (lines[lines.length - 1] ?? raw).replace(/^Error: /, '');
+  // nunjucks names the last included template even for an error in the includer after the include, so
+  // the frames are tried innermost first and the one whose source has an expression there wins.
+  const names = [...new Set(frames.map((f) => (f[1] === 'unknown path' ? '' : (f[1] ?? ''))).reverse())];
+  const assetPath = (name: string) => (name ? `assets/${name}` : template);
+  if (line === undefined) {
+    const found = locateLineless(message, names, source, context);
+    if (found) return new TemplateError(message, assetPath(found.name), found.line);
+  }
+  let name = names[0] ?? '';
+  if (line !== undefined && message.startsWith('attempted to output null or undefined value')) {
+    for (const candidate of names) {
+      const expr = expressionAt(source(candidate), line, column);
+      if (expr) {
+        message = `undefined value in ${expr}`;
+        name = candidate;
+        break;
+      }
+    }
+  }
+  return new TemplateError(message, assetPath(name), line);
+}
+
+export function renderTemplate(model: Pick<Model, 'assets'>, name: string, context: object): string {
+  try {
+    return environment(model.assets).render(name, context);
+  } catch (err) {
+    throw toTemplateError(err, `assets/${name}`, (n) => model.assets[n], context);
+  }
+}
+
+export function renderString(
+  model: Pick<Model, 'assets'>,
+  source: string,
+  context: object,
+  what: string,
+): string {
+  try {
+    return environment(model.assets).renderString(source, context);
+  } catch (err) {
+    throw toTemplateError(err, what, (n) => (n ? model.assets[n] : source), context);
+  }
+}
+
+export function macSlug(mac: string): string {
+  return mac.toLowerCase().replaceAll(':', '-');
+}
+
+export function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, part) => acc * 256 + Number.parseInt(part, 10), 0);
+}
+
+export function intToIpv4(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+}
+
+export function parseCidr(cidr: string): { network: number; prefix: number; size: number } {
+  const [addr = '0.0.0.0', prefixText = '32'] = cidr.split('/');
+  const prefix = Number.parseInt(prefixText, 10);
+  const size = 2 ** (32 - prefix);
+  const network = Math.floor(ipv4ToInt(addr) / size) * size;
+  return { network, prefix, size };
+}
+
+export function ipInCidr(ip: string, cidr: string): boolean {
+  const { network, size } = parseCidr(cidr);
+  const n = ipv4ToInt(ip);
+  return n >= network && n < network + size;
+}
+
+/** The network and broadcast addresses of a subnet, which no host may use (for prefixes up to /30). */
+export function isReservedAddress(ip: string, cidr: string): boolean {
+  const { network, size, prefix } = parseCidr(cidr);
+  if (prefix >= 31) return false;
+  const n = ipv4ToInt(ip);
+  return n === network || n === network + size - 1;
+}
+
+export function netmask(cidr: string): string {
+  const { prefix } = parseCidr(cidr);
+  return intToIpv4(prefix === 0 ? 0 : 2 ** 32 - 2 ** (32 - prefix));
+}
+
+export interface BootUrls {
+  assets: string;
+  ipxe: string;
+  unattended: string;
+  checkpoint: string;
+  kernel: string;
+  initrds: string[];
+}
+
+function assetFileUrl(base: string, ref: string): string {
+  return /^https?:\/\//.test(ref) ? ref : `${base}/files/${ref.replace(/^\/+/, '')}`;
+}
+
+export interface HostContext {
+  host: Host & { mac: string; ipv4: string; hostname: string };
+  site: { id: string; name: string; timezone: string; metadata: Record<string, unknown> };
+  subnet: Subnet & { netmask: string; prefix: number };
+  group: { id: string };
+  profile: { id: string };
+  os: { id: string; kernel: string; initrds: string[] };
+  boot: { stage: number; stages: number };
+  urls: BootUrls;
+}
+
+/** The variables a template sees for one host at one boot stage (0-based). */
+export function hostContext(model: Model, siteId: string, host: Host, stage: number): HostContext {
+  const siteModel = model.sites[siteId];
+  if (!siteModel) throw new Error(`unknown site ${siteId}`);
+  const site = siteModel.site;
+  const group = model.groups[host.group];
+  if (!group) throw new Error(`unknown host group ${host.group}`);
+  const profileId = group.boots[stage];
+  const profile = profileId ? model.profiles[profileId] : undefined;
+  if (!profile) throw new Error(`host group ${group.id} has no boot stage ${stage + 1}`);
+  const os = model.os[profile.os];
+  if (!os) throw new Error(`unknown os ${profile.os}`);
+  const iface = bootInterface(host);
+  const subnet = site.subnets.find((s) => s.id === iface.subnet);
+  if (!subnet) throw new Error(`unknown subnet ${iface.subnet}`);
+  const base = (site.agents[0]?.asset_url ?? '').replace(/\/+$/, '');
+  const slug = macSlug(iface.mac);
+  const urls: BootUrls = {
+    assets: base,
+    ipxe: `${base}/ipxe/${slug}`,
+    unattended: `${base}/unattended/${slug}/${stage + 1}`,
+    checkpoint: `${base}/checkpoint/${slug}/${stage + 1}`,
+    kernel: assetFileUrl(base, os.kernel),
+    initrds: os.initrds.map((i) => assetFileUrl(base, i)),
+  };
+  return {
+    host: { ...host, mac: iface.mac, ipv4: iface.ipv4, hostname: iface.hostname ?? host.name },
+    site: { id: site.id, name: site.name, timezone: site.timezone, metadata: site.metadata },
+    subnet: { ...subnet, netmask: netmask(subnet.cidr), prefix: parseCidr(subnet.cidr).prefix },
+    group: { id: group.id },
+    profile: { id: profile.id },
+    os: { id: os.id, kernel: os.kernel, initrds: os.initrds },
+    boot: { stage: stage + 1, stages: group.boots.length },
+    urls,
+  };
+}

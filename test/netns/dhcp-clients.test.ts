@@ -1,0 +1,206 @@
+// Our DHCP server against real clients (ISC dhclient, busybox udhcpc), each side in its own network
+// namespace created by the test.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { validateSot } from '../../sot/validate';
+import { leasesFromModel } from '../../agent/dhcp/leases';
+import { createNetnsPair, netnsUsable, type NetnsPair } from '../helpers/netns';
+import { sotMin } from '../helpers/sot';
+
+const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
+const DHCLIENT = '/usr/sbin/dhclient';
+const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
+const SERVER_IP = '10.10.0.5';
+const agentDir = fileURLToPath(new URL('../../agent/dhcp/', import.meta.url));
+
+const RELAY_IP = '10.10.0.1';
+
+/** A relay agent on port 67 in namespace b: garbage first, then a relayed DISCOVER for core-01. */
+const RELAY_SCRIPT = `
+  const dgram = await import('node:dgram');
+  const { randomBytes } = await import('node:crypto');
+  const { decode, encode } = await import(${JSON.stringify(path.join(agentDir, 'codec.ts'))});
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve) => socket.bind(67, '${RELAY_IP}', resolve));
+  for (let i = 0; i < 2000; i++) socket.send(randomBytes(i % 400), 67, '${SERVER_IP}');
+  const chaddr = new Uint8Array(16);
+  chaddr.set([0x52, 0x54, 0, 0x10, 0, 1]);
+  const discover = encode({
+    op: 1, htype: 1, hlen: 6, hops: 1, xid: 0x5150, secs: 0, flags: 0, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0', giaddr: '${RELAY_IP}', chaddr, sname: '', file: '', options: new Map([[53, Uint8Array.of(1)]]),
+  });
+  socket.on('message', (msg, from) => {
+    const d = decode(msg);
+    if (!d.ok || d.packet.xid !== 0x5150) return;
+    const { yiaddr, giaddr } = d.packet;
+    console.log(JSON.stringify({ from: from.address + ':' + from.port, type: d.packet.options.get(53)[0], yiaddr, giaddr }));
+    process.exit(0);
+  });
+  // Retransmitted like a relay would: garbage may have filled the server's receive buffer.
+  setInterval(() => socket.send(discover, 67, '${SERVER_IP}'), 500);
+  setTimeout(() => process.exit(1), 10000);`;
+
+async function missingTools(): Promise<string | undefined> {
+  const netns = await netnsUsable();
+  if (netns) return netns;
+  if (!existsSync(DHCLIENT)) return `${DHCLIENT} not found (apt-get install isc-dhcp-client)`;
+  if (!BUSYBOX) return 'busybox not found (apt-get install busybox-static)';
+  return undefined;
+}
+
+/** Runs the server inside namespace a; its JSON log and event lines are collected. */
+async function startServer(net: NetnsPair, leasesJson: string): Promise<{ lines: string[] }> {
+  const code = `
+    const { startDhcpServer } = await import(${JSON.stringify(path.join(agentDir, 'server.ts'))});
+    const { mapBackend } = await import(${JSON.stringify(path.join(agentDir, 'leases.ts'))});
+    const leases = new Map(JSON.parse(process.env.VQD_LEASES).map((l) => [l.mac, l]));
+    await startDhcpServer({
+      interface: process.env.VQD_IF,
+      address: process.env.VQD_ADDRESS,
+      backend: mapBackend(leases),
+      events: { emit: (event) => console.log(JSON.stringify({ event })) },
+      log: (log) => console.log(JSON.stringify({ log })),
+    });
+    console.log('READY');`;
+  const child = net.spawn(net.a, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    env: { ...process.env, VQD_LEASES: leasesJson, VQD_IF: net.ifA, VQD_ADDRESS: SERVER_IP },
+  });
+  const lines: string[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    let buffered = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      lines.push(...parts);
+      if (parts.includes('READY')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`DHCP server exited (${code}): ${stderr}`)));
+  });
+  return { lines };
+}
+
+async function setMac(net: NetnsPair, mac: string): Promise<void> {
+  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'down']);
+  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'address', mac]);
+  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'up']);
+}
+
+async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vqd-dhcp-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('real DHCP clients get their reservations and options', { timeout: 120_000 }, async (t) => {
+  const missing = await missingTools();
+  if (missing) {
+    if (IN_CI) throw new Error(`${missing}; CI must provide it`);
+    t.skip(missing);
+    return;
+  }
+  const { model, diagnostics } = await validateSot(sotMin);
+  assert.ok(model, JSON.stringify(diagnostics));
+  const leases = [...leasesFromModel(model, 'lab1').values()];
+  const net = await createNetnsPair(t);
+  await net.exec(net.a, 'ip', ['addr', 'add', `${SERVER_IP}/24`, 'dev', net.ifA]);
+  // Replies to clients without an address go to 255.255.255.255, which needs a route out of the namespace.
+  await net.exec(net.a, 'ip', ['route', 'add', '255.255.255.255/32', 'dev', net.ifA]);
+  const server = await startServer(net, JSON.stringify(leases));
+  const dir = await tempDir(t);
+
+  await t.test('ISC dhclient', async (t) => {
+    await setMac(net, '52:54:00:10:00:01');
+    const leaseFile = path.join(dir, 'dhclient.leases');
+    const pidFile = path.join(dir, 'dhclient.pid');
+    const conf = path.join(dir, 'dhclient.conf');
+    await writeFile(
+      conf,
+      'timeout 20;\nrequest subnet-mask, routers, domain-name-servers, domain-name, host-name;\n',
+    );
+    t.after(async () => {
+      // dhclient forks into the background once bound; stop that process (ours, from its pid file).
+      const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    });
+    const args = ['-1', '-v', '-sf', '/bin/true', '-lf', leaseFile, '-pf', pidFile, '-cf', conf, net.ifB];
+    await net.exec(net.b, DHCLIENT, args, 40_000);
+    const lease = await readFile(leaseFile, 'utf8');
+    assert.match(lease, /fixed-address 10\.10\.0\.11;/);
+    assert.match(lease, /option subnet-mask 255\.255\.255\.0;/);
+    assert.match(lease, /option routers 10\.10\.0\.1;/);
+    assert.match(lease, /option domain-name-servers 10\.10\.0\.2;/);
+    assert.match(lease, /option domain-name "lab1\.example\.net";/);
+    assert.match(lease, /option host-name "core-01\.lab1\.example\.net";/);
+    assert.match(lease, /option dhcp-server-identifier 10\.10\.0\.5;/);
+  });
+
+  await t.test('a relayed DISCOVER is answered at the relay, after 2,000 garbage packets', async () => {
+    await net.exec(net.b, 'ip', ['addr', 'add', `${RELAY_IP}/24`, 'dev', net.ifB]);
+    try {
+      const { stdout } = await net.exec(net.b, process.execPath, [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        RELAY_SCRIPT,
+      ]);
+      const answer = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+      assert.deepEqual(answer, { from: `${SERVER_IP}:67`, type: 2, yiaddr: '10.10.0.11', giaddr: RELAY_IP });
+      assert.ok(server.lines.some((l) => l.includes('malformed DHCP packet')));
+    } finally {
+      await net.exec(net.b, 'ip', ['addr', 'del', `${RELAY_IP}/24`, 'dev', net.ifB]);
+    }
+  });
+
+  await t.test('busybox udhcpc', async () => {
+    await setMac(net, '52:54:00:10:00:02');
+    const script = path.join(dir, 'udhcpc.sh');
+    const out = path.join(dir, 'udhcpc.env');
+    await writeFile(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${out}\nexit 0\n`);
+    await chmod(script, 0o755);
+    await net.exec(net.b, BUSYBOX ?? 'busybox', [
+      'udhcpc',
+      '-n',
+      '-q',
+      '-f',
+      '-t',
+      '5',
+      '-i',
+      net.ifB,
+      '-s',
+      script,
+    ]);
+    const lines = (await readFile(out, 'utf8')).split('\n');
+    const env = new Map(
+      lines.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    );
+    assert.equal(env.get('ip'), '10.10.0.12');
+    assert.equal(env.get('subnet'), '255.255.255.0');
+    assert.equal(env.get('router'), '10.10.0.1');
+    assert.equal(env.get('dns'), '10.10.0.2');
+    assert.equal(env.get('domain'), 'lab1.example.net');
+    assert.equal(env.get('hostname'), 'core-02');
+    assert.equal(env.get('serverid'), SERVER_IP);
+  });
+
+  await t.test('an unknown MAC gets no answer; the server logs it and keeps serving', async () => {
+    await setMac(net, '52:54:00:99:99:99');
+    const args = ['udhcpc', '-n', '-q', '-f', '-t', '2', '-T', '1', '-i', net.ifB, '-s', '/bin/true'];
+    await assert.rejects(net.exec(net.b, BUSYBOX ?? 'busybox', args));
+    assert.ok(server.lines.some((l) => l.includes('unknown MAC') && l.includes('52:54:00:99:99:99')));
+  });
+
+  const events = server.lines.filter((l) => l.startsWith('{"event"'));
+  assert.ok(
+    events.some((l) => l.includes('52:54:00:10:00:01') && l.includes('ACK 10.10.0.11')),
+    events.join('\n'),
+  );
+});

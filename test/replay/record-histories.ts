@@ -1,0 +1,152 @@
+// Records workflow histories for test/replay.test.ts: the scenarios of test/rollout.test.ts, run on
+// the dev server with sim BMCs, written as proto JSON. Host failures the scenarios inject are logged
+// by the worker as "Workflow failed" warnings.
+// Re-record only after an intended change made safe with patched() (see test/histories/README.md).
+//
+//   npm run record:histories [-- scenario ...]   (default: every scenario)
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  applyWorkflowId,
+  rolloutWorkflowId,
+  SERVER_TASK_QUEUE,
+  type RolloutStatus,
+  type SiteRolloutResult,
+} from '../../schemas/rollout';
+import { statusQuery } from '../../workflows/messages';
+import { historyToJSON, type History } from '../helpers/history-json';
+import { launchVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
+
+const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
+const historiesDir = fileURLToPath(new URL('./histories', import.meta.url));
+// Not vaquero-test: a test run going on at the same time terminates everything running there.
+const NAMESPACE = 'vaquero-record';
+const FAST = { dhcp: 5_000, ipxe: 5_000, kernel: 5_000, checkpoint: 5_000 };
+/** Host histories kept per scenario: they differ little from one another, and the files add up. */
+const MAX_HOSTS = 3;
+
+/** `apply/abc` is written as `apply__abc.json` (test/replay.test.ts reverses it): ids never hold `__`. */
+const fileName = (workflowId: string) => `${workflowId.replaceAll('/', '__')}.json`;
+
+interface Scenario {
+  expect: SiteRolloutResult['phase'];
+  /** Edits the SoT or injects faults before the commit is applied. */
+  before?(env: VaqueroEnv): void | Promise<void>;
+  /** Drives the rollout by signals, as an operator would, until it can finish. */
+  drive?(env: VaqueroEnv, rolloutId: string): Promise<void>;
+}
+
+async function waitFor(env: VaqueroEnv, id: string, phase: RolloutStatus['phase']): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if ((await env.client.workflow.getHandle(id).query(statusQuery)).phase === phase) return;
+    await delay(100);
+  }
+  throw new Error(`rollout ${id} never reached ${phase}`);
+}
+
+const signal = (env: VaqueroEnv, id: string, name: string, input?: string) =>
+  env.cli('workflow', 'signal', '--workflow-id', id, '--name', name, ...(input ? ['--input', input] : []));
+
+const scenarios: Record<string, Scenario> = {
+  'rollout-completed': { expect: 'completed' },
+  'rollout-canary-failed-aborted': {
+    expect: 'aborted',
+    before: (env) => env.fault('sim1/cp-01', 'checkpoint'),
+    async drive(env, id) {
+      await waitFor(env, id, 'halted');
+      await signal(env, id, 'abort', '"stop: bad image"');
+    },
+  },
+  'rollout-retry-host': {
+    expect: 'completed',
+    before: (env) => env.fault('sim1/cp-01', 'dhcp'),
+    async drive(env, id) {
+      await waitFor(env, id, 'halted');
+      env.fault('sim1/cp-01', undefined);
+      await signal(env, id, 'retry-host', '"cp-01"');
+    },
+  },
+  'rollout-approval-pause-resume': {
+    expect: 'completed',
+    async before(env) {
+      const file = path.join(env.sot, 'sites/sim1/site.yaml');
+      const text = await readFile(file, 'utf8');
+      const next = text.replace('approval_required: false', 'approval_required: true');
+      if (next === text) throw new Error(`${file}: no approval_required: false to turn on`);
+      await writeFile(file, next);
+    },
+    async drive(env, id) {
+      await waitFor(env, id, 'waiting-approval');
+      await signal(env, id, 'pause');
+      await signal(env, id, 'approve');
+      await waitFor(env, id, 'paused');
+      await signal(env, id, 'resume');
+    },
+  },
+};
+
+/** Child workflow ids in the order the parent started them. */
+function childIds(history: History): string[] {
+  return (history.events ?? []).flatMap(
+    (e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId ?? [],
+  );
+}
+
+async function record(name: string, scenario: Scenario): Promise<string[]> {
+  const env = await launchVaquero({ fixture, sites: ['sim1'], simTimeScale: 0.005, namespace: NAMESPACE });
+  try {
+    await scenario.before?.(env);
+    // A message of its own: two scenarios committed in the same second must not share a SHA.
+    const commit = await env.commit(`record ${name}`);
+    const rolloutId = rolloutWorkflowId('sim1', commit);
+    const apply = await env.client.workflow.start('applyCommitWorkflow', {
+      taskQueue: SERVER_TASK_QUEUE,
+      workflowId: applyWorkflowId(commit),
+      args: [{ commit, source: env.sot, timeouts: FAST }],
+    });
+    // The apply ends once it has started the rollout, which then answers queries.
+    await apply.result();
+    await scenario.drive?.(env, rolloutId);
+    const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
+    if (result.phase !== scenario.expect)
+      throw new Error(`${name}: rollout ended ${result.phase}, expected ${scenario.expect}`);
+
+    const rolloutHistory = await env.client.workflow.getHandle(rolloutId).fetchHistory();
+    const ids = [apply.workflowId, rolloutId, ...childIds(rolloutHistory).slice(0, MAX_HOSTS)];
+    const dir = path.join(historiesDir, name);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    for (const id of ids) {
+      const history =
+        id === rolloutId ? rolloutHistory : await env.client.workflow.getHandle(id).fetchHistory();
+      await writeFile(path.join(dir, fileName(id)), `${historyToJSON(history)}\n`);
+    }
+    return ids;
+  } finally {
+    await env.close();
+  }
+}
+
+async function main(names: string[]): Promise<number> {
+  const unknown = names.filter((n) => !(n in scenarios));
+  if (unknown.length > 0) {
+    console.error(
+      `record-histories: unknown scenario ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`,
+    );
+    return 2;
+  }
+  for (const name of names.length > 0 ? names : Object.keys(scenarios)) {
+    try {
+      const ids = await record(name, scenarios[name] as Scenario);
+      console.log(`record-histories: ${name}: ${ids.length} histories`);
+    } catch (err) {
+      console.error(`record-histories: ${name}: ${err instanceof Error ? err.message : String(err)}`);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,131 @@
+// Replays the histories in test/histories/ (recorded by `npm run record:histories`) against the
+// current workflow code. A failure means a change would break workflows already running: guard it
+// with patched(). Needs no Temporal server.
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { HistoryAndWorkflowId } from '@temporalio/common';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { historyFromJSON } from '../helpers/history-json';
+import { workflowsPath } from '../helpers/temporal';
+
+const historiesDir = fileURLToPath(new URL('./histories', import.meta.url));
+const alteredWorkflowsPath = fileURLToPath(
+  new URL('../fixtures/altered-workflows/index.ts', import.meta.url),
+);
+const SCENARIOS = [
+  'rollout-completed',
+  'rollout-canary-failed-aborted',
+  'rollout-retry-host',
+  'rollout-approval-pause-resume',
+];
+
+interface Recorded extends HistoryAndWorkflowId {
+  file: string;
+  /** The file as recorded, for the test that edits one. */
+  json: unknown;
+}
+
+/** Every recorded history; `rollout__sim1__abc.json` holds the history of `rollout/sim1/abc`. */
+async function recorded(): Promise<Recorded[]> {
+  const all: Recorded[] = [];
+  for (const scenario of (await readdir(historiesDir, { withFileTypes: true })).filter((d) =>
+    d.isDirectory(),
+  )) {
+    for (const name of (await readdir(path.join(historiesDir, scenario.name))).filter((f) =>
+      f.endsWith('.json'),
+    )) {
+      const file = path.join(scenario.name, name);
+      const json: unknown = JSON.parse(await readFile(path.join(historiesDir, file), 'utf8'));
+      const workflowId = path.basename(name, '.json').replaceAll('__', '/');
+      all.push({ file, workflowId, json, history: historyFromJSON(json) });
+    }
+  }
+  return all.sort((a, b) => a.file.localeCompare(b.file));
+}
+
+const bundle = (workflowsPath: string) =>
+  bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+
+/** Replays histories one after another with one replay worker; returns `file: error` per failure. */
+async function replay(workflowBundle: { code: string }, histories: Recorded[]): Promise<string[]> {
+  const failures: string[] = [];
+  let i = 0;
+  for await (const result of Worker.runReplayHistories({ workflowBundle, replayName: 'replay' }, histories)) {
+    const { file } = histories[i++] ?? { file: result.workflowId };
+    if (result.error) failures.push(`${file}: ${result.error.name}: ${result.error.message}`);
+  }
+  assert.equal(i, histories.length, 'a result for every history');
+  return failures;
+}
+
+describe('replay of recorded workflow histories', () => {
+  let histories: Recorded[];
+  let current: { code: string };
+  before(async () => {
+    // A failed replay logs its workflow task failure as a warning; the assertions say what failed.
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+    });
+    histories = await recorded();
+    current = await bundle(workflowsPath);
+  });
+
+  test('every scenario has a rollout history and host histories', () => {
+    for (const scenario of SCENARIOS) {
+      const files = histories.filter((h) => h.file.startsWith(`${scenario}${path.sep}`));
+      assert.ok(
+        files.some((h) => h.workflowId.startsWith('rollout/')),
+        `${scenario}: no rollout history (npm run record:histories)`,
+      );
+      assert.ok(
+        files.some((h) => h.workflowId.startsWith('host/')),
+        `${scenario}: no host history`,
+      );
+    }
+  });
+
+  test('every recorded history replays against the current workflows', async () => {
+    assert.deepEqual(
+      await replay(current, histories),
+      [],
+      'a change to the workflows is not deterministic: guard it with patched()',
+    );
+  });
+
+  test('the harness catches an edited history: a renamed child workflow type', async () => {
+    const rollout = rolloutOf(histories);
+    const json = structuredClone(rollout.json) as {
+      events: Record<string, { workflowType?: { name: string } }>[];
+    };
+    const started = json.events.find((e) => e.startChildWorkflowExecutionInitiatedEventAttributes);
+    assert.ok(started?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType);
+    started.startChildWorkflowExecutionInitiatedEventAttributes.workflowType.name = 'renamedHostWorkflow';
+    const failures = await replay(current, [{ ...rollout, history: historyFromJSON(json) }]);
+    assert.equal(failures.length, 1);
+    assert.match(failures[0] ?? '', /DeterminismViolationError/);
+  });
+
+  test('the harness catches a change: an extra timer in siteRolloutWorkflow is a determinism violation', async () => {
+    const rollout = rolloutOf(histories);
+    const workflowBundle = await bundle(alteredWorkflowsPath);
+    await assert.rejects(
+      Worker.runReplayHistory(
+        { workflowBundle, replayName: 'replay-altered' },
+        rollout.history,
+        rollout.workflowId,
+      ),
+      DeterminismViolationError,
+    );
+  });
+});
+
+function rolloutOf(histories: Recorded[]): Recorded {
+  const rollout = histories.find((h) => h.file.startsWith(`rollout-completed${path.sep}rollout__`));
+  assert.ok(rollout, 'no recorded rollout history of rollout-completed (npm run record:histories)');
+  return rollout;
+}
