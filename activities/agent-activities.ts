@@ -2,9 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Bmc } from '../schemas/host';
 import type { Job } from '../schemas/jobs';
 import type { JobOutcome } from '../schemas/rollout';
-import type { BootTraffic } from '../agent/state/boot-traffic';
-import type { NetbootTable } from '../agent/state/netboot-table';
-import type { PowerLedger } from '../agent/state/power-ledger';
+import type { ArmEntry } from '../schemas/agent';
 import { PowerError, PowerUnsupportedError, toApplicationFailure } from './power/errors';
 import { powerOffGracefully } from './power/power-off';
 import type { PowerDriver, PowerState, PowerTarget } from './power/power-driver';
@@ -17,11 +15,34 @@ export interface JobsRunner {
   ): Promise<JobOutcome[]>;
 }
 
+/** Which hosts boot from the network (agent/state/netboot-table.ts). */
+export interface NetbootArming {
+  arm(entry: ArmEntry): Promise<void>;
+  /** With a workflow id, only if that workflow armed it (a newer arm is left alone). */
+  disarm(mac: string, workflowId?: string): Promise<boolean>;
+}
+
+/** Where a power cycle of one key stands: never begun, begun but unconfirmed (a crash), or done. */
+export type LedgerState = { state: 'new' } | { state: 'in-doubt'; since: string } | { state: 'done' };
+
+/** Power cycles begun and done, durable across worker crashes (agent/state/power-ledger.ts). */
+export interface PowerLedger {
+  state(key: string): Promise<LedgerState>;
+  begin(key: string, at: string): Promise<void>;
+  done(key: string): Promise<void>;
+}
+
+/** When each MAC was last heard on the boot network (agent/state/boot-traffic.ts). */
+export interface BootTrafficLog {
+  /** Whether the MAC sent anything at or after `since` (an ISO time). */
+  seenSince(mac: string, since: string): boolean;
+}
+
 export interface AgentActivityDeps {
   site: string;
-  netboot: NetbootTable;
+  netboot: NetbootArming;
   ledger: PowerLedger;
-  traffic: Pick<BootTraffic, 'seenSince'>;
+  traffic: BootTrafficLog;
   /** How long a retried power cycle left in doubt waits for boot traffic before cycling again. */
   inDoubtGraceMs: number;
   /** A driver for the host's BMC; throws for a BMC type this agent cannot drive. */

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import type { BootEventSink } from '../activities/boot-events';
+import type { BootEventSink } from '../schemas/rollout';
 import type { NetbootTable } from './state/netboot-table';
 import type { Model } from '../schemas/model';
 import type { BootEvent } from '../schemas/rollout';

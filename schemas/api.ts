@@ -1,7 +1,6 @@
 // Request and response bodies of /api/v1, validated with zod and exported to the OpenAPI document.
 import { z } from 'zod';
-import { RolloutStatusSchema } from './rollout';
-import { SIGNAL_NAMES } from '../workflows/messages';
+import { RolloutStatusSchema, SIGNAL_NAMES } from './rollout';
 
 /** Site names go into a visibility query, so only DNS-label-like ones are accepted. */
 const SiteNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a site name');

@@ -53,6 +53,11 @@ export const BootEventSchema = z.object({
 });
 export type BootEvent = z.infer<typeof BootEventSchema>;
 
+/** Where the protocol servers (and the sim BMC) report what a machine did on the boot network. */
+export interface BootEventSink {
+  emit(event: BootEvent): void;
+}
+
 export const StepTimeoutsSchema = z.object({
   dhcp: z.int().min(1),
   ipxe: z.int().min(1),
@@ -198,3 +203,6 @@ export const ApplyCommitInputSchema = z.object({
   timeouts: StepTimeoutsSchema.optional(),
 });
 export type ApplyCommitInput = z.infer<typeof ApplyCommitInputSchema>;
+
+/** The operator signals of a site rollout, as typed into `temporal workflow signal --name`. */
+export const SIGNAL_NAMES = ['pause', 'resume', 'approve', 'abort', 'retry-host'] as const;

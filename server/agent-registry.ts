@@ -5,11 +5,7 @@
 // Kept in memory: heartbeats come every few seconds, so a new leader after a failover knows every
 // live agent again within one heartbeat interval, and a restart loses nothing worth a store write.
 
-export interface AgentHeartbeat {
-  agent: string;
-  version: string;
-  site: string;
-}
+import type { AgentHeartbeat } from '../schemas/agent';
 
 export interface AgentStatus extends AgentHeartbeat {
   /** The token the agent presented (its name, never the secret). */

@@ -22,4 +22,3 @@ export const hostStatusQuery = defineQuery<{ step: string; stage: number; events
   'host-status',
 );
 
-export const SIGNAL_NAMES = ['pause', 'resume', 'approve', 'abort', 'retry-host'] as const;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { durationMs } from '../../schemas/common';
 import type { Bmc } from '../../schemas/host';
 import type { BootEventKind } from '../../schemas/rollout';
-import type { BootEventSink } from '../boot-events';
+import type { BootEventSink } from '../../schemas/rollout';
 import type { PowerDriver, PowerState, PowerTarget } from './power-driver';
 
 type SimBmc = Extract<Bmc, { type: 'sim' }>;

@@ -1,6 +1,6 @@
 // The DHCP socket loop: decode, hand to the pure handler, send its reply. Nothing in here throws.
 import dgram from 'node:dgram';
-import type { BootEventSink } from '../../activities/boot-events';
+import type { BootEventSink } from '../../schemas/rollout';
 import { decode, encode } from './codec';
 import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome, type HandlerResult } from './handler';
 import type { LeaseBackend } from './leases';

@@ -6,7 +6,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { ModelFeed, SiteRevision } from './model-feed';
 import { ModelSchema } from '../../schemas/model';
-import type { AgentHeartbeat } from '../../server/agent-registry';
+import type { AgentHeartbeat } from '../../schemas/agent';
 
 export interface ServerFeedOptions {
   /** The server's base URL, e.g. https://vaquero.example.net:8443. */

@@ -1,5 +1,5 @@
 import { HTTPException } from 'hono/http-exception';
-import type { ArmEntry } from '../state/netboot-table';
+import type { ArmEntry } from '../../schemas/agent';
 import { renderStage, type RenderedStage } from '../../sot/boot-chain';
 import type { AssetAppDeps } from './deps';
 

@@ -1,5 +1,5 @@
-import type { ArmEntry } from '../state/netboot-table';
-import type { BootEventSink } from '../../activities/boot-events';
+import type { ArmEntry } from '../../schemas/agent';
+import type { BootEventSink } from '../../schemas/rollout';
 import type { Model } from '../../schemas/model';
 
 export interface AssetLog {

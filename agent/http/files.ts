@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
-import type { ArmEntry } from '../state/netboot-table';
+import type { ArmEntry } from '../../schemas/agent';
 import { localFilePath, normalizeMac, renderArmed } from './armed';
 import type { AssetAppDeps } from './deps';
 import { etagMatches, parseRange, type ByteRange } from './ranges';

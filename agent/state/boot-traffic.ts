@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BootEvent } from '../../schemas/rollout';
-import type { BootEventSink } from '../../activities/boot-events';
+import type { BootEventSink } from '../../schemas/rollout';
 
 /**
  * Remembers when each MAC was last heard on the boot network (kept on disk, so it survives an agent

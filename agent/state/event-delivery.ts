@@ -3,8 +3,8 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } fr
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { BootEventSink } from '../../activities/boot-events';
-import type { ArmEntry } from './netboot-table';
+import type { BootEventSink } from '../../schemas/rollout';
+import type { ArmEntry } from '../../schemas/agent';
 import type { BootEvent } from '../../schemas/rollout';
 import { bootEventSignal } from '../../workflows/messages';
 

@@ -1,17 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-
-/** A host armed for network boot: its requests get the netboot script of this stage of this commit. */
-export interface ArmEntry {
-  mac: string;
-  site: string;
-  host: string;
-  commit: string;
-  stage: number;
-  /** The reprovision workflow that boot events of this MAC are delivered to. */
-  workflowId: string;
-  armedAt: string;
-}
+import type { ArmEntry } from '../../schemas/agent';
 
 /**
  * Which MACs are armed, kept on the agent's disk (written atomically) so an agent restart neither

@@ -1,8 +1,7 @@
 import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-/** Where a power cycle of one key stands: never begun, begun but unconfirmed (a crash), or done. */
-export type LedgerState = { state: 'new' } | { state: 'in-doubt'; since: string } | { state: 'done' };
+import type { LedgerState, PowerLedger as PowerLedgerPort } from '../../activities/agent-activities';
 
 /**
  * Remembers, on the agent's disk, which power cycles were begun and which finished, so an activity
@@ -10,7 +9,7 @@ export type LedgerState = { state: 'new' } | { state: 'in-doubt'; since: string 
  * is told and `done` after it answered. A key left `in-doubt` by a crash is settled by the caller
  * from the machine's boot traffic.
  */
-export class PowerLedger {
+export class PowerLedger implements PowerLedgerPort {
   // The load is shared: two first calls at once must not each build a map and lose the other's keys.
   private entries: Promise<Map<string, LedgerState>> | undefined;
 

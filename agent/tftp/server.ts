@@ -3,7 +3,7 @@
 // costs one transfer at most.
 import { createReadStream, realpathSync } from 'node:fs';
 import tftp, { type GetStream, type PutStream } from 'tftp';
-import type { BootEventSink } from '../../activities/boot-events';
+import type { BootEventSink } from '../../schemas/rollout';
 import { resolveFile } from './resolve-file';
 
 export interface TftpLog {

@@ -8,7 +8,7 @@
 import dgram from 'node:dgram';
 import { parseArgs } from 'node:util';
 import { serve } from '@hono/node-server';
-import type { BootEventSink } from '../../activities/boot-events';
+import type { BootEventSink } from '../../schemas/rollout';
 import { NetbootTable } from '../../agent/state/netboot-table';
 import { validateSot } from '../../sot/validate';
 import { decode, encode } from '../../agent/dhcp/codec';

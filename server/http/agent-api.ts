@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
+import { AgentHeartbeatSchema } from '../../schemas/agent';
 import type { ModelStore } from '../../activities/store/model-store';
 import { modelForSite } from '../../schemas/model';
 import { createAgentRegistry, type AgentRegistry } from '../agent-registry';
@@ -64,11 +65,6 @@ function mustBeOwnSite(
 }
 
 const CommitSchema = z.string().regex(/^[0-9a-zA-Z._-]{1,80}$/, 'must be a commit id');
-const HeartbeatSchema = z.strictObject({
-  agent: z.string().min(1).max(120),
-  version: z.string().min(1).max(80),
-  site: z.string().min(1).max(120),
-});
 
 export interface AgentApiDeps {
   tokens: readonly AgentToken[];
@@ -111,7 +107,7 @@ export function agentApiRoutes(deps: AgentApiDeps): Hono<AgentEnv> {
     } catch {
       throw new HTTPException(400, { message: 'the request body is not JSON' });
     }
-    const beat = HeartbeatSchema.safeParse(body);
+    const beat = AgentHeartbeatSchema.safeParse(body);
     if (!beat.success)
       throw new HTTPException(400, {
         message: `invalid heartbeat: ${beat.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,

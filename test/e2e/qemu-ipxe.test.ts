@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ArmEntry } from '../../agent/state/netboot-table';
+import type { ArmEntry } from '../../schemas/agent';
 import { validateSot } from '../../sot/validate';
 import { machinesFromModel, type LabMachine } from '../../cli/lab/machines';
 import type { BootEvent } from '../../schemas/rollout';

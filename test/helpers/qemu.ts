@@ -10,7 +10,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { NetbootTable, type ArmEntry } from '../../agent/state/netboot-table';
+import { NetbootTable } from '../../agent/state/netboot-table';
+import type { ArmEntry } from '../../schemas/agent';
 import { chassis, killVm, prepareVm, type LabMachine, type VmFiles } from '../../cli/lab/machines';
 import {
   AGENT_ADDRESS,

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
-import type { ArmEntry } from '../../agent/state/netboot-table';
+import type { ArmEntry } from '../../schemas/agent';
 import { validateSot } from '../../sot/validate';
 import { createAssetApp, type AssetLog } from '../../agent/http/app';
 import type { Model } from '../../schemas/model';

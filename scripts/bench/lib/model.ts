@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { validateSot } from '../../../sot/validate';
-import type { ArmEntry } from '../../../agent/state/netboot-table';
+import type { ArmEntry } from '../../../schemas/agent';
 import type { Model } from '../../../schemas/model';
 import { SERVER_IP } from './netns';
 
