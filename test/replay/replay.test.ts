@@ -1,4 +1,4 @@
-// Replays the histories in test/histories/ (recorded by `npm run record:histories`) against the
+// Replays the histories in test/replay/histories/ (recorded by `npm run record:histories`) against the
 // current workflow code. A failure means a change would break workflows already running: guard it
 // with patched(). Needs no Temporal server.
 import assert from 'node:assert/strict';
