@@ -1,7 +1,7 @@
-// Records workflow histories for test/replay.test.ts: the scenarios of test/rollout.test.ts, run on
-// the dev server with sim BMCs, written as proto JSON. Host failures the scenarios inject are logged
-// by the worker as "Workflow failed" warnings.
-// Re-record only after an intended change made safe with patched() (see test/replay/histories/README.md).
+// Records workflow histories for test/replay/replay.test.ts: the scenarios of
+// test/temporal/rollout.test.ts, run on the dev server with sim BMCs, written as proto JSON. Host
+// failures the scenarios inject are logged by the worker as "Workflow failed" warnings. Re-record
+// only after an intended change made safe with patched() (see test/replay/histories/README.md).
 //
 //   npm run record:histories [-- scenario ...]   (default: every scenario)
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
