@@ -1,7 +1,7 @@
 import { MANAGED_DHCP_OPTIONS, type DhcpOption, type Subnet } from '../schemas/site';
 import { at, type Diagnostic, type DocRef } from './diagnostics';
 import { firstByKey, type LoadedSot } from './load';
-import { intToIpv4, ipInCidr, ipv4ToInt, isReservedAddress, parseCidr } from './render';
+import { intToIpv4, ipInCidr, ipv4ToInt, isReservedAddress, parseCidr } from './ipv4';
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 

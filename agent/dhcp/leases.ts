@@ -1,5 +1,5 @@
 // Static reservations from the model: one lease per interface of every host of a site.
-import { macSlug } from '../../sot/render';
+import { macSlug } from '../../sot/ipv4';
 import type { Model } from '../../schemas/model';
 import type { Subnet } from '../../schemas/site';
 

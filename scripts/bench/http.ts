@@ -13,17 +13,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ipxeScript, renderStage } from '../../sot/boot-chain';
-import { macSlug } from '../../sot/render';
+import { macSlug } from '../../sot/ipv4';
 import { benchHosts, KERNEL_PATH, loadBenchModel, SITE, writeBenchSot } from './lib/model';
 import {
   createBenchNet,
   drain,
-  netnsProblem,
   removeOnExit,
   SERVER_IP,
   waitForLine,
   type BenchNet,
-} from './lib/netns';
+} from './lib/bench-net';
+import { netnsProblem } from '../../cli/lab/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './lib/table';
 
 const { values } = parseArgs({
