@@ -6,6 +6,45 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
+// Dependencies point one way: schemas <- sot <- activities <- agent / server <- cli (workflows
+// import schemas and, as types only, activities; see the workflows block below). A zone's `from`
+// of '.' with `except` lists what a layer may import, so a new top-level folder is forbidden until
+// someone decides where it sits. Imports that do not resolve (Node built-ins) are never checked.
+const layerZones = [
+  {
+    target: ['./workflows', './activities', './agent', './server', './cli', './bin'],
+    from: ['./scripts', './test'],
+    message: 'Layers: product code never imports scripts/ or test/.',
+  },
+  {
+    target: './schemas',
+    from: '.',
+    except: ['./schemas', './node_modules'],
+    message: 'Layers: schemas/ imports nothing of the project but schemas/.',
+  },
+  {
+    target: './sot',
+    from: '.',
+    except: ['./schemas', './sot', './node_modules'],
+    message: 'Layers: sot/ imports only schemas/ and sot/.',
+  },
+  {
+    target: './activities',
+    from: ['./agent', './server', './cli', './workflows'],
+    message: 'Layers: activities/ sit below agent/, server/, cli/ and workflows/ and import none of them.',
+  },
+  {
+    target: './agent',
+    from: ['./server', './cli'],
+    message: 'Layers: agent/ never imports server/ or cli/ (cli/standalone.ts composes both).',
+  },
+  {
+    target: './server',
+    from: ['./agent', './cli'],
+    message: 'Layers: server/ never imports agent/ or cli/ (cli/standalone.ts composes both).',
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'schemas/json/**', 'test/fixtures/**', 'coverage/**', '.vaquero/**'] },
   js.configs.recommended,
@@ -29,6 +68,7 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'import/no-cycle': 'error',
+      'import/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones }],
     },
   },
   {
