@@ -1,6 +1,6 @@
 // Router advertisements on the boot interface: iPXE waits ~13 s for one before it goes on with
-// IPv4 (LAB.md). radvd does the protocol; the agent writes its config, runs it in the foreground in
-// its own namespace, restarts it if it dies, and stops it with itself.
+// IPv4 (docs/agent.md, `--ra-prefix`). radvd does the protocol; the agent writes its config, runs
+// it in the foreground in its own namespace, restarts it if it dies, and stops it with itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';

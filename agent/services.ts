@@ -20,7 +20,7 @@ export interface BootServicesConfig {
   site: string;
   /** This agent's entry in the site's `agents` (its `name`); the first entry when unset. */
   agentName?: string;
-  /** The boot interface (logs, radvd). The agent's namespace should hold only this one (LAB.md). */
+  /** The boot interface (logs, radvd). The agent's namespace should hold only this one (docs/agent.md). */
   bootInterface?: string;
   /** The agent's IPv4 address on the boot network; default: the host of its `asset_url`. */
   bootAddress?: string;

@@ -1,7 +1,7 @@
 // `vaquero certs --out <dir> [--hosts h1,h2]`: a development CA and a server certificate signed by it,
-// for HTTPS between agents and the server (SPEC 6) without a PKI. Node cannot create X.509
-// certificates, so this drives the openssl CLI. The CA is reused when <dir> already has one, so
-// re-running with more --hosts reissues the server certificate that agents already trust.
+// for HTTPS between agents and the server (docs/ha.md, "Agents and TLS") without a PKI. Node cannot
+// create X.509 certificates, so this drives the openssl CLI. The CA is reused when <dir> already has
+// one, so re-running with more --hosts reissues the server certificate that agents already trust.
 import { execFile } from 'node:child_process';
 import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';

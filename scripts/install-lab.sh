@@ -14,7 +14,8 @@ VAQUERO_CACHE="${VAQUERO_CACHE:-/var/cache/vaquero}"
 LAB_DIR="$VAQUERO_CACHE/lab"
 # Bump when the initramfs layout or /init changes, so an old image is rebuilt.
 INITRAMFS_VERSION=2
-# The kernel package has no modules.dep, so the order is the dependency order (LAB.md).
+# The kernel package is unpacked, not installed (docs/lab.md, "Machines"), so depmod never ran and
+# there is no modules.dep: the order below is the dependency order.
 MODULES=(failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
   virtio_net e1000 button evdev)
 

@@ -1,6 +1,6 @@
 // The agents each site has, as their heartbeats tell: name, version, last contact. A site whose agents
-// have all been silent for longer than the threshold is reported unreachable (SPEC 4: a partitioned
-// site is shown as unreachable rather than its hosts failed).
+// have all been silent for longer than the threshold is reported unreachable, and its rollout waits
+// rather than failing its hosts (docs/outages.md, "An unreachable site's rollout waits").
 //
 // Kept in memory: heartbeats come every few seconds, so a new leader after a failover knows every
 // live agent again within one heartbeat interval, and a restart loses nothing worth a store write.

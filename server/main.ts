@@ -35,9 +35,9 @@ import { createServerWorker } from './worker';
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export interface ServerOptions {
-  /** Default: from the config (h5: etcd election when configured), else always the leader. */
+  /** Default: from the config (etcd election when configured, docs/ha.md), else always the leader. */
   leadership?: Leadership;
-  /** Default: from the config (h5: etcd when configured), else a FileModelStore in `store.dir`. */
+  /** Default: from the config (etcd when configured, docs/ha.md), else a FileModelStore in `store.dir`. */
   store?: ModelStore;
   /** Default: the config's references, read from `env` and files. */
   secrets?: Secrets;

@@ -110,8 +110,8 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
   };
 
   /**
-   * A late boot event at a site whose agents are all silent (SPEC 4: a partitioned site is shown as
-   * unreachable, its hosts not failed) is most likely held in the agent's on-disk journal: wait for
+   * A late boot event at a site whose agents are all silent (a partitioned site waits, its hosts not
+   * failed: docs/outages.md) is most likely held in the agent's on-disk journal: wait for
    * the agent to be heard from again, then give the event its timeout once more. True when it came.
    * Histories from before this existed replay without the wait (patched).
    */

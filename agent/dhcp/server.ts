@@ -13,7 +13,7 @@ export interface DhcpServerOptions {
    * The interface to serve. Node's dgram has no SO_BINDTODEVICE, and a socket bound to a unicast
    * address never sees the broadcast DISCOVERs of clients without an address. So the socket binds
    * 0.0.0.0 and "only this interface" is given by running the agent in a network namespace that holds
-   * just the boot interface (LAB.md); the name is only reported in logs.
+   * just the boot interface (docs/agent.md, "Network namespace"); the name is only reported in logs.
    */
   interface?: string;
   /** The server's address on the boot network: server identifier (option 54). */

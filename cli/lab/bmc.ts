@@ -7,7 +7,10 @@ import { CHASSIS_CONTROL, type LabMachine } from './machines';
 export const BMC_USER = 'admin';
 export const BMC_PASSWORD = 'secret';
 
-/** ipmi_sim's lan.conf (LAB.md); the chassis program gets the VM directory as its first argument. */
+/**
+ * ipmi_sim's lan.conf (docs/lab.md, "BMCs"); the chassis program gets the VM directory as its first
+ * argument.
+ */
 export function lanConf(machine: LabMachine, vmDir: string, password = BMC_PASSWORD): string {
   if (!machine.bmc) throw new Error(`${machine.name} has no IPMI BMC in the SoT`);
   const guid = machine.uuid.replace(/-/g, '');

@@ -66,10 +66,10 @@ export function vmFiles(dir: string): VmFiles {
 }
 
 /**
- * QEMU's argv (LAB.md): TCG (KVM does not run guests here), virtio-net first in the boot order and a
- * blank disk after it, so a machine that is not armed leaves iPXE for a disk that boots nothing
- * (`-boot strict=on` keeps it from falling back to the NIC). UEFI machines use OVMF with the NIC's
- * option ROM removed, so EDK2's own PXE fetches ipxe.efi over TFTP first, like real firmware.
+ * QEMU's argv (docs/lab.md, "Machines"): TCG (KVM does not run guests here), virtio-net first in the
+ * boot order and a blank disk after it, so a machine that is not armed leaves iPXE for a disk that
+ * boots nothing (`-boot strict=on` keeps it from falling back to the NIC). UEFI machines use OVMF with
+ * the NIC's option ROM removed, so EDK2's own PXE fetches ipxe.efi over TFTP first, like real firmware.
  */
 export function qemuArgv(machine: LabMachine, dir: string, tap: string): string[] {
   const files = vmFiles(dir);

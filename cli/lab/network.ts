@@ -1,6 +1,7 @@
-// The lab's network (LAB.md): two namespaces, nothing in the root one. `<prefix>-agent` holds the
-// agent's end of a veth (10.77.0.1/24, fd77::1/64); `<prefix>-lab` holds a bridge with the BMC
-// addresses, the other end of the veth and one tap per machine. Deleting both namespaces removes all.
+// The lab's network (docs/lab.md, "What runs where"): two namespaces, nothing in the root one.
+// `<prefix>-agent` holds the agent's end of a veth (10.77.0.1/24, fd77::1/64); `<prefix>-lab` holds a
+// bridge with the BMC addresses, the other end of the veth and one tap per machine. Deleting both
+// namespaces removes all.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 

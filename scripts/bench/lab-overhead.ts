@@ -56,7 +56,7 @@ async function bare(machines: LabMachine[], dir: string): Promise<{ boots: numbe
     ...machines.map((m) => `--dhcp-host=${m.mac},${m.ipv4}`),
   ]);
   const httpd = spawn(ns[0] as string, [...ns.slice(1), 'busybox', 'httpd', '-f', '-p', '8080', '-h', www]);
-  // The same router advertisements as the agent's: without one iPXE waits ~13 s for IPv6 (LAB.md).
+  // The same router advertisements as the agent's: without one iPXE waits ~13 s for IPv6 (agent/ra.ts).
   await writeFile(path.join(dir, 'radvd.conf'), radvdConfig(names.agentIf));
   const radvd = spawn(ns[0] as string, [
     ...ns.slice(1),

@@ -1,4 +1,4 @@
-// Leadership in HA (SPEC 6): only the leader takes webhooks and runs pollers; /ready is 200 only on
+// Leadership in HA (docs/ha.md): only the leader takes webhooks and runs pollers; /ready is 200 only on
 // the leader. A single server without etcd is always the leader.
 
 export interface Leadership {

@@ -1,6 +1,7 @@
-// /agent/v1: what site agents call (SPEC 6): their site's applied model revision, a given commit's
-// revision, and heartbeats. Every agent token belongs to one site: no token or an unknown one is 401,
-// a token used for another site is 403. /api/v1/sites/:site/agents shows the heartbeats to users.
+// /agent/v1: what site agents call (docs/agent.md, docs/ha.md): their site's applied model revision,
+// a given commit's revision, and heartbeats. Every agent token belongs to one site: no token or an
+// unknown one is 401, a token used for another site is 403. /api/v1/sites/:site/agents shows the
+// heartbeats to users.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';

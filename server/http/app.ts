@@ -32,7 +32,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
 
   app.get('/live', (c) => c.json({ status: 'live' }));
-  // SPEC 6: ready only on the leader, and only while Temporal answers; a load balancer that checks
+  // Ready only on the leader, and only while Temporal answers (docs/ha.md); a load balancer that checks
   // /ready sends webhooks and API calls to the leader.
   app.get('/ready', async (c) => {
     if (deps.leadership && !deps.leadership.isLeader())
@@ -49,8 +49,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
   });
 
-  // Unauthenticated like the probes (SPEC 6 asks tokens of the internal APIs, and this is read-only
-  // counters with no names of hosts or tokens); keep the port off the internet.
+  // Unauthenticated like the probes: read-only counters with no names of hosts or tokens
+  // (docs/api.md, "Metrics"); keep the port off the internet.
   app.get('/metrics', async (c) => {
     if (!deps.metrics) return c.json({ error: 'metrics are not enabled' }, 404);
     const { registry } = deps.metrics;

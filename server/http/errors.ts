@@ -1,4 +1,5 @@
-// Errors become an HTTP status here, once, for the whole app (STYLE: errors are converted at each edge).
+// Errors become an HTTP status here, once, for the whole app, so handlers throw typed errors and no
+// route builds its own error response.
 import {
   isGrpcDeadlineError,
   isGrpcServiceError,

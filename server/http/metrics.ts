@@ -1,4 +1,4 @@
-// Prometheus metrics of one server (SPEC 6: /metrics). Each server has its own registry, so a
+// Prometheus metrics of one server (docs/api.md, "Metrics"). Each server has its own registry, so a
 // standalone process or a test can run several without their counters mixing.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 

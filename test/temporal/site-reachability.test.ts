@@ -1,6 +1,7 @@
 // A host whose boot events are late at a site whose agents are all silent waits for the agents instead
-// of failing (SPEC 4, issue 5): the agent journals boot events on disk and delivers them when it is
-// back. Runs on the time-skipping test server, so the minutes of waiting take seconds.
+// of failing (docs/outages.md, "An unreachable site's rollout waits"): the agent journals boot events
+// on disk and delivers them when it is back. Runs on the time-skipping test server, so the minutes of
+// waiting take seconds.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

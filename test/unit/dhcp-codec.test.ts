@@ -50,7 +50,7 @@ const IPXE_PRL = [
   1, 3, 6, 7, 12, 15, 17, 26, 43, 60, 66, 67, 119, 128, 129, 130, 131, 132, 133, 134, 135, 175, 203,
 ];
 
-/** LAB.md: QEMU's BIOS NIC ROM is iPXE; its first DISCOVER. */
+/** Captured in the virtual lab (docs/lab.md): QEMU's BIOS NIC ROM is iPXE; its first DISCOVER. */
 function ipxeBiosDiscover(): Buffer {
   return rawRequest([
     ...opt(53, [MessageType.Discover]),
@@ -67,7 +67,7 @@ function ipxeBiosDiscover(): Buffer {
   ]);
 }
 
-/** LAB.md: EDK2's own PXE (OVMF), broadcast flag set, no 61/77/175. */
+/** Captured in the virtual lab: EDK2's own PXE (OVMF), broadcast flag set, no 61/77/175. */
 function edk2Discover(): Buffer {
   return rawRequest(
     [
@@ -96,7 +96,7 @@ function decoded(buf: Uint8Array): DhcpPacket {
   return result.packet;
 }
 
-test('the iPXE BIOS DISCOVER of LAB.md decodes field by field', () => {
+test('the iPXE BIOS DISCOVER captured in the lab decodes field by field', () => {
   const p = decoded(ipxeBiosDiscover());
   assert.equal(messageType(p), MessageType.Discover);
   assert.equal(macOf(p), MAC);
