@@ -5,18 +5,24 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { AgentConfigSchema, type AgentConfig, type AgentConfigInput } from './config';
+import { agentConfig, configMessage } from './args';
+import type { AgentConfig } from './config';
 import type { Logger } from './state/event-delivery';
 import { createServerFeed } from './feed/server-feed';
 import { createFileFeed } from './feed/file-feed';
 import type { ModelFeed } from './feed/model-feed';
 import { ModelCache } from './state/model-cache';
 import { RadvdMissingError } from './ra';
-import { ServiceConfigError, startBootServices, type BootServices, type ServiceLog } from './services';
-import { createAgentWorker, createBootState, type AgentBootState } from './worker';
+import {
+  ServiceConfigError,
+  startBootServices,
+  type BootServices,
+  type BootServicesConfig,
+  type ServiceLog,
+} from './services';
+import { createBootState, type AgentBootState } from './worker';
+import { keepWorkerRunning } from './worker-loop';
 
 export interface AgentLogger extends Logger {
   error(msg: string, fields?: object): void;
@@ -32,74 +38,6 @@ export const stderrLogger: AgentLogger = {
   warn: jsonLog('warn'),
   error: jsonLog('error'),
 };
-
-export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig {
-  const { values } = parseArgs({
-    args,
-    options: {
-      site: { type: 'string' },
-      'state-dir': { type: 'string' },
-      'temporal-address': { type: 'string' },
-      namespace: { type: 'string' },
-      'sim-time-scale': { type: 'string' },
-      'sim-power-latency-ms': { type: 'string' },
-      'in-doubt-grace-ms': { type: 'string' },
-      'model-dir': { type: 'string' },
-      server: { type: 'string' },
-      'token-file': { type: 'string' },
-      ca: { type: 'string' },
-      'heartbeat-ms': { type: 'string' },
-      'model-poll-ms': { type: 'string' },
-      'agent-name': { type: 'string' },
-      'boot-interface': { type: 'string' },
-      'boot-address': { type: 'string' },
-      'no-dhcp': { type: 'boolean' },
-      'dhcp-port': { type: 'string' },
-      'proxy-port': { type: 'string' },
-      'no-tftp': { type: 'boolean' },
-      'tftp-root': { type: 'string' },
-      'tftp-port': { type: 'string' },
-      'no-http': { type: 'boolean' },
-      'http-host': { type: 'string' },
-      'http-port': { type: 'string' },
-      'files-dir': { type: 'string' },
-      'router-advertisements': { type: 'boolean' },
-      'ra-prefix': { type: 'string' },
-    },
-    strict: true,
-  });
-  const input = {
-    site: values.site ?? env.VAQUERO_SITE,
-    stateDir: values['state-dir'] ?? env.VAQUERO_AGENT_STATE ?? '/var/lib/vaquero/agent',
-    temporalAddress: values['temporal-address'] ?? env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-    namespace: values.namespace ?? env.TEMPORAL_NAMESPACE ?? 'default',
-    simTimeScale: values['sim-time-scale'],
-    simPowerLatencyMs: values['sim-power-latency-ms'],
-    inDoubtGraceMs: values['in-doubt-grace-ms'],
-    modelDir: values['model-dir'] ?? env.VAQUERO_MODEL_DIR,
-    server: values.server ?? env.VAQUERO_SERVER,
-    tokenFile: values['token-file'] ?? env.VAQUERO_TOKEN_FILE,
-    caFile: values.ca ?? env.VAQUERO_CA,
-    heartbeatMs: values['heartbeat-ms'],
-    modelPollMs: values['model-poll-ms'],
-    agentName: values['agent-name'],
-    bootInterface: values['boot-interface'],
-    bootAddress: values['boot-address'],
-    dhcp: !values['no-dhcp'],
-    dhcpPort: values['dhcp-port'],
-    proxyPort: values['proxy-port'],
-    tftp: !values['no-tftp'],
-    tftpRoot: values['tftp-root'],
-    tftpPort: values['tftp-port'],
-    http: !values['no-http'],
-    httpHost: values['http-host'],
-    httpPort: values['http-port'],
-    filesDir: values['files-dir'],
-    routerAdvertisements: values['router-advertisements'] ?? false,
-    raPrefix: values['ra-prefix'],
-  } satisfies Partial<AgentConfigInput>;
-  return AgentConfigSchema.parse(input);
-}
 
 export interface RunningAgent {
   /** The agent's model cache; undefined without a model source (worker-only agent). */
@@ -132,7 +70,6 @@ export async function startAgent(
   options: StartAgentOptions = {},
 ): Promise<RunningAgent> {
   const logger = options.logger ?? stderrLogger;
-  const retryMs = options.temporalRetryMs ?? 5000;
   // Lazy: events are buffered on disk and delivered once Temporal answers. No gRPC retry interceptor:
   // the sink retries itself, and a retry timer of the interceptor firing after close() would throw.
   const clientConnection = Connection.lazy({ address: config.temporalAddress, interceptors: [] });
@@ -146,147 +83,139 @@ export async function startAgent(
   }
   const boot = createBootState(config.stateDir, client, logger);
 
-  let models: ModelCache | undefined;
-  let services: Promise<BootServices> | undefined;
-  let started: BootServices | undefined;
   let stopping = false;
   const feed: ModelFeed | undefined = config.modelDir
     ? createFileFeed(path.resolve(config.modelDir), config.site)
     : remote?.feed;
-  if (feed) {
-    const cache = await ModelCache.open({
-      stateDir: config.stateDir,
-      site: config.site,
-      feed,
-      pollMs: config.modelPollMs,
-      logger,
-    });
-    models = cache;
-    const serviceLog = (entry: ServiceLog) => {
-      const { level, msg, ...fields } = entry;
-      logger[level](msg, fields);
-    };
-    const starting = startBootServices(
-      {
-        site: config.site,
-        agentName: config.agentName,
-        bootInterface: config.bootInterface,
-        bootAddress: config.bootAddress,
-        dhcp: config.dhcp,
-        dhcpPort: config.dhcpPort,
-        proxyPort: config.proxyPort,
-        tftp: config.tftp,
-        tftpRoot: config.tftpRoot,
-        tftpPort: config.tftpPort,
-        http: config.http,
-        httpHost: config.httpHost,
-        httpPort: config.httpPort,
-        filesDir: config.filesDir ?? path.join(config.stateDir, 'files'),
-        routerAdvertisements: config.routerAdvertisements,
-        raPrefix: config.raPrefix,
-        stateDir: config.stateDir,
-      },
-      { models: cache, netboot: boot.netboot, events: boot.traffic, log: serviceLog },
-    );
-    services = starting;
-    // A stop before the first model arrived: the services stop as soon as they are up.
-    starting.then(
-      (s) => (stopping ? void s.stop() : (started = s)),
-      () => undefined,
-    );
-    // One poll first, so that a first start with a reachable feed reports a bad set-up as an error.
-    await cache.refresh();
-    cache.start();
-    if (cache.currentRevision()) {
-      try {
-        await starting;
-      } catch (err) {
-        // Nothing may keep the process alive after a failed start: the feed, the replay of
-        // buffered events (they stay on disk) and the connection all stop here.
-        await cache.stop();
+  const modelServices = feed
+    ? await startModelServices(config, feed, { boot, logger, stopping: () => stopping }, async () => {
         remote?.stop();
-        await Promise.race([
-          boot.events.close(),
-          new Promise((resolve) => setTimeout(resolve, 2000).unref()),
-        ]);
+        await closeEvents(boot);
         await clientConnection.close().catch(() => undefined);
-        throw err;
-      }
-    } else {
-      logger.info('no model yet: boot services start with the first one', { modelDir: config.modelDir });
-      starting.catch((err: unknown) => logger.error('boot services did not start', { error: describe(err) }));
-    }
-  }
-
-  let worker: Worker | undefined;
-  let wake: (() => void) | undefined;
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  const runWorker = async () => {
-    let reported = false;
-    while (!stopping) {
-      let connection: NativeConnection | undefined;
-      try {
-        connection = await NativeConnection.connect({ address: config.temporalAddress });
-        const agent = await createAgentWorker({
-          site: config.site,
-          connection,
-          namespace: config.namespace,
-          client,
-          stateDir: config.stateDir,
-          secretsEnv: options.secretsEnv ?? process.env,
-          simTimeScale: config.simTimeScale,
-          simPowerLatencyMs: config.simPowerLatencyMs,
-          inDoubtGraceMs: config.inDoubtGraceMs,
-          logger,
-          boot,
-        });
-        worker = agent.worker;
-        reported = false;
-        logger.info('agent started', { site: config.site, taskQueue: `vaquero-agent-${config.site}` });
-        try {
-          if (!stopping) await agent.worker.run();
-        } finally {
-          worker = undefined;
-          agent.sim.close();
-        }
-      } catch (err) {
-        if (!reported)
-          logger.warn('Temporal unreachable; boot services go on, the worker retries', {
-            address: config.temporalAddress,
-            error: describe(err),
-          });
-        reported = true;
-      } finally {
-        await connection?.close().catch(() => undefined);
-      }
-      if (!stopping) await pause(retryMs);
-    }
-  };
-  const workerDone = runWorker();
+      })
+    : undefined;
+  const worker = keepWorkerRunning(config, {
+    client,
+    boot,
+    logger,
+    secretsEnv: options.secretsEnv ?? process.env,
+    retryMs: options.temporalRetryMs ?? 5000,
+  });
 
   return {
-    models,
-    services,
+    models: modelServices?.models,
+    services: modelServices?.services,
     boot,
     async stop() {
       stopping = true;
-      wake?.();
-      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
-      await workerDone;
+      await worker.stop();
       remote?.stop();
-      await models?.stop();
-      await started?.stop();
-      // Undelivered events stay in the journal; a call still in flight is cut off after 2 s.
-      await Promise.race([boot.events.close(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      await modelServices?.stop();
+      await closeEvents(boot);
       await clientConnection.close().catch(() => undefined);
     },
+  };
+}
+
+/** Undelivered events stay in the journal; a call still in flight is cut off after 2 s. */
+async function closeEvents(boot: AgentBootState): Promise<void> {
+  await Promise.race([boot.events.close(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+}
+
+interface ModelServices {
+  models: ModelCache;
+  services: Promise<BootServices>;
+  /** Stops the model cache, then the boot services if they are up. */
+  stop(): Promise<void>;
+}
+
+interface ModelServicesDeps {
+  boot: AgentBootState;
+  logger: AgentLogger;
+  /** Whether the agent is stopping: services that come up after that are stopped at once. */
+  stopping: () => boolean;
+}
+
+/**
+ * Opens the model cache and starts the boot services on its model. A failed start with a model
+ * already cached throws, after `abort` has released what else would keep the process alive.
+ */
+async function startModelServices(
+  config: AgentConfig,
+  feed: ModelFeed,
+  deps: ModelServicesDeps,
+  abort: () => Promise<void>,
+): Promise<ModelServices> {
+  const { boot, logger } = deps;
+  const cache = await ModelCache.open({
+    stateDir: config.stateDir,
+    site: config.site,
+    feed,
+    pollMs: config.modelPollMs,
+    logger,
+  });
+  const serviceLog = (entry: ServiceLog) => {
+    const { level, msg, ...fields } = entry;
+    logger[level](msg, fields);
+  };
+  let started: BootServices | undefined;
+  const starting = startBootServices(serviceConfig(config), {
+    models: cache,
+    netboot: boot.netboot,
+    events: boot.traffic,
+    log: serviceLog,
+  });
+  // A stop before the first model arrived: the services stop as soon as they are up.
+  starting.then(
+    (s) => (deps.stopping() ? void s.stop() : (started = s)),
+    () => undefined,
+  );
+  // One poll first, so that a first start with a reachable feed reports a bad set-up as an error.
+  await cache.refresh();
+  cache.start();
+  if (cache.currentRevision()) {
+    try {
+      await starting;
+    } catch (err) {
+      // Nothing may keep the process alive after a failed start: the feed, the replay of
+      // buffered events (they stay on disk) and the connection all stop here.
+      await cache.stop();
+      await abort();
+      throw err;
+    }
+  } else {
+    logger.info('no model yet: boot services start with the first one', { modelDir: config.modelDir });
+    starting.catch((err: unknown) => logger.error('boot services did not start', { error: describe(err) }));
+  }
+  return {
+    models: cache,
+    services: starting,
+    async stop() {
+      await cache.stop();
+      await started?.stop();
+    },
+  };
+}
+
+function serviceConfig(config: AgentConfig): BootServicesConfig {
+  return {
+    site: config.site,
+    agentName: config.agentName,
+    bootInterface: config.bootInterface,
+    bootAddress: config.bootAddress,
+    dhcp: config.dhcp,
+    dhcpPort: config.dhcpPort,
+    proxyPort: config.proxyPort,
+    tftp: config.tftp,
+    tftpRoot: config.tftpRoot,
+    tftpPort: config.tftpPort,
+    http: config.http,
+    httpHost: config.httpHost,
+    httpPort: config.httpPort,
+    filesDir: config.filesDir ?? path.join(config.stateDir, 'files'),
+    routerAdvertisements: config.routerAdvertisements,
+    raPrefix: config.raPrefix,
+    stateDir: config.stateDir,
   };
 }
 
@@ -342,14 +271,6 @@ async function agentVersion(): Promise<string> {
   } catch {
     return 'unknown';
   }
-}
-
-function configMessage(err: unknown): string {
-  if (err instanceof Error && 'issues' in err)
-    return (err as unknown as { issues: { path: PropertyKey[]; message: string }[] }).issues
-      .map((i) => `${i.path.join('.')}: ${i.message}`)
-      .join('; ');
-  return describe(err);
 }
 
 /** Entry point of `vaquero agent`; a bad configuration is one line on stderr and exit code 2. */

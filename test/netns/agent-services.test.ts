@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { NetbootTable } from '../../agent/state/netboot-table';
 import { validateSot } from '../../sot/validate';
 import { FileModelStore } from '../../activities/store/file-store';
-import { agentConfig } from '../../agent/main';
+import { agentConfig } from '../../agent/args';
 import { certsCommand } from '../../cli/certs';
 import type { Io } from '../../cli/io';
 import { listen } from '../../server/http/listen';
