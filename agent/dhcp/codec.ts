@@ -1,5 +1,16 @@
-// DHCPv4 wire format (RFC 2131 section 2, RFC 2132, RFC 3396 long options). Decoding never throws:
-// whatever arrives on port 67 is untrusted, so every fault is a typed result the loop can log.
+// DHCPv4 messages (RFC 2131 section 2): the fixed header and the message as a whole; the option area
+// is in codec-options.ts. Decoding never throws: whatever arrives on port 67 is untrusted, so every
+// fault is a typed result the loop can log.
+import {
+  END,
+  ipAt,
+  ipv4Bytes,
+  optionBytes,
+  optionOrder,
+  readOptions,
+  readU16,
+  type DecodeError,
+} from './codec-options';
 
 export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;
@@ -9,8 +20,6 @@ const OPTIONS_OFFSET = HEADER_LENGTH + 4;
 /** RFC 2131: a client must accept 576-byte messages; BOOTP relays expect at least 300 bytes. */
 export const MIN_MESSAGE_SIZE = 576;
 const BOOTP_MIN_LENGTH = 300;
-const PAD = 0;
-const END = 255;
 const OVERLOAD = 52;
 
 export enum MessageType {
@@ -44,44 +53,15 @@ export interface DhcpPacket {
   options: Map<number, Uint8Array>;
 }
 
-export type DecodeError = 'truncated' | 'bad-cookie' | 'option-overrun' | 'bad-length';
 export type DecodeResult = { ok: true; packet: DhcpPacket } | { ok: false; error: DecodeError; xid?: number };
 
 export const BROADCAST_FLAG = 0x8000;
-
-function ipAt(buf: Uint8Array, offset: number): string {
-  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
-}
 
 /** A NUL-terminated header string (sname, file); bytes after the first NUL are padding. */
 function cStringAt(buf: Uint8Array, offset: number, length: number): string {
   const field = buf.subarray(offset, offset + length);
   const nul = field.indexOf(0);
   return Buffer.from(nul < 0 ? field : field.subarray(0, nul)).toString('latin1');
-}
-
-/** Reads an option area into `into`; returns an error, or undefined when the area is well formed. */
-function readOptions(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  into: Map<number, Uint8Array>,
-): DecodeError | undefined {
-  let i = start;
-  while (i < end) {
-    const code = buf[i++] ?? END;
-    if (code === PAD) continue;
-    if (code === END) return undefined;
-    if (i >= end) return 'option-overrun';
-    const len = buf[i++] ?? 0;
-    if (i + len > end) return 'option-overrun';
-    const value = buf.slice(i, i + len);
-    const prev = into.get(code);
-    into.set(code, prev ? concat([prev, value]) : value);
-    i += len;
-  }
-  // A missing END is common in the wild (some relays strip it); the options read so far are kept.
-  return undefined;
 }
 
 export function decode(input: Uint8Array): DecodeResult {
@@ -142,25 +122,10 @@ export function decode(input: Uint8Array): DecodeResult {
   };
 }
 
-function readU16(buf: Uint8Array, offset: number): number {
-  return ((buf[offset] ?? 0) << 8) | (buf[offset + 1] ?? 0);
-}
-
 function readU32(buf: Uint8Array, offset: number): number {
   return (
     (((buf[offset] ?? 0) << 24) | ((buf[offset + 1] ?? 0) << 16) | (readU16(buf, offset + 2) & 0xffff)) >>> 0
   );
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  return Buffer.concat(parts);
-}
-
-export function ipv4Bytes(ip: string): Uint8Array {
-  const parts = ip.split('.').map((p) => Number.parseInt(p, 10));
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255)))
-    throw new Error(`not an IPv4 address: ${ip}`);
-  return Uint8Array.from(parts);
 }
 
 function writeHeaderString(out: Buffer, offset: number, length: number, text: string): void {
@@ -176,30 +141,9 @@ export interface EncodeOptions {
   requested?: readonly number[];
 }
 
-/** The order options go on the wire: message type, server id, what the client asked for, the rest. */
-function optionOrder(options: Map<number, Uint8Array>, requested: readonly number[]): number[] {
-  const order: number[] = [];
-  for (const code of [53, 54, ...requested, ...options.keys()]) {
-    if (options.has(code) && !order.includes(code) && code !== PAD && code !== END) order.push(code);
-  }
-  return order;
-}
-
-/** One option as it goes on the wire; a value over 255 bytes is split into several instances (RFC 3396). */
-function optionBytes(code: number, value: Uint8Array): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let i = 0;
-  do {
-    const chunk = value.subarray(i, i + 255);
-    parts.push(Uint8Array.of(code, chunk.length), chunk);
-    i += 255;
-  } while (i < value.length);
-  return concat(parts);
-}
-
 /**
  * Encodes a packet. Options that do not fit the client's maximum message size are left out, the ones it
- * did not ask for first (the fixed order above puts them last).
+ * did not ask for first (optionOrder puts them last).
  */
 export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   const maxSize = Math.max(MIN_MESSAGE_SIZE, opts.maxSize ?? MIN_MESSAGE_SIZE);
@@ -239,66 +183,7 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   return out;
 }
 
-/** Sub-options of an encapsulated option (43 vendor, 175 iPXE, 82 relay); undefined when malformed. */
-export function decodeSubOptions(value: Uint8Array): Map<number, Uint8Array> | undefined {
-  const out = new Map<number, Uint8Array>();
-  return readOptions(value, 0, value.length, out) ? undefined : out;
-}
-
-export function encodeSubOptions(subs: ReadonlyMap<number, Uint8Array>): Uint8Array {
-  return concat([...subs].map(([code, value]) => concat([Uint8Array.of(code, value.length), value])));
-}
-
 /** The client's hardware address as lower-case `aa:bb:...` (only the first `hlen` bytes of chaddr). */
 export function macOf(packet: DhcpPacket): string {
   return [...packet.chaddr.subarray(0, packet.hlen)].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-export function messageType(packet: DhcpPacket): number | undefined {
-  return packet.options.get(53)?.[0];
-}
-
-export function optionIp(packet: DhcpPacket, code: number): string | undefined {
-  const v = packet.options.get(code);
-  return v?.length === 4 ? ipAt(v, 0) : undefined;
-}
-
-export function optionText(packet: DhcpPacket, code: number): string | undefined {
-  const v = packet.options.get(code);
-  return v ? Buffer.from(v).toString('latin1') : undefined;
-}
-
-/** Option 57, the largest message the client accepts. */
-export function maxMessageSize(packet: DhcpPacket): number | undefined {
-  const v = packet.options.get(57);
-  return v?.length === 2 ? readU16(v, 0) : undefined;
-}
-
-/** Option 55 as a list of codes. */
-export function requestedOptions(packet: DhcpPacket): number[] {
-  return [...(packet.options.get(55) ?? [])];
-}
-
-/** Option 93 (RFC 4578): the client's first listed architecture. */
-export function clientArch(packet: DhcpPacket): number | undefined {
-  const v = packet.options.get(93);
-  return v && v.length >= 2 ? readU16(v, 0) : undefined;
-}
-
-/**
- * Option 77. iPXE sends its user class as the bare string "iPXE", not in the RFC 3004 length-prefixed
- * form; both are accepted.
- */
-export function userClasses(packet: DhcpPacket): string[] {
-  const v = packet.options.get(77);
-  if (!v || v.length === 0) return [];
-  const classes: string[] = [];
-  let i = 0;
-  while (i < v.length) {
-    const len = v[i] ?? 0;
-    if (len === 0 || i + 1 + len > v.length) return [Buffer.from(v).toString('latin1')];
-    classes.push(Buffer.from(v.subarray(i + 1, i + 1 + len)).toString('latin1'));
-    i += 1 + len;
-  }
-  return classes;
 }

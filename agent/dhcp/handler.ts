@@ -4,16 +4,12 @@ import {
   BOOTREPLY,
   BOOTREQUEST,
   BROADCAST_FLAG,
-  ipv4Bytes,
   macOf,
-  maxMessageSize,
   MessageType,
-  messageType,
-  optionIp,
-  requestedOptions,
   type DhcpPacket,
   type EncodeOptions,
 } from './codec';
+import { ipv4Bytes, maxMessageSize, messageType, optionIp, requestedOptions } from './codec-options';
 import type { HostLease, LeaseBackend } from './leases';
 import { chooseBoot, leaseOptions } from './reply';
 import { u8, text } from './options';

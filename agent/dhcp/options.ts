@@ -1,6 +1,6 @@
 // Option values built from the model: typed custom options, RFC 3397 domain search, RFC 3442 routes.
 import type { DhcpOption } from '../../schemas/site';
-import { concat, ipv4Bytes } from './codec';
+import { concat, ipv4Bytes } from './codec-options';
 
 export function u8(n: number): Uint8Array {
   return Uint8Array.of(n & 0xff);

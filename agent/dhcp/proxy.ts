@@ -4,17 +4,19 @@ import {
   BOOTREPLY,
   BOOTREQUEST,
   BROADCAST_FLAG,
-  concat,
-  ipv4Bytes,
   macOf,
-  maxMessageSize,
   MessageType,
-  messageType,
-  optionText,
-  requestedOptions,
   type DhcpPacket,
   type EncodeOptions,
 } from './codec';
+import {
+  concat,
+  ipv4Bytes,
+  maxMessageSize,
+  messageType,
+  optionText,
+  requestedOptions,
+} from './codec-options';
 import { CLIENT_PORT, SERVER_PORT, type DhcpLog, type HandlerResult } from './handler';
 import type { HostLease, LeaseBackend } from './leases';
 import { text, u8 } from './options';

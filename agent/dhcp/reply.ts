@@ -1,6 +1,7 @@
 // The options of an OFFER or ACK for a known host (RFC 2132; RFC 4578 for PXE clients).
 import { netmask, parseCidr, intToIpv4 } from '../../sot/ipv4';
-import { clientArch, encodeSubOptions, ipv4Bytes, userClasses, type DhcpPacket } from './codec';
+import type { DhcpPacket } from './codec';
+import { clientArch, encodeSubOptions, ipv4Bytes, userClasses } from './codec-options';
 import type { HostLease } from './leases';
 import { customOptionBytes, domainSearch, ipList, text, u16, u32, u8 } from './options';
 

@@ -16,14 +16,11 @@ import {
   BOOTREQUEST,
   BROADCAST_FLAG,
   decode,
-  decodeSubOptions,
   encode,
-  messageType,
   MessageType,
-  optionIp,
-  optionText,
   type DhcpPacket,
 } from '../../agent/dhcp/codec';
+import { decodeSubOptions, messageType, optionIp, optionText } from '../../agent/dhcp/codec-options';
 import type { HandlerResult } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, type HostLease, type LeaseBackend } from '../../agent/dhcp/leases';
 import { handleProxyDhcp, PXE_PORT, type ProxyContext } from '../../agent/dhcp/proxy';

@@ -3,19 +3,21 @@ import { test } from 'node:test';
 import {
   BOOTREQUEST,
   BROADCAST_FLAG,
-  clientArch,
   decode,
-  decodeSubOptions,
   encode,
   macOf,
+  MessageType,
+  type DhcpPacket,
+} from '../../agent/dhcp/codec';
+import {
+  clientArch,
+  decodeSubOptions,
   maxMessageSize,
   messageType,
-  MessageType,
   optionText,
   requestedOptions,
   userClasses,
-  type DhcpPacket,
-} from '../../agent/dhcp/codec';
+} from '../../agent/dhcp/codec-options';
 import { handleDhcp } from '../../agent/dhcp/handler';
 import type { HostLease } from '../../agent/dhcp/leases';
 import { classlessRoutes, domainSearch } from '../../agent/dhcp/options';

@@ -5,14 +5,11 @@ import {
   BOOTREQUEST,
   BROADCAST_FLAG,
   decode,
-  decodeSubOptions,
   encode,
-  messageType,
   MessageType,
-  optionIp,
-  optionText,
   type DhcpPacket,
 } from '../../agent/dhcp/codec';
+import { decodeSubOptions, messageType, optionIp, optionText } from '../../agent/dhcp/codec-options';
 import { handleDhcp, type HandlerContext, type HandlerResult } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, type HostLease } from '../../agent/dhcp/leases';
 import { sotMin } from '../helpers/sot';

@@ -1,0 +1,138 @@
+// DHCPv4 options (RFC 2132): the option area's wire form, long options split and joined (RFC 3396),
+// sub-options, and the typed values the server reads from a request. Reading never throws: a fault
+// is a DecodeError, or a value left undefined, that the caller turns into a dropped packet.
+export const PAD = 0;
+export const END = 255;
+
+export type DecodeError = 'truncated' | 'bad-cookie' | 'option-overrun' | 'bad-length';
+
+interface WithOptions {
+  /** Option code to raw value, in wire order; repeated codes are concatenated (RFC 3396). */
+  options: ReadonlyMap<number, Uint8Array>;
+}
+
+export function ipAt(buf: Uint8Array, offset: number): string {
+  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
+}
+
+export function readU16(buf: Uint8Array, offset: number): number {
+  return ((buf[offset] ?? 0) << 8) | (buf[offset + 1] ?? 0);
+}
+
+export function concat(parts: Uint8Array[]): Uint8Array {
+  return Buffer.concat(parts);
+}
+
+export function ipv4Bytes(ip: string): Uint8Array {
+  const parts = ip.split('.').map((p) => Number.parseInt(p, 10));
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255)))
+    throw new Error(`not an IPv4 address: ${ip}`);
+  return Uint8Array.from(parts);
+}
+
+/** Reads an option area into `into`; returns an error, or undefined when the area is well formed. */
+export function readOptions(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  into: Map<number, Uint8Array>,
+): DecodeError | undefined {
+  let i = start;
+  while (i < end) {
+    const code = buf[i++] ?? END;
+    if (code === PAD) continue;
+    if (code === END) return undefined;
+    if (i >= end) return 'option-overrun';
+    const len = buf[i++] ?? 0;
+    if (i + len > end) return 'option-overrun';
+    const value = buf.slice(i, i + len);
+    const prev = into.get(code);
+    into.set(code, prev ? concat([prev, value]) : value);
+    i += len;
+  }
+  // A missing END is common in the wild (some relays strip it); the options read so far are kept.
+  return undefined;
+}
+
+/** The order options go on the wire: message type, server id, what the client asked for, the rest. */
+export function optionOrder(
+  options: ReadonlyMap<number, Uint8Array>,
+  requested: readonly number[],
+): number[] {
+  const order: number[] = [];
+  for (const code of [53, 54, ...requested, ...options.keys()]) {
+    if (options.has(code) && !order.includes(code) && code !== PAD && code !== END) order.push(code);
+  }
+  return order;
+}
+
+/** One option as it goes on the wire; a value over 255 bytes is split into several instances (RFC 3396). */
+export function optionBytes(code: number, value: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let i = 0;
+  do {
+    const chunk = value.subarray(i, i + 255);
+    parts.push(Uint8Array.of(code, chunk.length), chunk);
+    i += 255;
+  } while (i < value.length);
+  return concat(parts);
+}
+
+/** Sub-options of an encapsulated option (43 vendor, 175 iPXE, 82 relay); undefined when malformed. */
+export function decodeSubOptions(value: Uint8Array): Map<number, Uint8Array> | undefined {
+  const out = new Map<number, Uint8Array>();
+  return readOptions(value, 0, value.length, out) ? undefined : out;
+}
+
+export function encodeSubOptions(subs: ReadonlyMap<number, Uint8Array>): Uint8Array {
+  return concat([...subs].map(([code, value]) => concat([Uint8Array.of(code, value.length), value])));
+}
+
+export function messageType(packet: WithOptions): number | undefined {
+  return packet.options.get(53)?.[0];
+}
+
+export function optionIp(packet: WithOptions, code: number): string | undefined {
+  const v = packet.options.get(code);
+  return v?.length === 4 ? ipAt(v, 0) : undefined;
+}
+
+export function optionText(packet: WithOptions, code: number): string | undefined {
+  const v = packet.options.get(code);
+  return v ? Buffer.from(v).toString('latin1') : undefined;
+}
+
+/** Option 57, the largest message the client accepts. */
+export function maxMessageSize(packet: WithOptions): number | undefined {
+  const v = packet.options.get(57);
+  return v?.length === 2 ? readU16(v, 0) : undefined;
+}
+
+/** Option 55 as a list of codes. */
+export function requestedOptions(packet: WithOptions): number[] {
+  return [...(packet.options.get(55) ?? [])];
+}
+
+/** Option 93 (RFC 4578): the client's first listed architecture. */
+export function clientArch(packet: WithOptions): number | undefined {
+  const v = packet.options.get(93);
+  return v && v.length >= 2 ? readU16(v, 0) : undefined;
+}
+
+/**
+ * Option 77. iPXE sends its user class as the bare string "iPXE", not in the RFC 3004 length-prefixed
+ * form; both are accepted.
+ */
+export function userClasses(packet: WithOptions): string[] {
+  const v = packet.options.get(77);
+  if (!v || v.length === 0) return [];
+  const classes: string[] = [];
+  let i = 0;
+  while (i < v.length) {
+    const len = v[i] ?? 0;
+    if (len === 0 || i + 1 + len > v.length) return [Buffer.from(v).toString('latin1')];
+    classes.push(Buffer.from(v.subarray(i + 1, i + 1 + len)).toString('latin1'));
+    i += 1 + len;
+  }
+  return classes;
+}
