@@ -3,6 +3,7 @@ import { planCommand } from './plan';
 import { rolloutCommand } from './rollout';
 import { validateCommand } from './validate';
 import { CliError, type Io } from './io';
+import { RolloutClientError } from '../server/rollouts/errors';
 import {
   cliConfigFromEnv,
   CliConfigSchema,
@@ -31,7 +32,7 @@ const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Pr
   preview: previewCommand,
   rollout: rolloutCommand,
   // Imported when run: the server pulls in the Temporal worker, which the other commands do not need.
-  server: async (args, io) => (await import('../server/main')).serverCommand(args, io),
+  server: async (args, io) => (await import('./server')).serverCommand(args, io),
   migrate: async (args, io) => (await import('./migrate')).migrateCommand(args, io),
   certs: async (args, io) => (await import('./certs')).certsCommand(args, io),
   standalone: async (args, io) => (await import('./standalone')).standaloneCommand(args, io),
@@ -68,7 +69,7 @@ export async function main(
   try {
     return await command(args, io, CliConfigSchema.parse(config));
   } catch (err) {
-    if (err instanceof CliError) {
+    if (err instanceof CliError || err instanceof RolloutClientError) {
       io.err(`vaquero ${name}: ${err.message}\n`);
       return err.exitCode;
     }

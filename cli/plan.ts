@@ -1,55 +1,8 @@
 import path from 'node:path';
 import { planChanges } from '../sot/plan';
-import type { Plan, SitePlan } from '../schemas/plan';
+import { planText } from '../sot/plan-text';
 import { CliError, parse, type Io } from './io';
 import { loadFrom, loadValid } from './sot-source';
-
-function table(rows: string[][]): string {
-  const widths = rows.reduce<number[]>(
-    (w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)),
-    [],
-  );
-  return rows
-    .map((row) => `  ${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd())
-    .join('\n');
-}
-
-function siteText(site: SitePlan): string {
-  const hosts = site.waves.reduce((n, w) => n + w.hosts.length, 0);
-  const head = `site ${site.site} (${site.name}): `;
-  if (hosts === 0) return `${head}nothing to reprovision (${site.unchanged.length} unchanged)`;
-  const policy = [
-    `canary ${site.canary_size}`,
-    site.approval_required ? 'approval required after the canary' : 'no approval needed',
-    `failure budget ${site.max_fail}`,
-  ];
-  const lines = [
-    `${head}${hosts} to reprovision in ${site.waves.length} waves, ${site.unchanged.length} unchanged; ${policy.join(', ')}`,
-  ];
-  const groups = site.groups.map((g) => {
-    const after = g.depends_on.length > 0 ? `, after ${g.depends_on.join(', ')}` : '';
-    const windows = g.reboot_windows.length > 0 ? `, in ${g.reboot_windows.length} reboot window(s)` : '';
-    return `${g.group} ${g.changed}/${g.hosts} (batch ${g.batch}, max_fail ${g.max_fail}${after}${windows})`;
-  });
-  lines.push(`  groups: ${groups.join('; ')}`);
-  const rows = [['WAVE', 'GROUP', 'HOST', 'WHY']];
-  for (const wave of site.waves) {
-    wave.hosts.forEach((h, i) => {
-      const label = i === 0 ? `${wave.index}${wave.canary ? ' canary' : ''}` : '';
-      rows.push([label, h.group, h.host, h.reasons.join(', ')]);
-    });
-  }
-  lines.push(table(rows));
-  if (site.removed.length > 0)
-    lines.push(`  removed from the model (not touched): ${site.removed.join(', ')}`);
-  if (site.skipped.length > 0)
-    lines.push(`  changed but never_provision: ${site.skipped.map((s) => s.host).join(', ')}`);
-  return lines.join('\n');
-}
-
-export function planText(plan: Plan): string {
-  return `plan ${plan.to} (from ${plan.from})\n\n${plan.sites.map(siteText).join('\n\n')}\n`;
-}
 
 export async function planCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(args, {

@@ -5,7 +5,7 @@ import type { Io } from './io';
 import {
   queryStatus,
   runningSteps,
-  temporalCliError,
+  temporalError,
   type Rollout,
   type Temporal,
 } from '../server/rollouts/rollout-client';
@@ -95,7 +95,7 @@ export async function watchRollout(
     try {
       out.show(await view(t, rollout), footer);
     } catch (err) {
-      const converted = temporalCliError(err, t);
+      const converted = temporalError(err, t);
       out.problem(converted instanceof Error ? converted.message : String(converted));
     }
     const tick = new AbortController();

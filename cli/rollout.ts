@@ -16,7 +16,7 @@ import {
   listRollouts,
   queryStatus,
   runningSteps,
-  temporalCliError,
+  temporalError,
   type Rollout,
   type Temporal,
 } from '../server/rollouts/rollout-client';
@@ -58,7 +58,7 @@ async function withTemporal<T>(
   try {
     return await fn(t);
   } catch (err) {
-    throw temporalCliError(err, t);
+    throw temporalError(err, t);
   } finally {
     await t.close();
   }
@@ -129,7 +129,7 @@ const list: Subcommand = async (args, io, config) => {
 async function closedSummary(t: Temporal, rollout: Rollout, queryError: unknown): Promise<string> {
   const { description } = rollout;
   const execution = description.status.name;
-  const converted = temporalCliError(queryError, t);
+  const converted = temporalError(queryError, t);
   const why = converted instanceof Error ? converted.message : String(converted);
   if (execution !== 'COMPLETED')
     throw new CliError(`${rollout.workflowId} is closed (${execution.toLowerCase()}); its status: ${why}`, 1);

@@ -1,7 +1,6 @@
-// `vaquero server --config <file.yaml>`: the central server. It parses its config once, here, and
-// runs the orchestration worker (vaquero-server), the HTTP app (webhooks, user API, probes,
-// metrics) and the local-source pollers until SIGTERM/SIGINT. `startServer` is the same server
-// in-process, for `vaquero standalone` and tests.
+// The central server: the orchestration worker (vaquero-server), the HTTP app (webhooks, user API,
+// probes, metrics) and the local-source pollers. `vaquero server` (cli/server.ts) runs it until
+// SIGTERM/SIGINT; `vaquero standalone` and tests start it in-process.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +10,6 @@ import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ModelStore } from '../activities/store/model-store';
-import { CliError, parse, type Io } from '../cli/io';
 import {
   ConfigError,
   parseServerConfig,
@@ -216,10 +214,8 @@ export async function loadServerConfig(file: string): Promise<ServerConfig> {
   return parseServerConfig(raw ?? {});
 }
 
-const stopSignals = ['SIGINT', 'SIGTERM'] as const;
-
 /** The Temporal SDK's lines into the same JSON log; the signals are ours, to stop in order. */
-function installRuntime(log: Log) {
+export function installRuntime(log: Log) {
   const level = { TRACE: 'info', DEBUG: 'info', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
   Runtime.install({
     shutdownSignals: [],
@@ -227,38 +223,4 @@ function installRuntime(log: Log) {
       log[level[entry.level]]({ component: 'temporal-sdk', ...entry.meta }, entry.message),
     ),
   });
-}
-
-/** `vaquero server --config <file>`: runs until SIGTERM/SIGINT; a bad config is exit code 2. */
-export async function serverCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' } });
-  if (!values.config || positionals.length > 0)
-    throw new CliError('usage: vaquero server --config <file.yaml>');
-  let server: RunningServer;
-  try {
-    const config = await loadServerConfig(path.resolve(io.cwd(), values.config));
-    const secrets = await resolveSecrets(config, {
-      env: process.env,
-      readFile: (f) => readFile(f, 'utf8'),
-    });
-    const log = serverLogger();
-    installRuntime(log);
-    server = await startServer(config, { log, secrets });
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
-    throw new CliError(`cannot start: ${(err as Error).message}`, 1);
-  }
-  let onSignal = () => {};
-  const signalled = new Promise<void>((resolve) => (onSignal = resolve));
-  for (const s of stopSignals) process.once(s, onSignal);
-  try {
-    await Promise.race([signalled, server.done]);
-  } catch (err) {
-    await server.stop();
-    throw new CliError(`the worker stopped: ${(err as Error).message}`, 1);
-  } finally {
-    for (const s of stopSignals) process.off(s, onSignal);
-  }
-  await server.stop();
-  return 0;
 }

@@ -8,7 +8,7 @@ import { planChanges } from '../../sot/plan';
 import { validateSot } from '../../sot/validate';
 import type { ModelStore } from '../../activities/store/model-store';
 import type { Plan } from '../../schemas/plan';
-import { planText } from '../../cli/plan';
+import { planText } from '../../sot/plan-text';
 import type { HookedSource, ServerConfig } from '../config';
 import type { PullRequestChecks, PullRequestOutcome } from '../http/deps';
 import type { Log } from '../http/log';

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/client';
 import { hostWorkflowId, RolloutStatusSchema, type RolloutStatus } from '../../schemas/rollout';
 import { hostStatusQuery, statusQuery } from '../../workflows/messages';
-import { CliError } from '../../cli/io';
+import { RolloutClientError } from './errors';
 
 export const ROLLOUT_WORKFLOW_TYPE = 'siteRolloutWorkflow';
 /** Enough for a server across an ocean; an unreachable one should not hang the command for long. */
@@ -42,7 +42,7 @@ export async function connectTemporal(address: string, namespace: string): Promi
     connection = await Connection.connect({ address, connectTimeout: CONNECT_TIMEOUT });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new CliError(`cannot reach the Temporal server at ${address}: ${reason}`, 1);
+    throw new RolloutClientError(`cannot reach the Temporal server at ${address}: ${reason}`, 1);
   }
   return {
     client: new Client({ connection, namespace }),
@@ -58,30 +58,32 @@ function grpcDetails(err: unknown): string | undefined {
 }
 
 /** A Temporal error as one line; errors that are not Temporal's are returned as they are. */
-export function temporalCliError(err: unknown, t: Pick<Temporal, 'address' | 'namespace'>): unknown {
-  if (err instanceof CliError) return err;
+export function temporalError(err: unknown, t: Pick<Temporal, 'address' | 'namespace'>): unknown {
+  if (err instanceof RolloutClientError) return err;
   if (err instanceof NamespaceNotFoundError)
-    return new CliError(`namespace "${err.namespace}" does not exist at ${t.address}`, 1);
+    return new RolloutClientError(`namespace "${err.namespace}" does not exist at ${t.address}`, 1);
   if (err instanceof WorkflowNotFoundError)
-    return new CliError(`no workflow "${err.workflowId}" in namespace ${t.namespace}`, 1);
+    return new RolloutClientError(`no workflow "${err.workflowId}" in namespace ${t.namespace}`, 1);
   if (isGrpcDeadlineError(err) || isGrpcDeadlineError((err as Error | undefined)?.cause))
-    return new CliError(`the Temporal server at ${t.address} did not answer in time`, 1);
+    return new RolloutClientError(`the Temporal server at ${t.address} did not answer in time`, 1);
   if (err instanceof ServiceError) {
     const details = grpcDetails(err.cause) ?? (err.cause instanceof Error ? err.cause.message : '');
     if (/invalid search attribute/i.test(details))
-      return new CliError(
+      return new RolloutClientError(
         `namespace ${t.namespace} lacks Vaquero's search attributes (${details}); see docs/operations/rollouts.md`,
         1,
       );
-    return new CliError(`${err.message}: ${details || 'no details'}`, 1);
+    return new RolloutClientError(`${err.message}: ${details || 'no details'}`, 1);
   }
-  if (isGrpcServiceError(err)) return new CliError(`Temporal at ${t.address}: ${grpcDetails(err)}`, 1);
+  if (isGrpcServiceError(err))
+    return new RolloutClientError(`Temporal at ${t.address}: ${grpcDetails(err)}`, 1);
   return err;
 }
 
 /** Site names go into a visibility query, so only DNS-label-like ones are accepted. */
 export function checkSite(site: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(site)) throw new CliError(`"${site}" is not a site name`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(site))
+    throw new RolloutClientError(`"${site}" is not a site name`, 2);
   return site;
 }
 
@@ -114,7 +116,7 @@ export async function findRollout(t: Temporal, idOrSite: string): Promise<Rollou
   if (!idOrSite.includes('/')) {
     const [newest] = await listRollouts(t, { site: idOrSite });
     if (!newest)
-      throw new CliError(
+      throw new RolloutClientError(
         `no running rollout for site ${idOrSite} in namespace ${t.namespace} (all of them: vaquero rollout list --site ${idOrSite} --all)`,
         1,
       );
@@ -123,7 +125,10 @@ export async function findRollout(t: Temporal, idOrSite: string): Promise<Rollou
   const handle = t.client.workflow.getHandle(workflowId);
   const description = await handle.describe();
   if (description.type !== ROLLOUT_WORKFLOW_TYPE)
-    throw new CliError(`${workflowId} is a ${description.type}, not a rollout (rollout/<site>/<sha7>)`, 1);
+    throw new RolloutClientError(
+      `${workflowId} is a ${description.type}, not a rollout (rollout/<site>/<sha7>)`,
+      1,
+    );
   return { workflowId, handle, description };
 }
 
@@ -131,7 +136,7 @@ export async function queryStatus(t: Temporal, handle: WorkflowHandle, timeoutMs
   const raw = await t.client.connection.withDeadline(Date.now() + timeoutMs, () => handle.query(statusQuery));
   const parsed = RolloutStatusSchema.safeParse(raw);
   if (!parsed.success)
-    throw new CliError(`${handle.workflowId} answered the status query with an unknown shape`, 1);
+    throw new RolloutClientError(`${handle.workflowId} answered the status query with an unknown shape`, 1);
   return parsed.data;
 }
 

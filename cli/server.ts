@@ -1,0 +1,49 @@
+// `vaquero server --config <file.yaml>`: reads the config once, here, and runs the server until
+// SIGTERM/SIGINT.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, resolveSecrets } from '../server/config';
+import {
+  installRuntime,
+  loadServerConfig,
+  serverLogger,
+  startServer,
+  type RunningServer,
+} from '../server/main';
+import { CliError, parse, type Io } from './io';
+
+const stopSignals = ['SIGINT', 'SIGTERM'] as const;
+
+/** `vaquero server --config <file>`: runs until SIGTERM/SIGINT; a bad config is exit code 2. */
+export async function serverCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' } });
+  if (!values.config || positionals.length > 0)
+    throw new CliError('usage: vaquero server --config <file.yaml>');
+  let server: RunningServer;
+  try {
+    const config = await loadServerConfig(path.resolve(io.cwd(), values.config));
+    const secrets = await resolveSecrets(config, {
+      env: process.env,
+      readFile: (f) => readFile(f, 'utf8'),
+    });
+    const log = serverLogger();
+    installRuntime(log);
+    server = await startServer(config, { log, secrets });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw new CliError(`cannot start: ${(err as Error).message}`, 1);
+  }
+  let onSignal = () => {};
+  const signalled = new Promise<void>((resolve) => (onSignal = resolve));
+  for (const s of stopSignals) process.once(s, onSignal);
+  try {
+    await Promise.race([signalled, server.done]);
+  } catch (err) {
+    await server.stop();
+    throw new CliError(`the worker stopped: ${(err as Error).message}`, 1);
+  } finally {
+    for (const s of stopSignals) process.off(s, onSignal);
+  }
+  await server.stop();
+  return 0;
+}
