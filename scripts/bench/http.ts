@@ -18,12 +18,12 @@ import { benchHosts, KERNEL_PATH, loadBenchModel, SITE, writeBenchSot } from './
 import {
   createBenchNet,
   drain,
+  netnsProblem,
   removeOnExit,
   SERVER_IP,
   waitForLine,
   type BenchNet,
-} from './lib/bench-net';
-import { netnsProblem } from '../../cli/lab/netns';
+} from './lib/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './lib/table';
 
 const { values } = parseArgs({
