@@ -2,13 +2,6 @@ import { WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/c
 import type { CliConfig } from '../schemas/cli-config';
 import type { RolloutStatus, SiteRolloutResult } from '../schemas/rollout';
 import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
-import {
-  abortSignal,
-  approveSignal,
-  pauseSignal,
-  resumeSignal,
-  retryHostSignal,
-} from '../workflows/messages';
 import { CliError, parse, type Io } from './io';
 import {
   connectTemporal,
@@ -20,6 +13,11 @@ import {
   type Rollout,
   type Temporal,
 } from '../server/rollouts/rollout-client';
+import {
+  sendRolloutSignal,
+  type RolloutSignalInputs,
+  type RolloutSignalName,
+} from '../server/rollouts/signals';
 import { listText, resultLine, statusText, timestamp, type RolloutRow } from './rollout-format';
 import { parseInterval, watchRollout } from './rollout-watch';
 
@@ -182,9 +180,14 @@ async function runningRollout(t: Temporal, target: string): Promise<Rollout> {
   return rollout;
 }
 
-async function send(io: Io, rollout: Rollout, name: string, signal: () => Promise<void>): Promise<number> {
+async function send<N extends RolloutSignalName>(
+  io: Io,
+  rollout: Rollout,
+  name: N,
+  input: RolloutSignalInputs[N],
+): Promise<number> {
   try {
-    await signal();
+    await sendRolloutSignal(rollout.handle, name, input);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError)
       throw new CliError(`${rollout.workflowId} closed before the ${name} signal reached it`, 1);
@@ -194,16 +197,13 @@ async function send(io: Io, rollout: Rollout, name: string, signal: () => Promis
   return 0;
 }
 
-function plainSignal(name: string, signal: typeof pauseSignal): Subcommand {
+function plainSignal(name: 'pause' | 'resume' | 'approve'): Subcommand {
   return async (args, io, config) => {
     const { values, positionals } = parse(args, CONNECTION);
     const [target] = positionals;
     if (!target || positionals.length > 1)
       throw new CliError(`usage: vaquero rollout ${name} <site|workflow-id>`);
-    return withTemporal(values, config, async (t) => {
-      const rollout = await runningRollout(t, target);
-      return send(io, rollout, name, () => rollout.handle.signal(signal));
-    });
+    return withTemporal(values, config, async (t) => send(io, await runningRollout(t, target), name, {}));
   };
 }
 
@@ -214,10 +214,7 @@ const abort: Subcommand = async (args, io, config) => {
     throw new CliError('usage: vaquero rollout abort <site|workflow-id> [--reason R]');
   return withTemporal(values, config, async (t) => {
     const rollout = await runningRollout(t, target);
-    const reason = values.reason;
-    return send(io, rollout, 'abort', () =>
-      reason === undefined ? rollout.handle.signal(abortSignal) : rollout.handle.signal(abortSignal, reason),
-    );
+    return send(io, rollout, 'abort', { reason: values.reason });
   });
 };
 
@@ -237,7 +234,7 @@ const retryHost: Subcommand = async (args, io, config) => {
         `host ${host} is ${entry.state}, not failed: retry-host retries failed hosts only`,
         1,
       );
-    return send(io, rollout, 'retry-host', () => rollout.handle.signal(retryHostSignal, host));
+    return send(io, rollout, 'retry-host', { host });
   });
 };
 
@@ -258,9 +255,9 @@ const subcommands: Record<string, Subcommand> = {
   list,
   status,
   watch,
-  pause: plainSignal('pause', pauseSignal),
-  resume: plainSignal('resume', resumeSignal),
-  approve: plainSignal('approve', approveSignal),
+  pause: plainSignal('pause'),
+  resume: plainSignal('resume'),
+  approve: plainSignal('approve'),
   abort,
   'retry-host': retryHost,
 };

@@ -6,19 +6,13 @@ import type { z } from 'zod';
 import { rolloutWorkflowId } from '../../schemas/rollout';
 import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../../schemas/search-attributes';
 import {
-  abortSignal,
-  approveSignal,
-  pauseSignal,
-  resumeSignal,
-  retryHostSignal,
-} from '../../workflows/messages';
-import {
   listRollouts,
   queryStatus,
   ROLLOUT_WORKFLOW_TYPE,
   type Rollout,
   type Temporal,
 } from '../rollouts/rollout-client';
+import { sendRolloutSignal } from '../rollouts/signals';
 import {
   ListRolloutsQuerySchema,
   RolloutParamsSchema,
@@ -80,28 +74,17 @@ async function sendSignal(t: Temporal, rollout: Rollout, signal: RolloutSignal, 
     throw new HTTPException(409, {
       message: `${workflowId} is closed (${rollout.description.status.name.toLowerCase()}): signals reach only running rollouts`,
     });
-  switch (signal) {
-    case 'pause':
-      return handle.signal(pauseSignal);
-    case 'resume':
-      return handle.signal(resumeSignal);
-    case 'approve':
-      return handle.signal(approveSignal);
-    case 'abort': {
-      const { reason } = SIGNAL_BODIES.abort.parse(body);
-      return reason === undefined ? handle.signal(abortSignal) : handle.signal(abortSignal, reason);
-    }
-    case 'retry-host': {
-      const { host } = SIGNAL_BODIES['retry-host'].parse(body);
-      const entry = (await queryStatus(t, handle)).hosts[host];
-      if (!entry) throw new HTTPException(404, { message: `host ${host} is not in ${workflowId}` });
-      if (entry.state !== 'failed')
-        throw new HTTPException(409, {
-          message: `host ${host} is ${entry.state}, not failed: retry-host retries failed hosts only`,
-        });
-      return handle.signal(retryHostSignal, host);
-    }
+  const input = SIGNAL_BODIES[signal].parse(body);
+  if ('host' in input) {
+    const { host } = input;
+    const entry = (await queryStatus(t, handle)).hosts[host];
+    if (!entry) throw new HTTPException(404, { message: `host ${host} is not in ${workflowId}` });
+    if (entry.state !== 'failed')
+      throw new HTTPException(409, {
+        message: `host ${host} is ${entry.state}, not failed: retry-host retries failed hosts only`,
+      });
   }
+  return sendRolloutSignal(handle, signal, input);
 }
 
 export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
