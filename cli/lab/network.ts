@@ -2,10 +2,17 @@
 // `<prefix>-agent` holds the agent's end of a veth (10.77.0.1/24, fd77::1/64); `<prefix>-lab` holds a
 // bridge with the BMC addresses, the other end of the veth and one tap per machine. Deleting both
 // namespaces removes all.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import {
+  addAddress,
+  addBridge,
+  addBroadcastRoute,
+  addNamespace,
+  addVeth,
+  ip,
+  linkUp,
+  namespaceExists,
+  nsExec,
+} from './netns';
 
 export interface LabNames {
   agentNs: string;
@@ -35,62 +42,33 @@ export function labNames(prefix = 'vql'): LabNames {
   };
 }
 
-async function ip(args: string[]): Promise<string> {
-  try {
-    return (await run('ip', args, { timeout: 10_000, encoding: 'utf8' })).stdout;
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new Error(`ip ${args.join(' ')}: ${stderr || (err as Error).message}`);
-  }
-}
-
-/** Runs a command in a namespace and returns its stdout. */
-export async function nsExec(ns: string, cmd: string, args: string[], timeoutMs = 10_000): Promise<string> {
-  const { stdout } = await run('ip', ['netns', 'exec', ns, cmd, ...args], {
-    timeout: timeoutMs,
-    encoding: 'utf8',
-  });
-  return stdout;
-}
-
-export async function namespaceExists(ns: string): Promise<boolean> {
-  const list = await ip(['netns', 'list']);
-  return list.split('\n').some((line) => line.split(' ')[0] === ns);
-}
-
 /**
  * Creates the namespaces, bridge and veth, with `bmcAddresses` on the bridge. Idempotent: an existing
  * lab network is kept as it is (its taps and addresses are added where missing).
  */
 export async function createLabNetwork(names: LabNames, bmcAddresses: string[]): Promise<void> {
   const { agentNs, labNs, bridge, agentIf, labIf } = names;
-  if (!(await namespaceExists(agentNs))) await ip(['netns', 'add', agentNs]);
-  if (!(await namespaceExists(labNs))) await ip(['netns', 'add', labNs]);
+  if (!(await namespaceExists(agentNs))) await addNamespace(agentNs);
+  if (!(await namespaceExists(labNs))) await addNamespace(labNs);
   const labLinks = await ip(['-n', labNs, '-o', 'link', 'show']);
-  if (!labLinks.includes(` ${bridge}:`)) {
-    await ip(['-n', labNs, 'link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
-  }
+  if (!labLinks.includes(` ${bridge}:`)) await addBridge(labNs, bridge);
   if (!labLinks.includes(` ${labIf}@`)) {
-    await ip(['-n', labNs, 'link', 'add', labIf, 'type', 'veth', 'peer', 'name', agentIf, 'netns', agentNs]);
+    await addVeth(labNs, labIf, agentNs, agentIf);
     await ip(['-n', labNs, 'link', 'set', labIf, 'master', bridge]);
-    await ip(['-n', agentNs, 'addr', 'add', `${AGENT_ADDRESS}/${LAB_PREFIX_LENGTH}`, 'dev', agentIf]);
-    // Without nodad the address is unusable for a second or two, and iPXE asks right away.
-    await ip(['-n', agentNs, 'addr', 'add', `${AGENT_ADDRESS6}/64`, 'dev', agentIf, 'nodad']);
+    await addAddress(agentNs, agentIf, `${AGENT_ADDRESS}/${LAB_PREFIX_LENGTH}`);
+    await addAddress(agentNs, agentIf, `${AGENT_ADDRESS6}/64`);
   }
   for (const [ns, link] of [
-    [agentNs, 'lo'],
     [agentNs, agentIf],
-    [labNs, 'lo'],
     [labNs, bridge],
     [labNs, labIf],
   ] as const)
-    await ip(['-n', ns, 'link', 'set', link, 'up']);
-  // DHCP replies to clients without an address go to 255.255.255.255, which needs a route.
-  await ip(['-n', agentNs, 'route', 'replace', '255.255.255.255/32', 'dev', agentIf]);
+    await linkUp(ns, link);
+  await addBroadcastRoute(agentNs, agentIf);
   const bridgeAddrs = await ip(['-n', labNs, '-o', 'addr', 'show', 'dev', bridge]);
   for (const address of bmcAddresses) {
     if (!bridgeAddrs.includes(` ${address}/`))
-      await ip(['-n', labNs, 'addr', 'add', `${address}/${LAB_PREFIX_LENGTH}`, 'dev', bridge]);
+      await addAddress(labNs, bridge, `${address}/${LAB_PREFIX_LENGTH}`);
   }
 }
 
@@ -102,7 +80,7 @@ export async function createTap(names: LabNames, index: number): Promise<string>
     await ip(['-n', names.labNs, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
     await ip(['-n', names.labNs, 'link', 'set', tap, 'master', names.bridge]);
   }
-  await ip(['-n', names.labNs, 'link', 'set', tap, 'up']);
+  await linkUp(names.labNs, tap);
   return tap;
 }
 

@@ -1,0 +1,136 @@
+// `vaquero lab up`: the namespaces, one BMC per machine (machines powered off), `vaquero standalone
+// --no-agent` and the site's agent in the agent namespace, and two forwarders to 127.0.0.1. Each step
+// starts only what does not run yet, so `lab up` run again restarts a killed agent, say.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { CliError, type Io } from '../io';
+import { BMC_PASSWORD, prepareBmc } from './bmc';
+import { daemon, logSize, waitForLog } from './daemons';
+import { labMachines, REPO, SITE, type LabOptions } from './lab-state';
+import { prepareVm, type LabMachine } from './machines';
+import { createLabNetwork, createTap } from './network';
+
+const run = promisify(execFile);
+const EXAMPLE = path.join(REPO, 'examples/lab');
+const FORWARD = path.join(REPO, 'cli/lab/forward.ts');
+const VAQUERO = path.join(REPO, 'bin/vaquero.mjs');
+// node --import tsx rather than the tsx launcher, whose script runs in a child that a kill of the
+// pid in the pid file would leave behind.
+const TSX = [process.execPath, '--import', import.meta.resolve('tsx')];
+
+async function git(dir: string, args: string[]): Promise<void> {
+  await run('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=vaquero lab',
+    '-c',
+    'user.email=lab@vaquero.invalid',
+    ...args,
+  ]);
+}
+
+/** The user's copy of examples/lab, a git repository: standalone applies each commit to it. */
+async function ensureSot(o: LabOptions, io: Io): Promise<void> {
+  const sot = path.join(o.state, 'sot');
+  if (existsSync(sot)) return;
+  await cp(EXAMPLE, sot, { recursive: true });
+  await git(sot, ['init', '-q', '-b', 'main']);
+  await git(sot, ['add', '-A']);
+  await git(sot, ['commit', '-q', '-m', 'lab: initial SoT from examples/lab']);
+  io.out(`lab: SoT copied to ${sot} (a git repository: commit changes there to roll them out)\n`);
+}
+
+function labCache(): string {
+  return path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'lab');
+}
+
+/** The SoT and the lab kernel the machines boot, in the state directory. */
+async function prepareState(o: LabOptions, io: Io, cache: string): Promise<void> {
+  for (const f of ['vmlinuz', 'initramfs', 'tftp/ipxe.efi'])
+    if (!existsSync(path.join(cache, f)))
+      throw new CliError(`${cache}/${f} missing: run bash scripts/install-lab.sh`);
+  await mkdir(o.state, { recursive: true });
+  await ensureSot(o, io);
+  await mkdir(path.join(o.state, 'files/lab'), { recursive: true });
+  // Not over a running lab's copy: a machine may be downloading it.
+  for (const f of ['vmlinuz', 'initramfs']) {
+    const [from, to] = [path.join(cache, f), path.join(o.state, 'files/lab', f)];
+    if ((await stat(to).catch(() => undefined))?.size !== (await stat(from)).size) await cp(from, to);
+  }
+}
+
+/** The network, each machine's tap and directory, and its BMC. */
+async function startMachines(o: LabOptions, machines: LabMachine[]): Promise<void> {
+  const { names } = o;
+  await createLabNetwork(
+    names,
+    machines.flatMap((m) => (m.bmc ? [m.bmc.address] : [])),
+  );
+  for (const m of machines) {
+    const vmDir = path.join(o.state, 'vms', m.name);
+    await prepareVm(m, vmDir, await createTap(names, m.index));
+    if (!m.bmc) continue;
+    const sim = await prepareBmc(m, vmDir, BMC_PASSWORD);
+    await daemon(o, `bmc-${m.name}`, ['ip', 'netns', 'exec', names.labNs, ...sim]);
+  }
+}
+
+/** Standalone (its own Temporal and the server) and the agent, in the agent namespace. */
+async function startVaquero(o: LabOptions, cache: string): Promise<void> {
+  const { names } = o;
+  // The lab's own Temporal runs in its namespace: a TEMPORAL_ADDRESS of the caller does not apply.
+  const env: NodeJS.ProcessEnv = { ...process.env, VAQUERO_LAB_BMC_PASSWORD: BMC_PASSWORD };
+  delete env.TEMPORAL_ADDRESS;
+  const inAgentNs = ['ip', 'netns', 'exec', names.agentNs, process.execPath, VAQUERO];
+  const standalone = [
+    ...[...inAgentNs, 'standalone', '--sot', path.join(o.state, 'sot'), '--site', SITE, '--no-agent'],
+    ...['--state', path.join(o.state, 'standalone')],
+  ];
+  await daemon(o, 'standalone', standalone, env);
+  await waitForLog(o, 'standalone', 'standalone: site');
+  // The agent is a process of its own, as at a real site: killed, `lab up` starts it again, and it
+  // picks up its journaled boot events and in-doubt power cycles from its state directory.
+  const agent = [
+    ...[...inAgentNs, 'agent', '--site', SITE, '--state-dir', path.join(o.state, 'agent')],
+    ...['--temporal-address', '127.0.0.1:7233'],
+    ...['--model-dir', path.join(o.state, 'standalone/store'), '--model-poll-ms', '1000'],
+    ...['--boot-interface', names.agentIf, '--router-advertisements'],
+    ...['--tftp-root', path.join(cache, 'tftp'), '--files-dir', path.join(o.state, 'files')],
+  ];
+  const agentLogFrom = await logSize(o, 'agent');
+  if (await daemon(o, 'agent', agent, env))
+    await waitForLog(o, 'agent', '"msg":"agent started"', agentLogFrom);
+}
+
+/** Temporal's UI and gRPC on 127.0.0.1, through Unix sockets into the agent namespace. */
+async function startForwarders(o: LabOptions): Promise<void> {
+  const sock = (what: string) => path.join(o.state, 'run', `${what}.sock`);
+  const nsExec = ['ip', 'netns', 'exec', o.names.agentNs, ...TSX, FORWARD];
+  await daemon(o, 'fwd-ui-ns', [...nsExec, `unix:${sock('ui')}`, 'tcp:127.0.0.1:8233']);
+  await daemon(o, 'fwd-grpc-ns', [...nsExec, `unix:${sock('grpc')}`, 'tcp:127.0.0.1:7233']);
+  await daemon(o, 'fwd-ui', [...TSX, FORWARD, `tcp:127.0.0.1:${o.uiPort}`, `unix:${sock('ui')}`]);
+  await daemon(o, 'fwd-grpc', [...TSX, FORWARD, `tcp:127.0.0.1:${o.temporalPort}`, `unix:${sock('grpc')}`]);
+}
+
+export async function labUp(o: LabOptions, io: Io): Promise<void> {
+  const cache = labCache();
+  await prepareState(o, io, cache);
+  const machines = await labMachines(o);
+  await startMachines(o, machines);
+  await startVaquero(o, cache);
+  await startForwarders(o);
+  io.out(
+    [
+      `lab: ${machines.length} machines (the first rollout powers them on), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,
+      `lab: Temporal UI  http://127.0.0.1:${o.uiPort}`,
+      `lab: follow rollouts: TEMPORAL_ADDRESS=127.0.0.1:${o.temporalPort} npx vaquero rollout watch`,
+      `lab: change the SoT:  edit ${path.join(o.state, 'sot')} and git commit (applied within seconds)`,
+      `lab: logs in ${path.join(o.state, 'run')}; serial consoles in ${path.join(o.state, 'vms/<name>/serial.log')}`,
+      '',
+    ].join('\n'),
+  );
+}
