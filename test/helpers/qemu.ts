@@ -1,5 +1,5 @@
 // A lab network for one test: namespaces `vql<id>-agent` / `vql<id>-lab` (cli/lab/network.ts),
-// radvd and the boot servers (cli/lab/boot-services.ts) in the agent namespace, QEMU machines
+// radvd and the boot servers (test/helpers/boot-services.ts) in the agent namespace, QEMU machines
 // started through chassis-control in the lab namespace. Everything is killed and deleted in t.after.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,16 +24,16 @@ import {
   type LabNames,
 } from '../../cli/lab/network';
 import type { BootEvent } from '../../schemas/rollout';
-import { netnsUsable } from './netns';
+import { netnsProblem } from '../../cli/lab/netns';
 
-const BOOT_SERVICES = fileURLToPath(new URL('../../cli/lab/boot-services.ts', import.meta.url));
+const BOOT_SERVICES = fileURLToPath(new URL('./boot-services.ts', import.meta.url));
 
 export const LAB_CACHE = path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'lab');
 const TOOLS = ['/usr/bin/qemu-system-x86_64', '/usr/sbin/radvd'];
 
 /** Why QEMU tests cannot run here (undefined when they can); CI must be able to. */
 export async function qemuUnusable(): Promise<string | undefined> {
-  const netns = await netnsUsable();
+  const netns = await netnsProblem();
   if (netns) return netns;
   const missing = TOOLS.filter((tool) => !existsSync(tool));
   if (missing.length) return `${missing.join(', ')} missing (bash scripts/install-deps.sh)`;
