@@ -16,12 +16,12 @@ import {
   CLIENT_IP,
   createBenchNet,
   drain,
-  netnsProblem,
   removeOnExit,
   SERVER_IP,
   waitForLine,
   type BenchNet,
-} from './lib/netns';
+} from './lib/bench-net';
+import { netnsProblem } from '../../cli/lab/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './lib/table';
 
 const { values } = parseArgs({

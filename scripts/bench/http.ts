@@ -15,15 +15,8 @@ import { parseArgs } from 'node:util';
 import { ipxeScript, renderStage } from '../../sot/boot-chain';
 import { macSlug } from '../../sot/ipv4';
 import { benchHosts, KERNEL_PATH, loadBenchModel, SITE, writeBenchSot } from './lib/model';
-import {
-  createBenchNet,
-  drain,
-  netnsProblem,
-  removeOnExit,
-  SERVER_IP,
-  waitForLine,
-  type BenchNet,
-} from './lib/netns';
+import { createBenchNet, drain, removeOnExit, SERVER_IP, waitForLine, type BenchNet } from './lib/bench-net';
+import { netnsProblem } from '../../cli/lab/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './lib/table';
 
 const { values } = parseArgs({

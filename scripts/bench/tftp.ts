@@ -12,15 +12,8 @@ import { chmod, copyFile, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  createBenchNet,
-  drain,
-  netnsProblem,
-  removeOnExit,
-  SERVER_IP,
-  waitForLine,
-  type BenchNet,
-} from './lib/netns';
+import { createBenchNet, drain, removeOnExit, SERVER_IP, waitForLine, type BenchNet } from './lib/bench-net';
+import { netnsProblem } from '../../cli/lab/netns';
 import { interleave, machineContext, medianFigures, OURS, report, type Figure } from './lib/table';
 
 const { values } = parseArgs({

@@ -3,14 +3,12 @@
 // tftp-hpa the iPXE binary, radvd's advertisement reaches tcpdump. Then its model store goes away
 // and the agent restarts: it keeps serving from its cache.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { promisify } from 'node:util';
+import { test } from 'node:test';
 import { NetbootTable } from '../../agent/state/netboot-table';
 import { validateSot } from '../../sot/validate';
 import { FileModelStore } from '../../activities/store/file-store';
@@ -18,12 +16,11 @@ import { agentConfig } from '../../agent/args';
 import { certsCommand } from '../../cli/certs';
 import type { Io } from '../../cli/io';
 import { listen } from '../../server/http/listen';
-import { netnsUsable } from '../helpers/netns';
+import { createNetnsPair, netnsProblem, type NetnsPair } from '../../cli/lab/netns';
+import { BUSYBOX, setMac, udhcpc } from '../helpers/dhcp-client';
 import { agentApp, AGENT_TOKENS } from '../helpers/agent-api';
 import { exampleSot, repoRoot, sotMin } from '../helpers/sot';
 
-const run = promisify(execFile);
-const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
 const TFTP = '/usr/bin/tftp';
 const IPXE = '/usr/lib/ipxe/undionly.kpxe';
 const AGENT_IP = '10.10.0.5';
@@ -31,7 +28,7 @@ const CORE1 = '52:54:00:10:00:01';
 const CORE2 = '52:54:00:10:00:02';
 
 async function missingTools(): Promise<string | undefined> {
-  const netns = await netnsUsable();
+  const netns = await netnsProblem();
   if (netns) return netns;
   if (!BUSYBOX) return 'busybox not found (apt-get install busybox-static)';
   if (!existsSync(TFTP)) return 'tftp-hpa not found (apt-get install tftp-hpa)';
@@ -41,43 +38,6 @@ async function missingTools(): Promise<string | undefined> {
   return undefined;
 }
 
-interface Net {
-  a: string;
-  b: string;
-  ifA: string;
-  ifB: string;
-  exec(ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<string>;
-}
-
-/** Two namespaces (h2-<id>-a for the agent, -b for the clients) joined by a veth; deleted after. */
-async function createNet(t: TestContext): Promise<Net> {
-  const id = randomBytes(3).toString('hex');
-  const net = { a: `h2-${id}-a`, b: `h2-${id}-b`, ifA: `h2${id}a`, ifB: `h2${id}b` };
-  const ip = (...args: string[]) => run('ip', args, { timeout: 10_000 });
-  t.after(async () => {
-    await Promise.allSettled([ip('netns', 'delete', net.a), ip('netns', 'delete', net.b)]);
-  });
-  await ip('netns', 'add', net.a);
-  await ip('netns', 'add', net.b);
-  await ip('-n', net.a, 'link', 'add', net.ifA, 'type', 'veth', 'peer', 'name', net.ifB, 'netns', net.b);
-  for (const [ns, ifname] of [
-    [net.a, net.ifA],
-    [net.b, net.ifB],
-  ] as const) {
-    await ip('-n', ns, 'link', 'set', 'lo', 'up');
-    await ip('-n', ns, 'link', 'set', ifname, 'up');
-  }
-  await ip('-n', net.a, 'addr', 'add', `${AGENT_IP}/24`, 'dev', net.ifA);
-  await ip('-n', net.a, 'addr', 'add', 'fd77::1/64', 'dev', net.ifA, 'nodad');
-  // Replies to clients without an address go to 255.255.255.255 (agent/dhcp/server.ts).
-  await ip('-n', net.a, 'route', 'add', '255.255.255.255/32', 'dev', net.ifA);
-  return {
-    ...net,
-    exec: async (ns, cmd, args, timeoutMs = 30_000) =>
-      (await run('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: timeoutMs, encoding: 'utf8' })).stdout,
-  };
-}
-
 interface AgentProc {
   child: ChildProcess;
   log(): string;
@@ -85,7 +45,7 @@ interface AgentProc {
   stop(): Promise<number | null>;
 }
 
-async function startAgent(net: Net, args: string[]): Promise<AgentProc> {
+async function startAgent(net: NetnsPair, args: string[]): Promise<AgentProc> {
   const child = spawn(
     'ip',
     ['netns', 'exec', net.a, process.execPath, path.join(repoRoot, 'bin/vaquero.mjs'), 'agent', ...args],
@@ -118,41 +78,19 @@ async function startAgent(net: Net, args: string[]): Promise<AgentProc> {
   };
 }
 
-async function setMac(net: Net, mac: string): Promise<void> {
-  await net.exec(net.b, 'ip', ['addr', 'flush', 'dev', net.ifB]);
-  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'down']);
-  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'address', mac]);
-  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'up']);
-}
-
 /** udhcpc in the client namespace as `mac`; returns the address it was given (and takes it). */
-async function lease(net: Net, work: string, mac: string): Promise<string> {
-  await setMac(net, mac);
-  const script = path.join(work, 'udhcpc.sh');
-  const out = path.join(work, 'udhcpc.env');
-  await rm(out, { force: true });
-  await writeFile(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${out}\nexit 0\n`);
-  await chmod(script, 0o755);
-  await net.exec(net.b, BUSYBOX ?? 'busybox', [
-    'udhcpc',
-    '-n',
-    '-q',
-    '-f',
-    '-t',
-    '5',
-    '-i',
-    net.ifB,
-    '-s',
-    script,
-  ]);
-  const ip = /^ip=(.*)$/m.exec(await readFile(out, 'utf8'))?.[1] ?? '';
+async function lease(net: NetnsPair, work: string, mac: string): Promise<string> {
+  await net.exec(net.b, 'ip', ['addr', 'flush', 'dev', net.ifB]);
+  await setMac(net, net.b, net.ifB, mac);
+  const ip = (await udhcpc(net, net.b, net.ifB, work)).get('ip') ?? '';
   await net.exec(net.b, 'ip', ['addr', 'add', `${ip}/24`, 'dev', net.ifB]);
   return ip;
 }
 
-const curl = (net: Net, url: string) => net.exec(net.b, 'curl', ['-sS', '--fail', '--max-time', '10', url]);
+const curl = async (net: NetnsPair, url: string) =>
+  (await net.exec(net.b, 'curl', ['-sS', '--fail', '--max-time', '10', url])).stdout;
 
-async function tftpGet(net: Net, work: string, file: string): Promise<Buffer> {
+async function tftpGet(net: NetnsPair, work: string, file: string): Promise<Buffer> {
   const out = path.join(work, `tftp-${file}`);
   await rm(out, { force: true });
   await net.exec(net.b, TFTP, ['-m', 'binary', AGENT_IP, '-c', 'get', file, out]);
@@ -200,7 +138,8 @@ test(
       armedAt: new Date().toISOString(),
     });
 
-    const net = await createNet(t);
+    const net = await createNetnsPair({ tag: 'h2', a: [`${AGENT_IP}/24`, 'fd77::1/64'] });
+    t.after(() => net.close());
     const common = [
       '--site',
       'lab1',
@@ -271,7 +210,7 @@ test(
     assert.equal(await lease(net, work, CORE1), '10.10.0.11');
     assert.match(await curl(net, `http://${AGENT_IP}:8080/ipxe/52-54-00-10-00-01`), /^kernel /m);
     assert.deepEqual(await tftpGet(net, work, 'undionly.kpxe'), await readFile(IPXE));
-    const ra = await net.exec(
+    const { stdout: ra } = await net.exec(
       net.b,
       'timeout',
       ['20', 'tcpdump', '-i', net.ifB, '-n', '-c', '1', '-v', 'icmp6 and ip6[40] == 134'],

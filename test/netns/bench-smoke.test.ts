@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { netnsProblem } from '../../scripts/bench/lib/netns';
+import { netnsProblem } from '../../cli/lab/netns';
 import { repoRoot } from '../helpers/sot';
 
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';

@@ -2,19 +2,19 @@
 // namespace created by the test.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { validateSot } from '../../sot/validate';
 import { leasesFromModel } from '../../agent/dhcp/leases';
-import { createNetnsPair, netnsUsable, type NetnsPair } from '../helpers/netns';
+import { createNetnsPair, netnsProblem, type NetnsPair } from '../../cli/lab/netns';
+import { BUSYBOX, setMac, udhcpc } from '../helpers/dhcp-client';
 import { sotMin } from '../helpers/sot';
 
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
 const DHCLIENT = '/usr/sbin/dhclient';
-const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
 const SERVER_IP = '10.10.0.5';
 const agentDir = fileURLToPath(new URL('../../agent/dhcp/', import.meta.url));
 
@@ -46,7 +46,7 @@ const RELAY_SCRIPT = `
   setTimeout(() => process.exit(1), 10000);`;
 
 async function missingTools(): Promise<string | undefined> {
-  const netns = await netnsUsable();
+  const netns = await netnsProblem();
   if (netns) return netns;
   if (!existsSync(DHCLIENT)) return `${DHCLIENT} not found (apt-get install isc-dhcp-client)`;
   if (!BUSYBOX) return 'busybox not found (apt-get install busybox-static)';
@@ -87,12 +87,6 @@ async function startServer(net: NetnsPair, leasesJson: string): Promise<{ lines:
   return { lines };
 }
 
-async function setMac(net: NetnsPair, mac: string): Promise<void> {
-  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'down']);
-  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'address', mac]);
-  await net.exec(net.b, 'ip', ['link', 'set', net.ifB, 'up']);
-}
-
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'vqd-dhcp-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -109,15 +103,13 @@ test('real DHCP clients get their reservations and options', { timeout: 120_000 
   const { model, diagnostics } = await validateSot(sotMin);
   assert.ok(model, JSON.stringify(diagnostics));
   const leases = [...leasesFromModel(model, 'lab1').values()];
-  const net = await createNetnsPair(t);
-  await net.exec(net.a, 'ip', ['addr', 'add', `${SERVER_IP}/24`, 'dev', net.ifA]);
-  // Replies to clients without an address go to 255.255.255.255, which needs a route out of the namespace.
-  await net.exec(net.a, 'ip', ['route', 'add', '255.255.255.255/32', 'dev', net.ifA]);
+  const net = await createNetnsPair({ tag: 'vqd', a: [`${SERVER_IP}/24`] });
+  t.after(() => net.close());
   const server = await startServer(net, JSON.stringify(leases));
   const dir = await tempDir(t);
 
   await t.test('ISC dhclient', async (t) => {
-    await setMac(net, '52:54:00:10:00:01');
+    await setMac(net, net.b, net.ifB, '52:54:00:10:00:01');
     const leaseFile = path.join(dir, 'dhclient.leases');
     const pidFile = path.join(dir, 'dhclient.pid');
     const conf = path.join(dir, 'dhclient.conf');
@@ -161,27 +153,8 @@ test('real DHCP clients get their reservations and options', { timeout: 120_000 
   });
 
   await t.test('busybox udhcpc', async () => {
-    await setMac(net, '52:54:00:10:00:02');
-    const script = path.join(dir, 'udhcpc.sh');
-    const out = path.join(dir, 'udhcpc.env');
-    await writeFile(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${out}\nexit 0\n`);
-    await chmod(script, 0o755);
-    await net.exec(net.b, BUSYBOX ?? 'busybox', [
-      'udhcpc',
-      '-n',
-      '-q',
-      '-f',
-      '-t',
-      '5',
-      '-i',
-      net.ifB,
-      '-s',
-      script,
-    ]);
-    const lines = (await readFile(out, 'utf8')).split('\n');
-    const env = new Map(
-      lines.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-    );
+    await setMac(net, net.b, net.ifB, '52:54:00:10:00:02');
+    const env = await udhcpc(net, net.b, net.ifB, dir);
     assert.equal(env.get('ip'), '10.10.0.12');
     assert.equal(env.get('subnet'), '255.255.255.0');
     assert.equal(env.get('router'), '10.10.0.1');
@@ -192,9 +165,8 @@ test('real DHCP clients get their reservations and options', { timeout: 120_000 
   });
 
   await t.test('an unknown MAC gets no answer; the server logs it and keeps serving', async () => {
-    await setMac(net, '52:54:00:99:99:99');
-    const args = ['udhcpc', '-n', '-q', '-f', '-t', '2', '-T', '1', '-i', net.ifB, '-s', '/bin/true'];
-    await assert.rejects(net.exec(net.b, BUSYBOX ?? 'busybox', args));
+    await setMac(net, net.b, net.ifB, '52:54:00:99:99:99');
+    await assert.rejects(udhcpc(net, net.b, net.ifB, dir, { tries: 2, timeoutS: 1 }));
     assert.ok(server.lines.some((l) => l.includes('unknown MAC') && l.includes('52:54:00:99:99:99')));
   });
 

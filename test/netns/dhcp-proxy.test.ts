@@ -1,7 +1,7 @@
 // ProxyDHCP: the pure handler, then a real PXE client (QEMU's iPXE ROM) getting its address from
 // dnsmasq and its boot script URL from our proxy, in network namespaces created by the test.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
@@ -10,24 +10,27 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { before, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { validateSot } from '../../sot/validate';
-import {
-  BOOTREQUEST,
-  BROADCAST_FLAG,
-  decode,
-  encode,
-  MessageType,
-  type DhcpPacket,
-} from '../../agent/dhcp/codec';
+import { BROADCAST_FLAG, decode, encode, MessageType, type DhcpPacket } from '../../agent/dhcp/codec';
 import { decodeSubOptions, messageType, optionIp, optionText } from '../../agent/dhcp/codec-options';
 import type { HandlerResult } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, type HostLease, type LeaseBackend } from '../../agent/dhcp/leases';
 import { handleProxyDhcp, PXE_PORT, type ProxyContext } from '../../agent/dhcp/proxy';
 import { startDhcpServer } from '../../agent/dhcp/server';
+import { dhcpRequest } from '../helpers/dhcp-packets';
+import {
+  addAddress,
+  addBridge,
+  addBroadcastRoute,
+  addVeth,
+  createNamespaces,
+  ip,
+  linkUp,
+  netnsProblem,
+  type Namespaces,
+} from '../../cli/lab/netns';
 import { sotMin } from '../helpers/sot';
 
-const run = promisify(execFile);
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
 const SERVER = '10.10.0.5';
 const CORE1 = '52:54:00:10:00:01';
@@ -42,29 +45,6 @@ before(async () => {
 
 function ctx(port: number, from = { address: '0.0.0.0', port: 68 }): ProxyContext {
   return { serverIp: SERVER, backend, now: new Date('2026-01-02T03:04:05Z'), localPort: port, from };
-}
-
-function request(
-  type: MessageType,
-  options: [number, number[] | string][],
-  { mac = CORE1, ciaddr = '0.0.0.0', giaddr = '0.0.0.0', flags = 0 } = {},
-): DhcpPacket {
-  const chaddr = new Uint8Array(16);
-  chaddr.set(Buffer.from(mac.replaceAll(':', ''), 'hex'));
-  const packet: DhcpPacket = {
-    ...{ op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0xbeef, secs: 0, flags, ciaddr, giaddr },
-    ...{ yiaddr: '0.0.0.0', siaddr: '0.0.0.0', chaddr, sname: '', file: '' },
-    options: new Map([
-      [53, Uint8Array.of(type)],
-      ...options.map(([code, v]): [number, Uint8Array] => [
-        code,
-        typeof v === 'string' ? Buffer.from(v, 'latin1') : Uint8Array.from(v),
-      ]),
-    ]),
-  };
-  const decoded = decode(encode(packet));
-  assert.ok(decoded.ok);
-  return decoded.packet;
 }
 
 function reply(result: HandlerResult): DhcpPacket {
@@ -87,7 +67,10 @@ const UEFI_PXE: [number, number[] | string][] = [
 const IPXE: [number, number[] | string][] = [...BIOS_PXE, [77, 'iPXE']];
 
 test('proxy: a PXE DISCOVER from a known MAC gets an OFFER with a boot file and no address', () => {
-  const result = handleProxyDhcp(request(MessageType.Discover, BIOS_PXE, { flags: BROADCAST_FLAG }), ctx(67));
+  const result = handleProxyDhcp(
+    dhcpRequest({ type: MessageType.Discover, options: BIOS_PXE, flags: BROADCAST_FLAG }),
+    ctx(67),
+  );
   const offer = reply(result);
   assert.equal(result.outcome, 'offer');
   assert.equal(messageType(offer), MessageType.Offer);
@@ -109,9 +92,11 @@ test('proxy: a PXE DISCOVER from a known MAC gets an OFFER with a boot file and 
 });
 
 test('proxy: the boot file follows the architecture; iPXE gets its HTTP script URL', () => {
-  const uefi = reply(handleProxyDhcp(request(MessageType.Discover, UEFI_PXE), ctx(67)));
+  const uefi = reply(
+    handleProxyDhcp(dhcpRequest({ type: MessageType.Discover, options: UEFI_PXE }), ctx(67)),
+  );
   assert.equal(optionText(uefi, 67), 'ipxe.efi');
-  const ipxe = reply(handleProxyDhcp(request(MessageType.Discover, IPXE), ctx(67)));
+  const ipxe = reply(handleProxyDhcp(dhcpRequest({ type: MessageType.Discover, options: IPXE }), ctx(67)));
   assert.equal(optionText(ipxe, 67), 'http://10.10.0.5:8080/ipxe/52-54-00-10-00-01');
   assert.equal(optionText(ipxe, 60), 'PXEClient');
   // "no-pxedhcp" would make iPXE skip the very ProxyDHCP exchange this is.
@@ -121,7 +106,11 @@ test('proxy: the boot file follows the architecture; iPXE gets its HTTP script U
 test('proxy: a REQUEST on port 4011 gets an ACK back where it came from', () => {
   const from = { address: '10.10.0.123', port: 68 };
   const result = handleProxyDhcp(
-    request(MessageType.Request, [...IPXE, [54, [10, 10, 0, 5]]], { ciaddr: '10.10.0.123' }),
+    dhcpRequest({
+      type: MessageType.Request,
+      options: [...IPXE, [54, [10, 10, 0, 5]]],
+      ciaddr: '10.10.0.123',
+    }),
     ctx(PXE_PORT, from),
   );
   const ack = reply(result);
@@ -135,13 +124,28 @@ test('proxy: a REQUEST on port 4011 gets an ACK back where it came from', () => 
 
 test('proxy: never answers what is not its business', () => {
   const cases: [string, DhcpPacket, number, string][] = [
-    ['plain client', request(MessageType.Discover, [[60, 'udhcp 1.35.0']]), 67, 'not-pxe'],
-    ['no option 60', request(MessageType.Discover, [[93, [0, 0]]]), 67, 'not-pxe'],
-    ['unknown MAC', request(MessageType.Discover, BIOS_PXE, { mac: '52:54:00:99:99:99' }), 67, 'unknown-mac'],
-    ['REQUEST on 67 (for the DHCP server)', request(MessageType.Request, BIOS_PXE), 67, 'ignored'],
-    ['DISCOVER on 4011', request(MessageType.Discover, BIOS_PXE), PXE_PORT, 'ignored'],
-    ['RELEASE', request(MessageType.Release, BIOS_PXE), 67, 'ignored'],
-    ['INFORM', request(MessageType.Inform, BIOS_PXE), PXE_PORT, 'ignored'],
+    [
+      'plain client',
+      dhcpRequest({ type: MessageType.Discover, options: [[60, 'udhcp 1.35.0']] }),
+      67,
+      'not-pxe',
+    ],
+    ['no option 60', dhcpRequest({ type: MessageType.Discover, options: [[93, [0, 0]]] }), 67, 'not-pxe'],
+    [
+      'unknown MAC',
+      dhcpRequest({ type: MessageType.Discover, options: BIOS_PXE, mac: '52:54:00:99:99:99' }),
+      67,
+      'unknown-mac',
+    ],
+    [
+      'REQUEST on 67 (for the DHCP server)',
+      dhcpRequest({ type: MessageType.Request, options: BIOS_PXE }),
+      67,
+      'ignored',
+    ],
+    ['DISCOVER on 4011', dhcpRequest({ type: MessageType.Discover, options: BIOS_PXE }), PXE_PORT, 'ignored'],
+    ['RELEASE', dhcpRequest({ type: MessageType.Release, options: BIOS_PXE }), 67, 'ignored'],
+    ['INFORM', dhcpRequest({ type: MessageType.Inform, options: BIOS_PXE }), PXE_PORT, 'ignored'],
   ];
   for (const [name, packet, port, outcome] of cases) {
     const result = handleProxyDhcp(packet, ctx(port));
@@ -149,12 +153,18 @@ test('proxy: never answers what is not its business', () => {
     assert.equal(result.event, undefined, name);
     assert.equal(result.outcome, outcome, name);
   }
-  const reply = handleProxyDhcp({ ...request(MessageType.Discover, BIOS_PXE), op: 2 }, ctx(67));
+  const reply = handleProxyDhcp(
+    { ...dhcpRequest({ type: MessageType.Discover, options: BIOS_PXE }), op: 2 },
+    ctx(67),
+  );
   assert.equal(reply.outcome, 'ignored');
 });
 
 test('proxy: a relayed PXE DISCOVER is answered to the relay', () => {
-  const result = handleProxyDhcp(request(MessageType.Discover, BIOS_PXE, { giaddr: '10.10.0.1' }), ctx(67));
+  const result = handleProxyDhcp(
+    dhcpRequest({ type: MessageType.Discover, options: BIOS_PXE, giaddr: '10.10.0.1' }),
+    ctx(67),
+  );
   assert.deepEqual(result.reply?.to, { address: '10.10.0.1', port: 67 });
   assert.equal(reply(result).giaddr, '10.10.0.1');
 });
@@ -176,7 +186,7 @@ test('server mode with proxyPort also answers PXE REQUESTs on that port (EDK2 as
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const answer = new Promise<Buffer>((resolve) => socket.once('message', resolve));
   socket.send(
-    encode(request(MessageType.Request, UEFI_PXE, { ciaddr: '127.0.0.1' })),
+    encode(dhcpRequest({ type: MessageType.Request, options: UEFI_PXE, ciaddr: '127.0.0.1' })),
     server.proxyPort,
     '127.0.0.1',
   );
@@ -197,8 +207,9 @@ const DNSMASQ_IP = '10.78.0.2';
 const VM_MAC = '52:54:00:78:00:11';
 const agentDir = fileURLToPath(new URL('../../agent/dhcp/', import.meta.url));
 
-function missingTools(): string | undefined {
-  if (process.getuid?.() !== 0) return 'network namespaces need root';
+async function missingTools(): Promise<string | undefined> {
+  const netns = await netnsProblem();
+  if (netns) return netns;
   for (const [file, pkg] of [
     [QEMU, 'qemu-system-x86'],
     [DNSMASQ, 'dnsmasq-base'],
@@ -209,13 +220,11 @@ function missingTools(): string | undefined {
   return undefined;
 }
 
-interface Lab {
+interface Lab extends Namespaces {
   agent: string;
   dhcp: string;
   lab: string;
   tap: string;
-  exec(ns: string, cmd: string, args: string[]): Promise<string>;
-  spawn(ns: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
 }
 
 /**
@@ -225,20 +234,12 @@ interface Lab {
 async function createLab(t: TestContext): Promise<Lab> {
   const id = randomBytes(3).toString('hex');
   const [agent, dhcp, lab] = ['agent', 'dhcp', 'lab'].map((n) => `h1-${id}-${n}`) as [string, string, string];
-  const children: ChildProcess[] = [];
-  const ip = (args: string[]) => run('ip', args, { timeout: 10_000 });
-  t.after(async () => {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-    await Promise.allSettled([agent, dhcp, lab].map((ns) => ip(['netns', 'delete', ns])));
-  });
-  for (const ns of [agent, dhcp, lab]) {
-    await ip(['netns', 'add', ns]);
-    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-  }
+  const spaces = await createNamespaces([agent, dhcp, lab]);
+  t.after(() => spaces.close());
   const br = `h1br${id}`;
   const tap = `h1tap${id}`;
-  await ip(['-n', lab, 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
-  await ip(['-n', lab, 'link', 'set', br, 'up']);
+  await addBridge(lab, br);
+  await linkUp(lab, br);
   await ip(['-n', lab, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
   await ip(['-n', lab, 'link', 'set', tap, 'master', br, 'up']);
   for (const [ns, addr, tag] of [
@@ -247,25 +248,13 @@ async function createLab(t: TestContext): Promise<Lab> {
   ] as const) {
     const inside = `h1${tag}${id}`;
     const onBridge = `h1${tag}${id}b`;
-    await ip(['-n', lab, 'link', 'add', onBridge, 'type', 'veth', 'peer', 'name', inside, 'netns', ns]);
+    await addVeth(lab, onBridge, ns, inside);
     await ip(['-n', lab, 'link', 'set', onBridge, 'master', br, 'up']);
-    await ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', inside]);
-    await ip(['-n', ns, 'link', 'set', inside, 'up']);
-    await ip(['-n', ns, 'route', 'add', '255.255.255.255/32', 'dev', inside]);
+    await addAddress(ns, inside, `${addr}/24`);
+    await linkUp(ns, inside);
+    await addBroadcastRoute(ns, inside);
   }
-  return {
-    agent,
-    dhcp,
-    lab,
-    tap,
-    exec: async (ns, cmd, args) =>
-      (await run('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: 30_000, encoding: 'utf8' })).stdout,
-    spawn: (ns, cmd, args, env = process.env) => {
-      const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: 'pipe', env });
-      children.push(child);
-      return child;
-    },
-  };
+  return { ...spaces, agent, dhcp, lab, tap };
 }
 
 /** Our proxy on 67/4011 and an HTTP server recording requests, in one process in the agent namespace. */
@@ -312,7 +301,7 @@ test(
   'QEMU iPXE gets its address from dnsmasq and its boot script from our proxy',
   { timeout: 180_000 },
   async (t) => {
-    const missing = missingTools();
+    const missing = await missingTools();
     if (missing) {
       if (IN_CI) throw new Error(`${missing}; CI must provide it`);
       t.skip(missing);
@@ -359,10 +348,7 @@ test(
       lab.agent,
       process.execPath,
       ['--import', 'tsx', '--input-type=module', '-e', AGENT_SCRIPT],
-      {
-        ...process.env,
-        H1_LEASES: JSON.stringify([lease]),
-      },
+      { env: { ...process.env, H1_LEASES: JSON.stringify([lease]) } },
     );
     lines(agent, agentOut);
     const diag = () =>
@@ -426,15 +412,14 @@ test(
     assert.ok(!dnsmasqOut.some((l) => l.includes('10.78.0.11 ')), diag());
 
     // iPXE boots from the port-67 offer alone; a PXE ROM asks the boot server on port 4011 as well.
-    const ack = JSON.parse(
-      await lab.exec(lab.dhcp, process.execPath, [
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        PXE_REQUEST_SCRIPT,
-      ]),
-    ) as Record<string, unknown>;
+    const { stdout } = await lab.exec(lab.dhcp, process.execPath, [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      PXE_REQUEST_SCRIPT,
+    ]);
+    const ack = JSON.parse(stdout) as Record<string, unknown>;
     assert.deepEqual(ack, {
       from: `${AGENT_IP}:${PXE_PORT}`,
       type: MessageType.Ack,

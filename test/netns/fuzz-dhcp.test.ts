@@ -3,32 +3,29 @@
 // to running servers in a network namespace; afterwards the servers must still answer and busybox
 // udhcpc must get its reservation.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { before, test, type TestContext } from 'node:test';
+import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { validateSot } from '../../sot/validate';
-import { BOOTREQUEST, BROADCAST_FLAG, decode, encode, MessageType } from '../../agent/dhcp/codec';
+import { BROADCAST_FLAG, decode, encode, MessageType } from '../../agent/dhcp/codec';
 import { handleDhcp } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, type HostLease, type LeaseBackend } from '../../agent/dhcp/leases';
 import { handleProxyDhcp, PXE_PORT } from '../../agent/dhcp/proxy';
+import { createNetnsPair, netnsProblem } from '../../cli/lab/netns';
+import { BUSYBOX, setMac, udhcpc } from '../helpers/dhcp-client';
+import { opt, rawRequest, type RawHeader } from '../helpers/dhcp-packets';
 import { sotMin } from '../helpers/sot';
 
-const run = promisify(execFile);
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
 const PACKETS = 100_000;
 const SERVER_IP = '10.10.0.5';
 const CLIENT_IP = '10.10.0.77';
 const PROXY_PORT = 1067;
-const CORE1 = '52:54:00:10:00:01';
 const CORE2 = '52:54:00:10:00:02';
-const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
 const agentDir = fileURLToPath(new URL('../../agent/dhcp/', import.meta.url));
 
 /** A small deterministic PRNG (mulberry32), so that a failing run can be replayed with FUZZ_SEED. */
@@ -43,28 +40,8 @@ function prng(seed: number): () => number {
   };
 }
 
-function opt(code: number, value: number[] | string): number[] {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'latin1') : Buffer.from(value);
-  return [code, bytes.length, ...bytes];
-}
-
-/** A request header as firmware writes it, options appended verbatim after the cookie. */
-function raw(
-  options: number[],
-  { mac = CORE1, ciaddr = [0, 0, 0, 0], giaddr = [0, 0, 0, 0], flags = 0 } = {},
-) {
-  const header = Buffer.alloc(240);
-  header[0] = BOOTREQUEST;
-  header[1] = 1;
-  header[2] = 6;
-  header.writeUInt32BE(0x1234abcd, 4);
-  header.writeUInt16BE(flags, 10);
-  header.set(ciaddr, 12);
-  header.set(giaddr, 24);
-  header.set(Buffer.from(mac.replaceAll(':', ''), 'hex'), 28);
-  header.writeUInt32BE(0x63825363, 236);
-  return Buffer.concat([header, Buffer.from([...options, 255])]);
-}
+/** A request as firmware writes it, ended. */
+const raw = (options: number[], header: RawHeader = {}) => rawRequest([...options, 255], header);
 
 const UUID = [0, ...randomBytes(16)];
 const IPXE = [
@@ -88,12 +65,12 @@ const SEEDS = [
   raw([...opt(53, [1]), ...EDK2], { flags: BROADCAST_FLAG }),
   raw([...opt(53, [3]), ...opt(54, SERVER), ...opt(50, RESERVED), ...IPXE]),
   raw([...opt(53, [3]), ...opt(50, [10, 10, 0, 99])]),
-  raw([...opt(53, [3]), ...IPXE], { ciaddr: RESERVED }),
-  raw([...opt(53, [8]), ...opt(55, [1, 3, 6])], { ciaddr: RESERVED }),
-  raw([...opt(53, [7]), ...opt(54, SERVER)], { ciaddr: RESERVED }),
+  raw([...opt(53, [3]), ...IPXE], { ciaddr: '10.10.0.11' }),
+  raw([...opt(53, [8]), ...opt(55, [1, 3, 6])], { ciaddr: '10.10.0.11' }),
+  raw([...opt(53, [7]), ...opt(54, SERVER)], { ciaddr: '10.10.0.11' }),
   raw([...opt(53, [4]), ...opt(50, RESERVED), ...opt(54, SERVER)]),
   raw([...opt(53, [1]), ...opt(82, [1, 4, 0, 0, 0, 1, 2, 6, 1, 2, 3, 4, 5, 6]), ...IPXE], {
-    giaddr: [10, 10, 0, 1],
+    giaddr: '10.10.0.1',
   }),
   raw([...opt(53, [1]), ...opt(52, [3]), ...IPXE]),
   raw([...opt(53, [1]), ...opt(60, 'udhcp 1.35.0'), ...opt(61, [1, 0x52, 0x54, 0, 0x10, 0, 2])], {
@@ -215,53 +192,6 @@ test(`decode and both handlers: 100,000 mutated packets never throw (seed ${SEED
 
 // ---- The same corpus over UDP to running servers ----
 
-interface Pair {
-  a: string;
-  b: string;
-  ifA: string;
-  ifB: string;
-  exec(ns: string, cmd: string, args: string[], timeoutMs?: number): Promise<string>;
-  spawn(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess;
-}
-
-/** Namespaces h1-<id>-a (servers) and h1-<id>-b (fuzzer, udhcpc) joined by a veth; deleted after. */
-async function createPair(t: TestContext): Promise<Pair> {
-  const id = randomBytes(3).toString('hex');
-  const [a, b] = [`h1-${id}-a`, `h1-${id}-b`];
-  const [ifA, ifB] = [`h1${id}a`, `h1${id}b`];
-  const ip = (args: string[]) => run('ip', args, { timeout: 10_000 });
-  const children: ChildProcess[] = [];
-  t.after(async () => {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-    await Promise.allSettled([ip(['netns', 'delete', a]), ip(['netns', 'delete', b])]);
-  });
-  await ip(['netns', 'add', a]);
-  await ip(['netns', 'add', b]);
-  await ip(['-n', a, 'link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB, 'netns', b]);
-  for (const [ns, ifname] of [
-    [a, ifA],
-    [b, ifB],
-  ] as const) {
-    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    await ip(['-n', ns, 'link', 'set', ifname, 'up']);
-  }
-  await ip(['-n', a, 'addr', 'add', `${SERVER_IP}/24`, 'dev', ifA]);
-  await ip(['-n', a, 'route', 'add', '255.255.255.255/32', 'dev', ifA]);
-  return {
-    a,
-    b,
-    ifA,
-    ifB,
-    exec: async (ns, cmd, args, timeoutMs = 60_000) =>
-      (await run('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: timeoutMs, encoding: 'utf8' })).stdout,
-    spawn: (ns, cmd, args, env) => {
-      const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: 'pipe', env });
-      children.push(child);
-      return child;
-    },
-  };
-}
-
 /** A server-mode DHCP server on 67 and a proxy on 1067/4011; prints its counters for each stdin line. */
 const SERVERS_SCRIPT = `
   const { startDhcpServer } = await import(${JSON.stringify(path.join(agentDir, 'server.ts'))});
@@ -312,11 +242,7 @@ test(
   { timeout: 120_000 },
   async (t) => {
     const missing =
-      process.getuid?.() !== 0
-        ? 'network namespaces need root'
-        : !BUSYBOX
-          ? 'busybox not found (apt-get install busybox-static)'
-          : undefined;
+      (await netnsProblem()) ?? (BUSYBOX ? undefined : 'busybox not found (apt-get install busybox-static)');
     if (missing) {
       if (IN_CI) throw new Error(`${missing}; CI must provide it`);
       t.skip(missing);
@@ -329,17 +255,16 @@ test(
       corpusFile,
       Buffer.concat(corpus(SEED ^ 0x5eed).flatMap((p) => [Buffer.from([p.length >> 8, p.length & 0xff]), p])),
     );
-    const net = await createPair(t);
-    await run('ip', ['-n', net.b, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', net.ifB]);
+    // h1-<id>-a: the servers; h1-<id>-b: the fuzzer and udhcpc.
+    const net = await createNetnsPair({ tag: 'h1', a: [`${SERVER_IP}/24`] });
+    t.after(() => net.close());
+    await net.exec(net.b, 'ip', ['addr', 'add', `${CLIENT_IP}/24`, 'dev', net.ifB]);
 
     const servers = net.spawn(
       net.a,
       process.execPath,
       ['--import', 'tsx', '--input-type=module', '-e', SERVERS_SCRIPT],
-      {
-        ...process.env,
-        H1_LEASES: JSON.stringify(leases),
-      },
+      { env: { ...process.env, H1_LEASES: JSON.stringify(leases) } },
     );
     const out: string[] = [];
     let stderr = '';
@@ -354,7 +279,7 @@ test(
     };
     await wait('servers did not start', () => out.includes('READY'));
 
-    const pxeRequest = raw([...opt(53, [3]), ...IPXE], { ciaddr: [10, 10, 0, 77] });
+    const pxeRequest = raw([...opt(53, [3]), ...IPXE], { ciaddr: CLIENT_IP });
     pxeRequest.writeUInt32BE(0x0f0f0f0f, 4);
     const fuzzer = JSON.parse(
       await net
@@ -372,6 +297,7 @@ test(
           ],
           90_000,
         )
+        .then(({ stdout }) => stdout)
         .catch((err: { stdout?: string; stderr?: string }) => {
           if (!err.stdout) assert.fail(`seed ${SEED}: fuzzer failed: ${err.stderr}`);
           return err.stdout;
@@ -416,28 +342,10 @@ test(
     assert.ok(counters.server.malformed! > 1000 && counters.server.offer! > 100, `seed ${SEED}`);
 
     // A real client afterwards: busybox udhcpc gets core-02's reservation.
-    await run('ip', ['-n', net.b, 'link', 'set', net.ifB, 'down']);
-    await run('ip', ['-n', net.b, 'link', 'set', net.ifB, 'address', CORE2]);
-    await run('ip', ['-n', net.b, 'link', 'set', net.ifB, 'up']);
-    const script = path.join(dir, 'udhcpc.sh');
-    const env = path.join(dir, 'udhcpc.env');
-    await writeFile(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${env}\nexit 0\n`);
-    await chmod(script, 0o755);
-    await net.exec(net.b, BUSYBOX ?? 'busybox', [
-      'udhcpc',
-      '-n',
-      '-q',
-      '-f',
-      '-t',
-      '5',
-      '-i',
-      net.ifB,
-      '-s',
-      script,
-    ]);
-    const bound = await readFile(env, 'utf8');
-    assert.match(bound, /^ip=10\.10\.0\.12$/m, `seed ${SEED}`);
-    assert.match(bound, /^serverid=10\.10\.0\.5$/m, `seed ${SEED}`);
+    await setMac(net, net.b, net.ifB, CORE2);
+    const bound = await udhcpc(net, net.b, net.ifB, dir);
+    assert.equal(bound.get('ip'), '10.10.0.12', `seed ${SEED}`);
+    assert.equal(bound.get('serverid'), '10.10.0.5', `seed ${SEED}`);
     assert.equal(servers.exitCode, null, `seed ${SEED}: servers died: ${stderr}`);
   },
 );

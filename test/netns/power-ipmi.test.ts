@@ -14,7 +14,7 @@ import { createIpmiPower, type IpmiPowerDeps } from '../../activities/power/ipmi
 import { IpmiBmcSchema } from '../../schemas/host';
 import { tempDir } from '../helpers/jobs-fixtures';
 import { powerFailure } from '../helpers/power';
-import { createNetnsPair, netnsUsable } from '../helpers/netns';
+import { createNetnsPair, netnsProblem } from '../../cli/lab/netns';
 
 const PASSWORD = 'vq-Bmc-Pass-4711';
 const TOOLS = ['/usr/bin/ipmitool', '/usr/bin/ipmi_sim'];
@@ -277,12 +277,13 @@ test('a missing ipmitool is unsupported, not retried', async () => {
 });
 
 test('across network namespaces: ipmitool in one, the BMC on its own address in the other', async (t) => {
-  const unusable = await netnsUsable();
+  const unusable = await netnsProblem();
   if (unusable) {
     if (process.env.CI && process.env.CI !== 'false') throw new Error(`${unusable}; CI must allow it`);
     return t.skip(unusable);
   }
-  const pair = await createNetnsPair(t);
+  const pair = await createNetnsPair({ tag: 'vqd' });
+  t.after(() => pair.close());
   await pair.exec(pair.a, 'ip', ['addr', 'add', '10.231.7.1/30', 'dev', pair.ifA]);
   await pair.exec(pair.b, 'ip', ['addr', 'add', '10.231.7.2/30', 'dev', pair.ifB]);
   // The agent side: ipmitool run inside namespace a, as the agent would run it on its own network.

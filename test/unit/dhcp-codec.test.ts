@@ -1,14 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  BOOTREQUEST,
-  BROADCAST_FLAG,
-  decode,
-  encode,
-  macOf,
-  MessageType,
-  type DhcpPacket,
-} from '../../agent/dhcp/codec';
+import { BROADCAST_FLAG, decode, encode, macOf, MessageType, type DhcpPacket } from '../../agent/dhcp/codec';
 import {
   clientArch,
   decodeSubOptions,
@@ -21,6 +13,7 @@ import {
 import { handleDhcp } from '../../agent/dhcp/handler';
 import type { HostLease } from '../../agent/dhcp/leases';
 import { classlessRoutes, domainSearch } from '../../agent/dhcp/options';
+import { opt, rawRequest, type RawHeader } from '../helpers/dhcp-packets';
 
 const MAC = '52:54:00:77:00:11';
 const UUID = Buffer.from('8c1c2b4a5d6e4f708192a3b4c5d6e7f8', 'hex');
@@ -29,24 +22,9 @@ function macBytes(mac: string): Buffer {
   return Buffer.from(mac.replaceAll(':', ''), 'hex');
 }
 
-/** A request header as firmware writes it, with `options` appended verbatim after the cookie. */
-function rawRequest(options: number[], { flags = 0, mac = MAC, xid = 0x1234abcd } = {}): Buffer {
-  const header = Buffer.alloc(240);
-  header[0] = BOOTREQUEST;
-  header[1] = 1;
-  header[2] = 6;
-  header.writeUInt32BE(xid, 4);
-  header.writeUInt16BE(4, 8);
-  header.writeUInt16BE(flags, 10);
-  macBytes(mac).copy(header, 28);
-  header.writeUInt32BE(0x63825363, 236);
-  return Buffer.concat([header, Buffer.from(options)]);
-}
-
-function opt(code: number, value: Buffer | number[] | string): number[] {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'latin1') : Buffer.from(value);
-  return [code, bytes.length, ...bytes];
-}
+/** A request from MAC, its firmware 4 s into booting, `options` verbatim. */
+const request = (options: number[], header: RawHeader = {}) =>
+  rawRequest(options, { mac: MAC, secs: 4, ...header });
 
 const IPXE_PRL = [
   1, 3, 6, 7, 12, 15, 17, 26, 43, 60, 66, 67, 119, 128, 129, 130, 131, 132, 133, 134, 135, 175, 203,
@@ -54,7 +32,7 @@ const IPXE_PRL = [
 
 /** Captured in the virtual lab (docs/lab.md): QEMU's BIOS NIC ROM is iPXE; its first DISCOVER. */
 function ipxeBiosDiscover(): Buffer {
-  return rawRequest([
+  return request([
     ...opt(53, [MessageType.Discover]),
     ...opt(57, [0x05, 0xc0]),
     ...opt(93, [0, 0]),
@@ -71,7 +49,7 @@ function ipxeBiosDiscover(): Buffer {
 
 /** Captured in the virtual lab: EDK2's own PXE (OVMF), broadcast flag set, no 61/77/175. */
 function edk2Discover(): Buffer {
-  return rawRequest(
+  return request(
     [
       ...opt(53, [MessageType.Discover]),
       ...opt(57, [0x05, 0xc0]),
@@ -128,7 +106,7 @@ test('decode and encode round-trip a packet, options in order', () => {
 });
 
 test('PAD options are skipped anywhere, a missing END is tolerated', () => {
-  const p = decoded(rawRequest([0, 0, ...opt(53, [1]), 0, ...opt(12, 'pad'), 0, 0]));
+  const p = decoded(request([0, 0, ...opt(53, [1]), 0, ...opt(12, 'pad'), 0, 0]));
   assert.equal(messageType(p), 1);
   assert.equal(optionText(p, 12), 'pad');
   assert.deepEqual([...p.options.keys()], [53, 12]);
@@ -136,18 +114,18 @@ test('PAD options are skipped anywhere, a missing END is tolerated', () => {
 
 test('a binary option with embedded NULs is kept whole', () => {
   const value = [0x00, 0x41, 0x00, 0x00, 0xff, 0x42];
-  const p = decoded(rawRequest([...opt(53, [1]), ...opt(224, value), 255]));
+  const p = decoded(request([...opt(53, [1]), ...opt(224, value), 255]));
   assert.deepEqual([...(p.options.get(224) ?? [])], value);
   assert.deepEqual([...(decoded(encode(p)).options.get(224) ?? [])], value);
 });
 
 test('option 82 relay information stays opaque and is concatenated across instances (RFC 3396)', () => {
-  const p = decoded(rawRequest([...opt(53, [1]), ...opt(82, [1, 2, 0, 7]), ...opt(82, [2, 1, 9]), 255]));
+  const p = decoded(request([...opt(53, [1]), ...opt(82, [1, 2, 0, 7]), ...opt(82, [2, 1, 9]), 255]));
   assert.deepEqual([...(p.options.get(82) ?? [])], [1, 2, 0, 7, 2, 1, 9]);
 });
 
 test('option overload (52) reads options from the file and sname fields', () => {
-  const buf = rawRequest([...opt(53, [1]), ...opt(52, [3]), 255]);
+  const buf = request([...opt(53, [1]), ...opt(52, [3]), 255]);
   Buffer.from([...opt(12, 'in-file'), 255]).copy(buf, 108);
   Buffer.from([...opt(15, 'in.sname'), 255]).copy(buf, 44);
   const p = decoded(buf);
@@ -158,14 +136,14 @@ test('option overload (52) reads options from the file and sname fields', () => 
 });
 
 test('a value over 255 bytes is split on encode and joined on decode', () => {
-  const p = decoded(rawRequest([...opt(53, [1]), 255]));
+  const p = decoded(request([...opt(53, [1]), 255]));
   const long = Buffer.alloc(600, 7);
   p.options.set(250, long);
   assert.deepEqual(Buffer.from(decoded(encode(p, { maxSize: 1500 })).options.get(250) ?? []), long);
 });
 
 test('encode honours option 55 order and the client maximum size', () => {
-  const p = decoded(rawRequest([...opt(53, [2]), 255]));
+  const p = decoded(request([...opt(53, [2]), 255]));
   p.op = 2;
   p.options = new Map<number, Uint8Array>([
     [53, Uint8Array.of(2)],
@@ -187,7 +165,7 @@ test('malformed input is a typed error, never an exception', () => {
   badCookie[236] = 0;
   assert.deepEqual(decode(badCookie), { ok: false, error: 'bad-cookie', xid: 0x1234abcd });
   assert.deepEqual(decode(good.subarray(0, 250)), { ok: false, error: 'option-overrun', xid: 0x1234abcd });
-  assert.deepEqual(decode(rawRequest(opt(53, [1, 1]))), { ok: false, error: 'bad-length', xid: 0x1234abcd });
+  assert.deepEqual(decode(request(opt(53, [1, 1]))), { ok: false, error: 'bad-length', xid: 0x1234abcd });
   const badHlen = Buffer.from(good);
   badHlen[2] = 40;
   assert.deepEqual(decode(badHlen), { ok: false, error: 'bad-length', xid: 0x1234abcd });

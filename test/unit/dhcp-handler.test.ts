@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { validateSot } from '../../sot/validate';
-import {
-  BOOTREQUEST,
-  BROADCAST_FLAG,
-  decode,
-  encode,
-  MessageType,
-  type DhcpPacket,
-} from '../../agent/dhcp/codec';
+import { BROADCAST_FLAG, decode, encode, MessageType, type DhcpPacket } from '../../agent/dhcp/codec';
 import { decodeSubOptions, messageType, optionIp, optionText } from '../../agent/dhcp/codec-options';
 import { handleDhcp, type HandlerContext, type HandlerResult } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, type HostLease } from '../../agent/dhcp/leases';
+import { dhcpRequest } from '../helpers/dhcp-packets';
 import { sotMin } from '../helpers/sot';
 
 const SERVER = '10.10.0.5';
@@ -26,41 +20,6 @@ before(async () => {
   ctx = { serverIp: SERVER, backend: mapBackend(leases), now: new Date('2026-01-02T03:04:05Z') };
 });
 
-interface RequestSpec {
-  type: MessageType;
-  mac?: string;
-  ciaddr?: string;
-  giaddr?: string;
-  flags?: number;
-  options?: [number, number[] | string][];
-}
-
-function request({
-  type,
-  mac = CORE1,
-  ciaddr = '0.0.0.0',
-  giaddr = '0.0.0.0',
-  flags = 0,
-  options = [],
-}: RequestSpec) {
-  const chaddr = new Uint8Array(16);
-  chaddr.set(Buffer.from(mac.replaceAll(':', ''), 'hex'));
-  const packet: DhcpPacket = {
-    ...{ op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0xcafe, secs: 0, flags, ciaddr, giaddr },
-    ...{ yiaddr: '0.0.0.0', siaddr: '0.0.0.0', chaddr, sname: '', file: '' },
-    options: new Map([
-      [53, Uint8Array.of(type)],
-      ...options.map(([code, v]): [number, Uint8Array] => [
-        code,
-        typeof v === 'string' ? Buffer.from(v, 'latin1') : Uint8Array.from(v),
-      ]),
-    ]),
-  };
-  const decoded = decode(encode(packet));
-  assert.ok(decoded.ok);
-  return decoded.packet;
-}
-
 function reply(result: HandlerResult): DhcpPacket {
   assert.ok(result.reply, `no reply: ${JSON.stringify(result.log)}`);
   const decoded = decode(encode(result.reply.packet, result.reply.encode));
@@ -71,7 +30,7 @@ function reply(result: HandlerResult): DhcpPacket {
 const ip = (s: string) => s.split('.').map(Number);
 
 test('DISCOVER from a known MAC gets an OFFER of its reservation with the subnet options', () => {
-  const result = handleDhcp(request({ type: MessageType.Discover, flags: BROADCAST_FLAG }), ctx);
+  const result = handleDhcp(dhcpRequest({ type: MessageType.Discover, flags: BROADCAST_FLAG }), ctx);
   const offer = reply(result);
   assert.equal(messageType(offer), MessageType.Offer);
   assert.equal(offer.yiaddr, '10.10.0.11');
@@ -91,7 +50,7 @@ test('DISCOVER from a known MAC gets an OFFER of its reservation with the subnet
 });
 
 test('an unknown MAC is logged and counted, never answered', () => {
-  const result = handleDhcp(request({ type: MessageType.Discover, mac: '52:54:00:99:99:99' }), ctx);
+  const result = handleDhcp(dhcpRequest({ type: MessageType.Discover, mac: '52:54:00:99:99:99' }), ctx);
   assert.equal(result.reply, undefined);
   assert.equal(result.event, undefined);
   assert.equal(result.outcome, 'unknown-mac');
@@ -100,7 +59,7 @@ test('an unknown MAC is logged and counted, never answered', () => {
 
 test('REQUEST (selecting) for our offer is ACKed; for another server it is ignored', () => {
   const selecting = (server: string, wanted: string) =>
-    request({
+    dhcpRequest({
       type: MessageType.Request,
       options: [
         [54, ip(server)],
@@ -116,27 +75,30 @@ test('REQUEST (selecting) for our offer is ACKed; for another server it is ignor
 });
 
 test('REQUEST for a wrong address is NAKed, broadcast', () => {
-  const initReboot = request({ type: MessageType.Request, options: [[50, ip('10.10.0.99')]] });
+  const initReboot = dhcpRequest({ type: MessageType.Request, options: [[50, ip('10.10.0.99')]] });
   const result = handleDhcp(initReboot, ctx);
   const nak = reply(result);
   assert.equal(messageType(nak), MessageType.Nak);
   assert.equal(nak.yiaddr, '0.0.0.0');
   assert.equal(optionIp(nak, 54), SERVER);
   assert.deepEqual(result.reply?.to, { address: '255.255.255.255', port: 68 });
-  const renewing = handleDhcp(request({ type: MessageType.Request, ciaddr: '10.10.0.50' }), ctx);
+  const renewing = handleDhcp(dhcpRequest({ type: MessageType.Request, ciaddr: '10.10.0.50' }), ctx);
   assert.equal(renewing.outcome, 'nak');
 });
 
 test('init-reboot and renewing REQUESTs for the reservation are ACKed; renewals unicast to ciaddr', () => {
-  const reboot = handleDhcp(request({ type: MessageType.Request, options: [[50, ip('10.10.0.11')]] }), ctx);
+  const reboot = handleDhcp(
+    dhcpRequest({ type: MessageType.Request, options: [[50, ip('10.10.0.11')]] }),
+    ctx,
+  );
   assert.equal(reboot.outcome, 'ack');
-  const renew = handleDhcp(request({ type: MessageType.Request, ciaddr: '10.10.0.11' }), ctx);
+  const renew = handleDhcp(dhcpRequest({ type: MessageType.Request, ciaddr: '10.10.0.11' }), ctx);
   assert.equal(messageType(reply(renew)), MessageType.Ack);
   assert.deepEqual(renew.reply?.to, { address: '10.10.0.11', port: 68 });
 });
 
 test('INFORM gets an ACK without an address or lease time, sent to ciaddr', () => {
-  const result = handleDhcp(request({ type: MessageType.Inform, ciaddr: '10.10.0.11' }), ctx);
+  const result = handleDhcp(dhcpRequest({ type: MessageType.Inform, ciaddr: '10.10.0.11' }), ctx);
   const ack = reply(result);
   assert.equal(messageType(ack), MessageType.Ack);
   assert.equal(ack.yiaddr, '0.0.0.0');
@@ -147,21 +109,24 @@ test('INFORM gets an ACK without an address or lease time, sent to ciaddr', () =
 });
 
 test('DECLINE and RELEASE are logged and reported as events, not answered', () => {
-  const decline = handleDhcp(request({ type: MessageType.Decline, options: [[50, ip('10.10.0.11')]] }), ctx);
+  const decline = handleDhcp(
+    dhcpRequest({ type: MessageType.Decline, options: [[50, ip('10.10.0.11')]] }),
+    ctx,
+  );
   assert.equal(decline.reply, undefined);
   assert.equal(decline.outcome, 'declined');
   assert.match(decline.event?.detail ?? '', /DECLINE 10\.10\.0\.11/);
-  const release = handleDhcp(request({ type: MessageType.Release, ciaddr: '10.10.0.11' }), ctx);
+  const release = handleDhcp(dhcpRequest({ type: MessageType.Release, ciaddr: '10.10.0.11' }), ctx);
   assert.equal(release.reply, undefined);
   assert.match(release.event?.detail ?? '', /RELEASE/);
 });
 
 test('a relayed request is answered to the relay on port 67, giaddr kept', () => {
-  const result = handleDhcp(request({ type: MessageType.Discover, giaddr: '10.10.0.1' }), ctx);
+  const result = handleDhcp(dhcpRequest({ type: MessageType.Discover, giaddr: '10.10.0.1' }), ctx);
   assert.deepEqual(result.reply?.to, { address: '10.10.0.1', port: 67 });
   assert.equal(reply(result).giaddr, '10.10.0.1');
   const nak = handleDhcp(
-    request({ type: MessageType.Request, giaddr: '10.10.0.1', options: [[50, ip('10.10.0.99')]] }),
+    dhcpRequest({ type: MessageType.Request, giaddr: '10.10.0.1', options: [[50, ip('10.10.0.99')]] }),
     ctx,
   );
   assert.deepEqual(nak.reply?.to, { address: '10.10.0.1', port: 67 });
@@ -210,7 +175,7 @@ const bootCases: [string, [number, number[] | string][], string, string | undefi
 
 for (const [name, options, file, vendorClass] of bootCases) {
   test(`boot file for ${name}: ${file}`, () => {
-    const offer = reply(handleDhcp(request({ type: MessageType.Discover, options }), ctx));
+    const offer = reply(handleDhcp(dhcpRequest({ type: MessageType.Discover, options }), ctx));
     assert.equal(optionText(offer, 67), file);
     assert.equal(offer.file, file);
     assert.equal(offer.siaddr, '10.10.0.5');
@@ -222,7 +187,7 @@ for (const [name, options, file, vendorClass] of bootCases) {
 
 test('a plain client (no PXE) gets no boot file', () => {
   const offer = reply(
-    handleDhcp(request({ type: MessageType.Discover, options: [[60, 'udhcp 1.35.0']] }), ctx),
+    handleDhcp(dhcpRequest({ type: MessageType.Discover, options: [[60, 'udhcp 1.35.0']] }), ctx),
   );
   assert.equal(offer.options.has(67), false);
   assert.equal(offer.file, '');
@@ -237,7 +202,7 @@ test('leasesFromModel covers every interface and marks armed hosts', () => {
 });
 
 test('requests that are not BOOTREQUESTs or lack a message type are ignored', () => {
-  const p = request({ type: MessageType.Discover });
+  const p = dhcpRequest({ type: MessageType.Discover });
   assert.equal(handleDhcp({ ...p, op: 2 }, ctx).outcome, 'ignored');
   assert.equal(handleDhcp({ ...p, options: new Map() }, ctx).outcome, 'ignored');
   assert.equal(handleDhcp({ ...p, options: new Map([[53, Uint8Array.of(2)]]) }, ctx).outcome, 'ignored');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { validateSot } from '../../../sot/validate';
 import type { ArmEntry } from '../../../schemas/agent';
 import type { Model } from '../../../schemas/model';
-import { SERVER_IP } from './netns';
+import { SERVER_IP } from './bench-net';
 
 export const SITE = 'bench';
 export const COMMIT = 'bench';

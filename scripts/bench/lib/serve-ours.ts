@@ -2,6 +2,9 @@
 //   tsx scripts/bench/serve-ours.ts dhcp|tftp|http --sot <dir> [--root <dir>] [--port <n>]
 // Prints READY when listening; log lines and boot events are counted, not written (the peers run with
 // per-request logging off too), and the counts are printed on SIGTERM.
+// Not agent/services.ts on purpose: each benchmark measures one protocol against its peer (dnsmasq/Kea,
+// tftpd, nginx) alone, so only that server runs, and HTTP reads an in-memory netboot table of every
+// host armed rather than the agent's file, which would measure the disk.
 import { serve } from '@hono/node-server';
 import { parseArgs } from 'node:util';
 import { leasesFromModel, mapBackend } from '../../../agent/dhcp/leases';
@@ -9,7 +12,7 @@ import { startDhcpServer } from '../../../agent/dhcp/server';
 import { createAssetApp } from '../../../agent/http/app';
 import { startTftpServer } from '../../../agent/tftp/server';
 import { armAll, benchHosts, COMMIT, loadBenchModel, SITE } from './model';
-import { SERVER_IP } from './netns';
+import { SERVER_IP } from './bench-net';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
