@@ -11,11 +11,16 @@ import {
 } from '../server/rollouts/rollout-client';
 import { hostChanges, resultLine, statusText, summaryLine, type StatusView } from './rollout-format';
 
-const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+export const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 /** A closed rollout answers its status query only once a worker has replayed it; not worth a long wait. */
-const FINAL_QUERY_TIMEOUT_MS = 3_000;
+export const FINAL_QUERY_TIMEOUT_MS = 3_000;
 
-type Closed = { result: SiteRolloutResult } | { error: unknown };
+export type Closed = { result: SiteRolloutResult } | { error: unknown };
+
+/** The time of day on each line `watch` prints into a file or a pipe. */
+export function clock(): string {
+  return new Date().toTimeString().slice(0, 8);
+}
 
 /** "500ms", "2s", "1m", or a number of seconds. */
 export function parseInterval(text: string): number | undefined {
@@ -26,7 +31,7 @@ export function parseInterval(text: string): number | undefined {
   return ms >= 100 ? ms : undefined;
 }
 
-async function view(t: Temporal, rollout: Rollout, timeoutMs?: number): Promise<StatusView> {
+export async function view(t: Temporal, rollout: Rollout, timeoutMs?: number): Promise<StatusView> {
   const status = await queryStatus(t, rollout.handle, timeoutMs);
   const { description } = rollout;
   return {
@@ -39,33 +44,35 @@ async function view(t: Temporal, rollout: Rollout, timeoutMs?: number): Promise<
   };
 }
 
-/** Prints what changed since the last call: the whole screen on a terminal, else new lines only. */
-function printer(io: Io, tty: boolean) {
+/**
+ * Prints what changed since the last call: the whole screen on a terminal, else new lines only,
+ * each after `prefix` (the rollout's id, when several are watched).
+ */
+export function printer(io: Io, tty: boolean, prefix = '') {
   let previous: StatusView | undefined;
   let lastSummary = '';
   let lastProblem = '';
-  const clock = () => new Date().toTimeString().slice(0, 8);
   return {
     show(next: StatusView, footer?: string) {
       if (tty) {
         io.out(`${CLEAR_SCREEN}${statusText(next, new Date())}${footer ? `\n${footer}\n` : ''}`);
       } else {
         const summary = summaryLine(next.status);
-        if (summary !== lastSummary) io.out(`${clock()} ${summary}\n`);
-        for (const line of hostChanges(previous, next)) io.out(`${clock()}   ${line}\n`);
+        if (summary !== lastSummary) io.out(`${clock()} ${prefix}${summary}\n`);
+        for (const line of hostChanges(previous, next)) io.out(`${clock()} ${prefix}  ${line}\n`);
         lastSummary = summary;
       }
       previous = next;
       lastProblem = '';
     },
     problem(message: string) {
-      if (message !== lastProblem) io.out(`${clock()} no status: ${message}\n`);
+      if (message !== lastProblem) io.out(`${clock()} ${prefix}no status: ${message}\n`);
       lastProblem = message;
     },
   };
 }
 
-function closedLine(workflowId: string, closed: Closed): { line: string; ok: boolean } {
+export function closedLine(workflowId: string, closed: Closed): { line: string; ok: boolean } {
   if ('result' in closed)
     return { line: resultLine(workflowId, closed.result), ok: closed.result.phase === 'completed' };
   if (closed.error instanceof WorkflowFailedError) {

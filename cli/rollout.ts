@@ -20,6 +20,7 @@ import {
 } from '../server/rollouts/signals';
 import { listText, resultLine, statusText, timestamp, type RolloutRow } from './rollout-format';
 import { parseInterval, watchRollout } from './rollout-watch';
+import { watchAllRollouts } from './rollout-watch-all';
 
 const USAGE = `usage: vaquero rollout <subcommand> [--address host:port] [--namespace ns]
 
@@ -27,6 +28,7 @@ subcommands:
   list [--site S] [--all] [--json]    running rollouts (--all: closed ones too), newest first
   status <site|id> [--json]           phase, why it waits, wave, counts, and every host not pending
   watch <site|id> [--interval 1s]     the status until the rollout closes; exit 0 if it completed, else 1
+  watch [--interval 1s]               every running rollout, and those that start later, until Ctrl-C
   pause <site|id>                     start no more hosts; hosts in flight finish
   resume <site|id>                    start hosts again
   approve <site|id>                   go on after the canary (site policy approval_required)
@@ -38,6 +40,7 @@ A site stands for its newest running rollout; an id is rollout/<site>/<sha7>.
 The temporal CLI sends the same signals and query: see docs/operations/rollouts.md.
 `;
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 const CONNECTION = { address: { type: 'string' }, namespace: { type: 'string' } } as const;
 /** Rows of `list` wait this long for each rollout's status before showing its last known phase. */
 const LIST_QUERY_TIMEOUT_MS = 5_000;
@@ -238,14 +241,30 @@ const retryHost: Subcommand = async (args, io, config) => {
   });
 };
 
+/** Until SIGINT or SIGTERM: watching every rollout has no end of its own. */
+async function untilInterrupted(fn: (stop: AbortSignal) => Promise<number>): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  for (const s of STOP_SIGNALS) process.once(s, onSignal);
+  try {
+    return await fn(stop.signal);
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  }
+}
+
 const watch: Subcommand = async (args, io, config) => {
   const { values, positionals } = parse(args, { ...CONNECTION, interval: { type: 'string', default: '1s' } });
   const [target] = positionals;
-  if (!target || positionals.length > 1)
-    throw new CliError('usage: vaquero rollout watch <site|workflow-id> [--interval 1s]');
+  if (positionals.length > 1)
+    throw new CliError('usage: vaquero rollout watch [<site|workflow-id>] [--interval 1s]');
   const intervalMs = parseInterval(values.interval);
   if (intervalMs === undefined)
     throw new CliError(`--interval ${values.interval}: give a duration like 500ms, 2s or 1m (100ms or more)`);
+  if (!target)
+    return untilInterrupted((stop) =>
+      withTemporal(values, config, (t) => watchAllRollouts(t, io, { intervalMs, tty: config.tty, stop })),
+    );
   return withTemporal(values, config, async (t) =>
     watchRollout(t, await findRollout(t, target), io, { intervalMs, tty: config.tty }),
   );

@@ -1,9 +1,10 @@
 // `vaquero rollout ...` against real rollouts of sim hosts on the Temporal dev server.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../cli/main';
@@ -16,6 +17,7 @@ import { temporalAddress } from '../helpers/temporal';
 import { startVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/vaquero.mjs', import.meta.url));
 const FAST = { dhcp: 5_000, ipxe: 5_000, kernel: 5_000, checkpoint: 5_000 };
 
 interface CliRun {
@@ -75,6 +77,29 @@ async function listUntil(env: VaqueroEnv, id: string, ...args: string[]): Promis
     await delay(200);
   }
   throw new Error(`rollout list never showed ${id}`);
+}
+
+/** `vaquero rollout watch` with no rollout, as a user runs it: its own process, stopped by Ctrl-C. */
+function watchEverything(t: TestContext, env: VaqueroEnv) {
+  const args = ['rollout', 'watch', '--interval', '200ms', '--address', temporalAddress()];
+  const child = spawn(process.execPath, [bin, ...args, '--namespace', env.namespace], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    out: () => out,
+    async until(pattern: RegExp): Promise<void> {
+      for (let i = 0; i < 600 && !pattern.test(out); i++) await delay(100);
+      assert.match(out, pattern, `watch printed, on stderr: ${err}`);
+    },
+  };
 }
 
 async function approvalRequired(env: VaqueroEnv): Promise<void> {
@@ -183,6 +208,35 @@ describe('vaquero rollout on a real Temporal server with sim hosts', () => {
       1,
       /^vaquero rollout: no running rollout for site nowhere in namespace /,
     );
+  });
+
+  test('watch without a rollout waits for one, follows it as it starts and runs, says when it closes', async (t) => {
+    const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.005 });
+    if (!env) return;
+    await approvalRequired(env);
+    const watch = watchEverything(t, env);
+    await watch.until(/no running rollouts in namespace \S+; waiting for one to start/);
+    const { id } = await startRollout(env);
+    await waitForPhase(env, id, 'waiting-approval');
+    await watch.until(
+      new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${id}: waiting-approval \\(waiting for: approve signal`, 'm'),
+    );
+
+    assert.equal((await rollout(env, 'approve', id)).code, 0);
+    await watch.until(new RegExp(`${id} completed: 20 succeeded, 0 failed, 0 not started\\n`));
+    const lines = watch.out().split('\n');
+    const progress = lines.filter((l) => l.includes(`${id}: running, wave `));
+    assert.ok(progress.length >= 2, `a line per change of the rollout:\n${watch.out()}`);
+    assert.ok(
+      lines.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${id}: {3}wk-\\d\\d succeeded$`).test(l)),
+      `a line per host change:\n${watch.out()}`,
+    );
+    await watch.until(
+      /no running rollouts in namespace \S+; waiting for one to start[^]*completed[^]*waiting for one to start/,
+    );
+
+    watch.child.kill('SIGINT');
+    assert.equal(await watch.exited, 0, 'Ctrl-C ends the watch, not a failure');
   });
 
   test('an unreachable server or a bad command line: one line on stderr, no stack trace', async () => {
