@@ -1,5 +1,5 @@
-// The protocol benchmarks' network: a namespace pair (cli/lab/netns.ts) with the server side (`s`,
-// 10.213.0.1) and the client side (`c`, 10.213.0.2). Deletion runs in `close()`, and again from an
+// The protocol benchmarks' network: a namespace pair (cli/lab/netns.ts) with the server side (`a`,
+// 10.213.0.1) and the client side (`b`, 10.213.0.2). Deletion runs in `close()`, and again from an
 // `exit` hook (also reached on SIGINT, SIGTERM and uncaught errors), so a crashed benchmark leaves no
 // namespace behind.
 import type { ChildProcess } from 'node:child_process';
