@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { previewCommand } from './preview';
 import { planCommand } from './plan';
 import { rolloutCommand } from './rollout';
@@ -12,6 +13,7 @@ import {
 } from '../schemas/cli-config';
 
 const USAGE = `usage: vaquero <command> [options]
+       vaquero --help | --version
 
 commands:
   validate <dir> [--json]                       check a source of truth; every problem as file:line: path: message
@@ -20,11 +22,21 @@ commands:
   rollout <subcommand> [options]                follow and steer site rollouts: list, status, watch, pause,
                                                 resume, approve, abort, retry-host (vaquero rollout --help)
   server --config <file.yaml>                   the central server: webhooks, user API, orchestration worker
+  agent --site <site> [options]                 a site agent: DHCP, TFTP, HTTP boot assets, power and jobs (docs/agent.md)
   migrate --from <store> --to <store>           copy model revisions and pointers: file:<dir> <-> etcd:<url,...>
   certs --out <dir> [--hosts h1,h2]             a development CA and server certificate for HTTPS
   standalone --sot <dir> --interface <if>       Temporal dev server + server + agent in one process
   lab up|down|status                            the virtual lab: QEMU machines, IPMI BMCs, standalone (docs/lab.md)
+  version                                       the version of vaquero (also --version, -V)
 `;
+
+async function versionCommand(_args: string[], io: Io): Promise<number> {
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  io.out(`vaquero ${pkg.version}\n`);
+  return 0;
+}
 
 const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Promise<number>> = {
   validate: validateCommand,
@@ -37,6 +49,9 @@ const commands: Record<string, (args: string[], io: Io, config: CliConfig) => Pr
   certs: async (args, io) => (await import('./certs')).certsCommand(args, io),
   standalone: async (args, io) => (await import('./standalone')).standaloneCommand(args, io),
   lab: async (args, io) => (await import('./lab/command')).labCommand(args, io),
+  version: versionCommand,
+  '--version': versionCommand,
+  '-V': versionCommand,
 };
 
 const processIo: Io = {
