@@ -1,10 +1,11 @@
 // `vaquero migrate --from <store> --to <store>`: copies every model revision and pointer between the
 // file store and etcd (going HA, or back). Safe to re-run: what is already there and equal is left
 // alone, what differs is refused unless --force, and everything written is read back to compare.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Etcd3 } from 'etcd3';
+import { readJsonIfExists } from '../activities/store/atomic-file';
 import { DEFAULT_ETCD_PREFIX, EtcdModelStore } from '../activities/store/etcd-store';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ActiveRollout, ModelStore } from '../activities/store/model-store';
@@ -36,15 +37,9 @@ function fileEnd(dir: string): StoreEnd {
     }
   };
   const rollouts = async () => {
-    let text: string;
-    try {
-      text = await readFile(path.join(dir, 'pointers.json'), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map<string, ActiveRollout>();
-      throw err;
-    }
-    const pointers = JSON.parse(text) as { rollouts?: Record<string, ActiveRollout> };
-    return new Map(Object.entries(pointers.rollouts ?? {}));
+    const pointers = (await readJsonIfExists(path.join(dir, 'pointers.json'))) as
+      { rollouts?: Record<string, ActiveRollout> } | undefined;
+    return new Map(Object.entries(pointers?.rollouts ?? {}));
   };
   return {
     label: `file:${dir}`,

@@ -1,10 +1,13 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { durationMs } from '../../schemas/common';
 import type { Bmc } from '../../schemas/host';
 import type { BootEventKind } from '../../schemas/rollout';
 import type { BootEventSink } from '../../schemas/rollout';
+import {
+  appendLine,
+  readFileIfExists,
+  readFileIfExistsSync,
+  writeFileAtomicSync,
+} from '../store/atomic-file';
 import type { PowerDriver, PowerState, PowerTarget } from './power-driver';
 
 type SimBmc = Extract<Bmc, { type: 'sim' }>;
@@ -54,11 +57,8 @@ export class SimLab {
 
   constructor(private readonly options: SimLabOptions) {
     if (!options.bootsFile) return;
-    try {
-      this.boots = JSON.parse(readFileSync(options.bootsFile, 'utf8')) as BootInProgress[];
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const text = readFileIfExistsSync(options.bootsFile);
+    if (text !== undefined) this.boots = JSON.parse(text) as BootInProgress[];
     for (const boot of this.boots) this.schedule(boot);
   }
 
@@ -95,15 +95,11 @@ export class SimLab {
   }
 
   private async record(key: string): Promise<void> {
-    if (!this.options.cycleLog) return;
-    await mkdir(path.dirname(this.options.cycleLog), { recursive: true });
-    await appendFile(this.options.cycleLog, `${key}\n`);
+    if (this.options.cycleLog) await appendLine(this.options.cycleLog, key);
   }
 
   private saveBoots(): void {
-    if (!this.options.bootsFile) return;
-    mkdirSync(path.dirname(this.options.bootsFile), { recursive: true });
-    writeFileSync(this.options.bootsFile, JSON.stringify(this.boots));
+    if (this.options.bootsFile) writeFileAtomicSync(this.options.bootsFile, JSON.stringify(this.boots));
   }
 
   /** Emits the boot's remaining events at their times (at once for those already due). */
@@ -142,12 +138,7 @@ export class SimLab {
 /** Power cycles per `site/host` recorded in a cycle log. */
 export async function readCycleLog(file: string): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  let text = '';
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const text = (await readFileIfExists(file)) ?? '';
   for (const key of text.split('\n').filter(Boolean)) counts.set(key, (counts.get(key) ?? 0) + 1);
   return counts;
 }

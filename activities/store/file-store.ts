@@ -1,27 +1,11 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelSchema, type Model } from '../../schemas/model';
+import { readFileIfExists, readJsonIfExists, writeFileAtomic } from './atomic-file';
 import type { ActiveRollout, ModelStore } from './model-store';
 
 interface Pointers {
   applied?: string;
   rollouts: Record<string, ActiveRollout>;
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
-
-async function readOptional(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 /** The embedded default store: one JSON file per revision under a directory, written atomically. */
@@ -38,22 +22,22 @@ export class FileModelStore implements ModelStore {
   }
 
   async putRevision(commit: string, model: Model): Promise<void> {
-    await writeAtomic(this.revisionFile(commit), JSON.stringify(model));
+    await writeFileAtomic(this.revisionFile(commit), JSON.stringify(model));
     this.cache.set(commit, model);
   }
 
   async getRevision(commit: string): Promise<Model | undefined> {
     const cached = this.cache.get(commit);
     if (cached) return cached;
-    const text = await readOptional(this.revisionFile(commit));
-    if (text === undefined) return undefined;
-    const model = ModelSchema.parse(JSON.parse(text));
+    const json = await readJsonIfExists(this.revisionFile(commit));
+    if (json === undefined) return undefined;
+    const model = ModelSchema.parse(json);
     this.cache.set(commit, model);
     return model;
   }
 
   private async pointers(): Promise<Pointers> {
-    const text = await readOptional(path.join(this.dir, 'pointers.json'));
+    const text = await readFileIfExists(path.join(this.dir, 'pointers.json'));
     return text ? (JSON.parse(text) as Pointers) : { rollouts: {} };
   }
 
@@ -61,7 +45,7 @@ export class FileModelStore implements ModelStore {
     const run = async () => {
       const p = await this.pointers();
       change(p);
-      await writeAtomic(path.join(this.dir, 'pointers.json'), JSON.stringify(p, null, 2));
+      await writeFileAtomic(path.join(this.dir, 'pointers.json'), JSON.stringify(p, null, 2));
     };
     this.updating = this.updating.then(run, run);
     return this.updating;

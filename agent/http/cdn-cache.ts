@@ -1,8 +1,9 @@
 // The `/cdn/*` proxy's cache: one upstream fetch per object at a time, written to a temp file that
 // every client of the object reads as it grows, then renamed into place beside its meta.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../../activities/store/atomic-file';
 import type { AssetLog } from './deps';
 
 export interface CdnOptions {
@@ -201,9 +202,7 @@ async function writeBody(
     await out.sync();
     await out.close();
     // Meta first: an object file without its meta is never served, a meta without its object is a miss.
-    const metaTmp = `${final}.json.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(metaTmp, JSON.stringify(meta));
-    await rename(metaTmp, `${final}.json`);
+    await writeFileAtomic(`${final}.json`, JSON.stringify(meta));
     await rename(tmp, final);
     download.done = true;
     opts.log({ level: 'info', msg: `cached ${meta.path} from the CDN (${meta.size} bytes)` });

@@ -1,7 +1,6 @@
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { BootEvent } from '../../schemas/rollout';
 import type { BootEventSink } from '../../schemas/rollout';
+import { appendLineSync, readFileIfExistsSync } from '../../activities/store/atomic-file';
 
 /**
  * Remembers when each MAC was last heard on the boot network (kept on disk, so it survives an agent
@@ -15,12 +14,7 @@ export class BootTraffic implements BootEventSink {
     private readonly file?: string,
   ) {
     if (!file) return;
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const text = readFileIfExistsSync(file) ?? '';
     for (const line of text.split('\n')) {
       const [mac, at] = line.split(' ');
       if (mac && at) this.lastSeen.set(mac, Math.max(this.lastSeen.get(mac) ?? 0, Date.parse(at)));
@@ -30,10 +24,7 @@ export class BootTraffic implements BootEventSink {
   emit(event: BootEvent): void {
     const at = Date.parse(event.at);
     this.lastSeen.set(event.mac, Math.max(this.lastSeen.get(event.mac) ?? 0, at));
-    if (this.file) {
-      mkdirSync(path.dirname(this.file), { recursive: true });
-      appendFileSync(this.file, `${event.mac} ${event.at} ${event.kind}\n`);
-    }
+    if (this.file) appendLineSync(this.file, `${event.mac} ${event.at} ${event.kind}`);
     this.inner.emit(event);
   }
 

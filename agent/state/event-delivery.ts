@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { BootEventSink } from '../../schemas/rollout';
 import type { ArmEntry } from '../../schemas/agent';
 import type { BootEvent } from '../../schemas/rollout';
 import { bootEventSignal } from '../../workflows/messages';
+import { readFileIfExistsSync, writeFileAtomicSync } from '../../activities/store/atomic-file';
 
 export interface Logger {
   info(msg: string, fields?: object): void;
@@ -65,13 +65,7 @@ export class SignalingEventSink implements BootEventSink {
 
   /** Re-sends what a previous run buffered and did not see delivered, in the order it was emitted. */
   private replay(file: string): void {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      mkdirSync(path.dirname(file), { recursive: true });
-    }
+    const text = readFileIfExistsSync(file) ?? '';
     const open = new Map<number, Entry>();
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
@@ -89,9 +83,7 @@ export class SignalingEventSink implements BootEventSink {
     }
     const entries = [...open.values()].sort((a, b) => a.seq - b.seq);
     // Compacted: only what is still owed stays on disk.
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
-    renameSync(tmp, file);
+    writeFileAtomicSync(file, entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
     if (entries.length > 0) this.logger.info('replaying buffered boot events', { count: entries.length });
     for (const entry of entries) this.enqueue(entry);
   }

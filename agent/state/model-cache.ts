@@ -1,8 +1,9 @@
 // The agent's copy of its site's models, on its own disk. The protocol servers read only this, so
 // an agent restarted while the server (or the store) is unreachable still serves its last model.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelSchema, type Model } from '../../schemas/model';
+import { readFileIfExists, readJsonIfExists, writeFileAtomic } from '../../activities/store/atomic-file';
 import type { ModelSource } from '../http/deps';
 import type { ModelFeed, SiteRevision } from '../feed/model-feed';
 
@@ -26,21 +27,6 @@ export type RevisionListener = (revision: SiteRevision) => void;
 
 const COMMIT_RE = /^[0-9a-zA-Z._-]+$/;
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
-
-async function readOptional(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export class ModelCache implements ModelSource {
@@ -61,7 +47,7 @@ export class ModelCache implements ModelSource {
   static async open(opts: ModelCacheOptions): Promise<ModelCache> {
     const cache = new ModelCache(opts);
     await mkdir(cache.dir, { recursive: true });
-    const pointer = (await readOptional(path.join(cache.dir, 'current')))?.trim();
+    const pointer = (await readFileIfExists(path.join(cache.dir, 'current')))?.trim();
     if (pointer) {
       const model = await cache.fromDisk(pointer).catch((err: unknown) => {
         opts.logger.warn('cached model unreadable; waiting for the feed', {
@@ -84,9 +70,9 @@ export class ModelCache implements ModelSource {
   }
 
   private async fromDisk(commit: string): Promise<Model | undefined> {
-    const text = await readOptional(this.file(commit));
-    if (text === undefined) return undefined;
-    const model = ModelSchema.parse(JSON.parse(text));
+    const json = await readJsonIfExists(this.file(commit));
+    if (json === undefined) return undefined;
+    const model = ModelSchema.parse(json);
     this.models.set(commit, model);
     return model;
   }
@@ -95,8 +81,8 @@ export class ModelCache implements ModelSource {
     if (!rev.model.sites[this.opts.site])
       throw new Error(`revision ${rev.commit} has no site ${this.opts.site}`);
     const file = this.file(rev.commit);
-    if (!this.models.has(rev.commit) && (await readOptional(file)) === undefined)
-      await writeAtomic(file, JSON.stringify(rev.model));
+    if (!this.models.has(rev.commit) && (await readFileIfExists(file)) === undefined)
+      await writeFileAtomic(file, JSON.stringify(rev.model));
     this.models.set(rev.commit, rev.model);
   }
 
@@ -171,7 +157,7 @@ export class ModelCache implements ModelSource {
       this.opts.logger.info('model feed reachable again', { commit: rev?.commit });
     }
     if (!rev || rev.commit === this.currentRev?.commit) return;
-    await writeAtomic(path.join(this.dir, 'current'), `${rev.commit}\n`);
+    await writeFileAtomic(path.join(this.dir, 'current'), `${rev.commit}\n`);
     const previous = this.currentRev?.commit;
     this.currentRev = rev;
     this.opts.logger.info('model revision changed', { commit: rev.commit, previous });

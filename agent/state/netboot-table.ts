@@ -1,6 +1,5 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { ArmEntry } from '../../schemas/agent';
+import { readJsonIfExists, writeFileAtomic } from '../../activities/store/atomic-file';
 
 /**
  * Which MACs are armed, kept on the agent's disk (written atomically) so an agent restart neither
@@ -15,24 +14,14 @@ export class NetbootTable {
 
   private load(): Promise<Map<string, ArmEntry>> {
     this.entries ??= (async () => {
-      try {
-        const list = JSON.parse(await readFile(this.file, 'utf8')) as ArmEntry[];
-        return new Map(list.map((e) => [e.mac, e]));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        return new Map<string, ArmEntry>();
-      }
+      const list = (await readJsonIfExists(this.file)) as ArmEntry[] | undefined;
+      return new Map(list?.map((e) => [e.mac, e]));
     })();
     return this.entries;
   }
 
   private async save(entries: Map<string, ArmEntry>): Promise<void> {
-    const write = async () => {
-      await mkdir(path.dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.tmp`;
-      await writeFile(tmp, JSON.stringify([...entries.values()], null, 2));
-      await rename(tmp, this.file);
-    };
+    const write = () => writeFileAtomic(this.file, JSON.stringify([...entries.values()], null, 2));
     this.writing = this.writing.then(write, write);
     await this.writing;
   }

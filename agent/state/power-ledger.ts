@@ -1,6 +1,4 @@
-import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
-import path from 'node:path';
-
+import { appendLine, readFileIfExists } from '../../activities/store/atomic-file';
 import type { LedgerState, PowerLedger as PowerLedgerPort } from '../../activities/agent-activities';
 
 /**
@@ -21,12 +19,7 @@ export class PowerLedger implements PowerLedgerPort {
   }
 
   private async read(): Promise<Map<string, LedgerState>> {
-    let text = '';
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const text = (await readFileIfExists(this.file)) ?? '';
     const entries = new Map<string, LedgerState>();
     for (const line of text.split('\n')) {
       const [verb, key, at] = line.split(' ');
@@ -37,15 +30,9 @@ export class PowerLedger implements PowerLedgerPort {
     return entries;
   }
 
-  private async append(line: string): Promise<void> {
-    await mkdir(path.dirname(this.file), { recursive: true });
-    await appendFile(this.file, `${line}\n`);
-    const handle = await open(this.file, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+  // Synced: a `begin` lost with the page cache would let a retried activity cycle the machine again.
+  private append(line: string): Promise<void> {
+    return appendLine(this.file, line, { fsync: true });
   }
 
   async state(key: string): Promise<LedgerState> {
