@@ -39,8 +39,8 @@ function event(kind: BootEvent['kind'], n: number): BootEvent {
 
 /** An agent's sink in a process of its own, which the test kills with SIGKILL. */
 const AGENT_SCRIPT = `
-  const { SignalingEventSink } = await import(${JSON.stringify(path.join(repoRoot, 'agent/event-delivery.ts'))});
-  const { NetbootTable } = await import(${JSON.stringify(path.join(repoRoot, 'activities/netboot-table.ts'))});
+  const { SignalingEventSink } = await import(${JSON.stringify(path.join(repoRoot, 'agent/state/event-delivery.ts'))});
+  const { NetbootTable } = await import(${JSON.stringify(path.join(repoRoot, 'agent/state/netboot-table.ts'))});
   const { Client, Connection } = await import('@temporalio/client');
   const client = new Client({ connection: Connection.lazy({ address: process.env.VQ_ADDRESS }), namespace: 'default' });
   const sink = new SignalingEventSink({
