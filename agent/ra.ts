@@ -83,6 +83,86 @@ export async function stopOrphanRadvd(dir: string): Promise<number | undefined> 
   return pid;
 }
 
+/**
+ * One radvd process, restarted with a backoff (up to 30 s) when it exits; `launch` resolves once it
+ * survived its config check.
+ */
+class RadvdProcess {
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly binary: string,
+    private readonly args: string[],
+    private readonly log: RadvdOptions['log'],
+  ) {}
+
+  pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  launch(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const proc = spawn(this.binary, this.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      this.child = proc;
+      let stderr = '';
+      proc.stderr?.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-2000);
+        for (const line of d.toString().split('\n')) {
+          if (line.trim()) this.log({ level: 'info', msg: `radvd: ${line.trim()}` });
+        }
+      });
+      proc.once('error', (err) => reject(err));
+      proc.once('spawn', () => {
+        // radvd checks its config before it starts; a bad one exits within a moment.
+        const settle = setTimeout(() => {
+          proc.off('exit', early);
+          proc.once('exit', this.onExit);
+          resolve();
+        }, 500);
+        const early = (code: number | null) => {
+          clearTimeout(settle);
+          reject(new Error(`radvd exited at start (${code}): ${stderr.trim().split('\n').pop() ?? ''}`));
+        };
+        proc.once('exit', early);
+      });
+    });
+  }
+
+  private readonly onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+    this.child = undefined;
+    if (this.stopping) return;
+    this.failures += 1;
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.failures, 5));
+    this.log({ level: 'warn', msg: `radvd exited (${code ?? signal}); restarting in ${delay} ms` });
+    this.restartTimer = setTimeout(() => {
+      this.launch()
+        .then(() => (this.failures = 0))
+        .catch((err: unknown) => {
+          this.log({ level: 'error', msg: `radvd restart failed: ${String(err)}` });
+          this.onExit(null, null);
+        });
+    }, delay);
+  };
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const proc = this.child;
+    if (!proc || proc.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      proc.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+  }
+}
+
 export async function startRadvd(opts: RadvdOptions): Promise<Radvd> {
   const binary = findRadvd(opts.binary);
   await mkdir(opts.dir, { recursive: true });
@@ -99,74 +179,11 @@ export async function startRadvd(opts: RadvdOptions): Promise<Radvd> {
     '--logmethod',
     'stderr',
   ];
-  let child: ChildProcess | undefined;
-  let stopping = false;
-  let restartTimer: NodeJS.Timeout | undefined;
-  let failures = 0;
-
-  const launch = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      child = proc;
-      let stderr = '';
-      proc.stderr?.on('data', (d: Buffer) => {
-        stderr = (stderr + d.toString()).slice(-2000);
-        for (const line of d.toString().split('\n')) {
-          if (line.trim()) opts.log({ level: 'info', msg: `radvd: ${line.trim()}` });
-        }
-      });
-      proc.once('error', (err) => reject(err));
-      proc.once('spawn', () => {
-        // radvd checks its config before it starts; a bad one exits within a moment.
-        const settle = setTimeout(() => {
-          proc.off('exit', early);
-          proc.once('exit', onExit);
-          resolve();
-        }, 500);
-        const early = (code: number | null) => {
-          clearTimeout(settle);
-          reject(new Error(`radvd exited at start (${code}): ${stderr.trim().split('\n').pop() ?? ''}`));
-        };
-        proc.once('exit', early);
-      });
-    });
-
-  const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-    child = undefined;
-    if (stopping) return;
-    failures += 1;
-    const delay = Math.min(30_000, 1000 * 2 ** Math.min(failures, 5));
-    opts.log({ level: 'warn', msg: `radvd exited (${code ?? signal}); restarting in ${delay} ms` });
-    restartTimer = setTimeout(() => {
-      launch()
-        .then(() => (failures = 0))
-        .catch((err: unknown) => {
-          opts.log({ level: 'error', msg: `radvd restart failed: ${String(err)}` });
-          onExit(null, null);
-        });
-    }, delay);
-  };
-
-  await launch();
+  const radvd = new RadvdProcess(binary, args, opts.log);
+  await radvd.launch();
   opts.log({
     level: 'info',
     msg: `router advertisements on ${opts.interface}${opts.prefix ? ` for ${opts.prefix}` : ''}`,
   });
-  return {
-    pid: () => child?.pid,
-    async stop() {
-      stopping = true;
-      if (restartTimer) clearTimeout(restartTimer);
-      const proc = child;
-      if (!proc || proc.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        const kill = setTimeout(() => proc.kill('SIGKILL'), 3000);
-        proc.once('exit', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        proc.kill('SIGTERM');
-      });
-    },
-  };
+  return { pid: () => radvd.pid(), stop: () => radvd.stop() };
 }

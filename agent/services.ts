@@ -95,6 +95,22 @@ export function tftpEventMapper(leases: () => ReadonlyMap<string, HostLease>, in
   } satisfies BootEventSink;
 }
 
+/** What every service is started with: the agent's settings and the one lease table and event path. */
+interface ServiceContext {
+  config: BootServicesConfig;
+  deps: BootServicesDeps;
+  agent: Agent;
+  assetUrl: URL;
+  bootAddress: string;
+  backend: DhcpServerOptions['backend'];
+  events: BootEventSink;
+}
+
+interface RunningService {
+  name: string;
+  close(): Promise<void>;
+}
+
 /**
  * Starts the enabled services. They need the site's model for the agent's address and DHCP mode, so
  * this waits for the cache's first model (at once after a restart: it is on disk).
@@ -112,30 +128,16 @@ export async function startBootServices(
     throw new ServiceConfigError(
       `the boot address must be an IPv4 address (got ${bootAddress}); pass --boot-address`,
     );
+  const reservations = watchReservations(first.model, config.site, deps);
+  const leases = reservations.leases;
+  const backend = { lookupHost: (mac: string) => mapBackend(leases()).lookupHost(mac) };
+  const events = tftpEventMapper(leases, deps.events);
+  const ctx: ServiceContext = { config, deps, agent, assetUrl, bootAddress, backend, events };
 
-  let leases = leasesFromModel(first.model, config.site);
-  const unsubscribe = models.onChange((rev) => {
-    // DHCP answers from the newest reservations; a site lost from the model keeps the old ones.
-    try {
-      leases = leasesFromModel(rev.model, config.site);
-      log({
-        level: 'info',
-        service: 'dhcp',
-        msg: 'reservations updated',
-        commit: rev.commit,
-        hosts: leases.size,
-      });
-    } catch (err) {
-      log({ level: 'warn', service: 'dhcp', msg: `reservations kept: ${(err as Error).message}` });
-    }
-  });
-  const backend = { lookupHost: (mac: string) => mapBackend(leases).lookupHost(mac) };
-  const events = tftpEventMapper(() => leases, deps.events);
-
-  const running: { name: string; close(): Promise<void> }[] = [];
+  const running: RunningService[] = [];
   const result: BootServices = {
     async stop() {
-      unsubscribe();
+      reservations.unsubscribe();
       for (const service of running.reverse()) {
         await service
           .close()
@@ -147,77 +149,125 @@ export async function startBootServices(
   };
   try {
     if (config.dhcp) {
-      const mode = agent.dhcp_mode;
-      // `mode`/`proxyPort` are the proxy-mode options of agent/dhcp/server.ts.
-      const options: DhcpServerOptions & { mode?: 'server' | 'proxy'; proxyPort?: number } = {
-        interface: config.bootInterface,
-        address: bootAddress,
-        port: config.dhcpPort,
-        backend,
-        events,
-        log: (entry) => log({ service: 'dhcp', ...entry }),
-        mode,
-        ...(config.proxyPort !== undefined ? { proxyPort: config.proxyPort } : {}),
-      };
-      result.dhcp = await startDhcpServer(options);
-      running.push({ name: 'dhcp', close: () => result.dhcp!.close() });
+      const dhcp = await startDhcp(ctx);
+      result.dhcp = dhcp;
+      running.push({ name: 'dhcp', close: () => dhcp.close() });
     }
     if (config.tftp) {
-      if (!statSync(config.tftpRoot, { throwIfNoEntry: false })?.isDirectory())
-        throw new ServiceConfigError(
-          `the TFTP root ${config.tftpRoot} is not a directory (apt-get install ipxe, or pass --tftp-root)`,
-        );
-      result.tftp = await startTftpServer({
-        host: config.tftpHost ?? '0.0.0.0',
-        port: config.tftpPort ?? 69,
-        root: config.tftpRoot,
-        events,
-        log: (entry) => log({ service: 'tftp', ...entry }),
-      });
-      running.push({ name: 'tftp', close: () => result.tftp!.close() });
+      const tftp = await startTftp(ctx);
+      result.tftp = tftp;
+      running.push({ name: 'tftp', close: () => tftp.close() });
     }
     if (config.http) {
-      const app = createAssetApp({
-        models,
-        site: config.site,
-        netboot: deps.netboot,
-        events,
-        filesDir: config.filesDir,
-        // The site agent's CDN, proxied under /cdn/ and cached in the state directory.
-        ...(agent.cdn ? { cdn: { url: agent.cdn, cacheDir: path.join(config.stateDir, 'cdn-cache') } } : {}),
-        log: (entry: AssetLog) => log({ service: 'http', ...entry }),
-      });
-      const port = config.httpPort ?? (assetUrl.port ? Number(assetUrl.port) : 80);
-      const hostname = config.httpHost ?? '0.0.0.0';
-      const server = await new Promise<Server>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, port, hostname }, () => resolve(s as Server));
-        (s as Server).once('error', reject);
-      });
-      const address = server.address();
-      result.httpPort = typeof address === 'object' && address ? address.port : port;
-      log({ level: 'info', service: 'http', msg: `HTTP on ${hostname}:${result.httpPort}` });
-      running.push({
-        name: 'http',
-        close: () =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      });
+      const http = await startHttp(ctx);
+      result.httpPort = http.port;
+      running.push(http);
     }
-    if (config.routerAdvertisements) {
-      if (!config.bootInterface) throw new ServiceConfigError('router advertisements need --boot-interface');
-      const radvd: Radvd = await startRadvd({
-        interface: config.bootInterface,
-        prefix: config.raPrefix,
-        dir: config.stateDir,
-        log: (entry) => log({ service: 'ra', ...entry }),
-      });
-      running.push({ name: 'radvd', close: () => radvd.stop() });
-    }
+    if (config.routerAdvertisements) running.push(await startRa(ctx));
   } catch (err) {
     await result.stop();
     throw err;
   }
   return result;
+}
+
+/** The site's reservations, kept up to date with the model cache until `unsubscribe`. */
+function watchReservations(model: Model, site: string, deps: BootServicesDeps) {
+  const { models, log } = deps;
+  let leases = leasesFromModel(model, site);
+  const unsubscribe = models.onChange((rev) => {
+    // DHCP answers from the newest reservations; a site lost from the model keeps the old ones.
+    try {
+      leases = leasesFromModel(rev.model, site);
+      log({
+        level: 'info',
+        service: 'dhcp',
+        msg: 'reservations updated',
+        commit: rev.commit,
+        hosts: leases.size,
+      });
+    } catch (err) {
+      log({ level: 'warn', service: 'dhcp', msg: `reservations kept: ${(err as Error).message}` });
+    }
+  });
+  return { leases: () => leases, unsubscribe };
+}
+
+function startDhcp({
+  config,
+  deps,
+  agent,
+  bootAddress,
+  backend,
+  events,
+}: ServiceContext): Promise<DhcpServer> {
+  // `mode`/`proxyPort` are the proxy-mode options of agent/dhcp/server.ts.
+  const options: DhcpServerOptions & { mode?: 'server' | 'proxy'; proxyPort?: number } = {
+    interface: config.bootInterface,
+    address: bootAddress,
+    port: config.dhcpPort,
+    backend,
+    events,
+    log: (entry) => deps.log({ service: 'dhcp', ...entry }),
+    mode: agent.dhcp_mode,
+    ...(config.proxyPort !== undefined ? { proxyPort: config.proxyPort } : {}),
+  };
+  return startDhcpServer(options);
+}
+
+function startTftp({ config, deps, events }: ServiceContext): Promise<TftpServer> {
+  if (!statSync(config.tftpRoot, { throwIfNoEntry: false })?.isDirectory())
+    throw new ServiceConfigError(
+      `the TFTP root ${config.tftpRoot} is not a directory (apt-get install ipxe, or pass --tftp-root)`,
+    );
+  return startTftpServer({
+    host: config.tftpHost ?? '0.0.0.0',
+    port: config.tftpPort ?? 69,
+    root: config.tftpRoot,
+    events,
+    log: (entry) => deps.log({ service: 'tftp', ...entry }),
+  });
+}
+
+async function startHttp(ctx: ServiceContext): Promise<RunningService & { port: number }> {
+  const { config, deps, agent, assetUrl, events } = ctx;
+  const app = createAssetApp({
+    models: deps.models,
+    site: config.site,
+    netboot: deps.netboot,
+    events,
+    filesDir: config.filesDir,
+    // The site agent's CDN, proxied under /cdn/ and cached in the state directory.
+    ...(agent.cdn ? { cdn: { url: agent.cdn, cacheDir: path.join(config.stateDir, 'cdn-cache') } } : {}),
+    log: (entry: AssetLog) => deps.log({ service: 'http', ...entry }),
+  });
+  const port = config.httpPort ?? (assetUrl.port ? Number(assetUrl.port) : 80);
+  const hostname = config.httpHost ?? '0.0.0.0';
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port, hostname }, () => resolve(s as Server));
+    (s as Server).once('error', reject);
+  });
+  const address = server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  deps.log({ level: 'info', service: 'http', msg: `HTTP on ${hostname}:${bound}` });
+  return {
+    name: 'http',
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function startRa({ config, deps }: ServiceContext): Promise<RunningService> {
+  if (!config.bootInterface) throw new ServiceConfigError('router advertisements need --boot-interface');
+  const radvd: Radvd = await startRadvd({
+    interface: config.bootInterface,
+    prefix: config.raPrefix,
+    dir: config.stateDir,
+    log: (entry) => deps.log({ service: 'ra', ...entry }),
+  });
+  return { name: 'radvd', close: () => radvd.stop() };
 }

@@ -1,7 +1,7 @@
 // The DHCP socket loop: decode, hand to the pure handler, send its reply. Nothing in here throws.
 import dgram from 'node:dgram';
 import type { BootEventSink } from '../../schemas/rollout';
-import { decode, encode } from './codec';
+import { decode, encode, type DhcpPacket } from './codec';
 import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome, type HandlerResult } from './handler';
 import type { LeaseBackend } from './leases';
 import { handleProxyDhcp, PXE_PORT } from './proxy';
@@ -41,7 +41,7 @@ export interface DhcpServerOptions {
 
 export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped', number>;
 
-/** Replies handed to a socket and not yet sent (see the send in startDhcpServer). */
+/** Replies handed to a socket and not yet sent (see `send`). */
 const MAX_SENDS_IN_FLIGHT = 64;
 
 export interface DhcpServer {
@@ -62,9 +62,20 @@ async function bind(socket: dgram.Socket, port: number, address: string): Promis
   });
 }
 
-export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServer> {
-  const mode = opts.mode ?? 'server';
-  const counters: DhcpCounters = {
+type SocketKind = 'dhcp' | 'pxe';
+
+/** What the socket loop shares between its sockets. */
+interface LoopState {
+  opts: DhcpServerOptions;
+  mode: 'server' | 'proxy';
+  counters: DhcpCounters;
+  /** Replies handed to each socket and not yet sent. */
+  inFlight: Map<dgram.Socket, number>;
+  now: () => Date;
+}
+
+function newCounters(): DhcpCounters {
+  return {
     offer: 0,
     ack: 0,
     nak: 0,
@@ -77,81 +88,112 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     'send-error': 0,
     'send-dropped': 0,
   };
-  const inFlight = new Map<dgram.Socket, number>();
-  const now = opts.now ?? (() => new Date());
+}
 
-  const listen = (socket: dgram.Socket, kind: 'dhcp' | 'pxe'): void => {
-    const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-      const from = `${rinfo.address}:${rinfo.port}`;
-      try {
-        const decoded = decode(msg);
-        if (!decoded.ok) {
-          counters.malformed++;
-          opts.log({
-            level: 'warn',
-            msg: `malformed DHCP packet (${decoded.error})`,
-            xid: decoded.xid,
-            from,
-          });
-          return;
-        }
-        // The PXE port always gets the ProxyDHCP handler (it only answers REQUESTs from PXE clients);
-        // the DHCP port gets the one of the mode.
-        const result: HandlerResult =
-          mode === 'proxy' || kind === 'pxe'
-            ? handleProxyDhcp(decoded.packet, {
-                serverIp: opts.address,
-                backend: opts.backend,
-                now: now(),
-                localPort: kind === 'pxe' ? PXE_PORT : SERVER_PORT,
-                from: { address: rinfo.address, port: rinfo.port },
-              })
-            : handleDhcp(decoded.packet, { serverIp: opts.address, backend: opts.backend, now: now() });
-        counters[result.outcome]++;
-        if (result.log) opts.log({ ...result.log, from });
-        if (result.event) opts.events.emit(result.event);
-        if (!result.reply) return;
-        const { packet, to, encode: encodeOptions } = result.reply;
-        // A unicast reply (to ciaddr or a relay) to an address nobody answers ARP for sits in the
-        // kernel's neighbour queue, charged to this socket; enough of them fill its send buffer and libuv
-        // then queues every later send, broadcasts too, without bound: the whole service stalls (found
-        // by test/fuzz-dhcp.test.ts). Beyond a few sends in flight, replies are dropped and counted
-        // instead; clients retransmit.
-        const pending = inFlight.get(socket) ?? 0;
-        if (pending >= MAX_SENDS_IN_FLIGHT) {
-          counters['send-dropped']++;
-          return;
-        }
-        inFlight.set(socket, pending + 1);
-        socket.send(encode(packet, encodeOptions), to.port, to.address, (err) => {
-          inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1);
-          if (!err) return;
-          counters['send-error']++;
-          opts.log({
-            level: 'warn',
-            msg: `send to ${to.address}:${to.port}: ${err.message}`,
-            xid: packet.xid,
-          });
-        });
-      } catch (err) {
-        // A bug must cost one packet, not the boot network.
-        counters.malformed++;
-        opts.log({
-          level: 'warn',
-          msg: `dropped packet: ${err instanceof Error ? err.message : String(err)}`,
-          from,
-        });
-      }
-    };
-    socket.on('message', onMessage);
+/** One datagram: decoded, handed to the handler of its port and mode, the reply sent. Never throws. */
+function onDatagram(
+  state: LoopState,
+  socket: dgram.Socket,
+  kind: SocketKind,
+  msg: Buffer,
+  rinfo: dgram.RemoteInfo,
+) {
+  const { opts, counters } = state;
+  const from = `${rinfo.address}:${rinfo.port}`;
+  try {
+    const decoded = decode(msg);
+    if (!decoded.ok) {
+      counters.malformed++;
+      opts.log({
+        level: 'warn',
+        msg: `malformed DHCP packet (${decoded.error})`,
+        xid: decoded.xid,
+        from,
+      });
+      return;
+    }
+    const result = handle(state, kind, decoded.packet, rinfo);
+    counters[result.outcome]++;
+    if (result.log) opts.log({ ...result.log, from });
+    if (result.event) opts.events.emit(result.event);
+    if (result.reply) send(state, socket, result.reply);
+  } catch (err) {
+    // A bug must cost one packet, not the boot network.
+    counters.malformed++;
+    opts.log({
+      level: 'warn',
+      msg: `dropped packet: ${err instanceof Error ? err.message : String(err)}`,
+      from,
+    });
+  }
+}
+
+function handle(
+  state: LoopState,
+  kind: SocketKind,
+  packet: DhcpPacket,
+  rinfo: dgram.RemoteInfo,
+): HandlerResult {
+  const { opts } = state;
+  // The PXE port always gets the ProxyDHCP handler (it only answers REQUESTs from PXE clients);
+  // the DHCP port gets the one of the mode.
+  return state.mode === 'proxy' || kind === 'pxe'
+    ? handleProxyDhcp(packet, {
+        serverIp: opts.address,
+        backend: opts.backend,
+        now: state.now(),
+        localPort: kind === 'pxe' ? PXE_PORT : SERVER_PORT,
+        from: { address: rinfo.address, port: rinfo.port },
+      })
+    : handleDhcp(packet, { serverIp: opts.address, backend: opts.backend, now: state.now() });
+}
+
+function send(state: LoopState, socket: dgram.Socket, reply: NonNullable<HandlerResult['reply']>): void {
+  const { counters, inFlight } = state;
+  const { packet, to, encode: encodeOptions } = reply;
+  // A unicast reply (to ciaddr or a relay) to an address nobody answers ARP for sits in the
+  // kernel's neighbour queue, charged to this socket; enough of them fill its send buffer and libuv
+  // then queues every later send, broadcasts too, without bound: the whole service stalls (found
+  // by test/fuzz-dhcp.test.ts). Beyond a few sends in flight, replies are dropped and counted
+  // instead; clients retransmit.
+  const pending = inFlight.get(socket) ?? 0;
+  if (pending >= MAX_SENDS_IN_FLIGHT) {
+    counters['send-dropped']++;
+    return;
+  }
+  inFlight.set(socket, pending + 1);
+  socket.send(encode(packet, encodeOptions), to.port, to.address, (err) => {
+    inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1);
+    if (!err) return;
+    counters['send-error']++;
+    state.opts.log({
+      level: 'warn',
+      msg: `send to ${to.address}:${to.port}: ${err.message}`,
+      xid: packet.xid,
+    });
+  });
+}
+
+export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServer> {
+  const mode = opts.mode ?? 'server';
+  const state: LoopState = {
+    opts,
+    mode,
+    counters: newCounters(),
+    inFlight: new Map(),
+    now: opts.now ?? (() => new Date()),
+  };
+  const listen = (socket: dgram.Socket, kind: SocketKind): void => {
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) =>
+      onDatagram(state, socket, kind, msg, rinfo),
+    );
     socket.on('error', (err) => opts.log({ level: 'warn', msg: `socket error: ${err.message}` }));
   };
-
   const bindAddress = opts.bindAddress ?? '0.0.0.0';
   const sockets: dgram.Socket[] = [];
   const closeAll = () =>
     Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
-  const open = async (port: number, kind: 'dhcp' | 'pxe'): Promise<dgram.Socket> => {
+  const open = async (port: number, kind: SocketKind): Promise<dgram.Socket> => {
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
     listen(socket, kind);
     try {
@@ -181,7 +223,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
   return {
     port: main.address().port,
     ...(pxe ? { proxyPort: pxe.address().port } : {}),
-    counters,
+    counters: state.counters,
     close: closeAll,
   };
 }

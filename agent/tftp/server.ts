@@ -52,59 +52,71 @@ export function printable(text: string, max = 120): string {
   return escaped.length > max ? `${escaped.slice(0, max)}...` : escaped;
 }
 
-export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
-  const root = realpathSync(opts.root);
-  const now = opts.now ?? (() => new Date());
-  const active = new Set<GetStream>();
+/** What every transfer of one server shares. */
+interface Transfers {
+  root: string;
+  opts: TftpServerOptions;
+  now: () => Date;
+  /** Transfers under way, aborted by close(). */
+  active: Set<GetStream>;
+}
 
-  const serve = async (req: GetStream, res: PutStream, from: string): Promise<void> => {
-    const found = await resolveFile(root, req.file);
-    if (!found.ok) {
-      opts.log({ level: 'warn', msg: `refused: ${found.reason}`, from, file: req.file });
-      req.abort(found.error === 'access' ? tftp.EACCESS : tftp.ENOENT);
-      return;
-    }
-    const stream = createReadStream(found.path);
-    stream.on('error', (err) => {
-      opts.log({ level: 'warn', msg: `read ${found.path}: ${err.message}`, from, file: req.file });
-      req.abort(tftp.EIO);
-    });
-    // The library forwards transfer errors to `req`; the file stream must not outlive them.
-    req.on('close', () => stream.destroy());
-    res.setSize(found.size);
-    stream.pipe(res);
-  };
+/** Streams the requested file under the root, or refuses it with the TFTP error that fits. */
+async function serveFile(t: Transfers, req: GetStream, res: PutStream, from: string): Promise<void> {
+  const found = await resolveFile(t.root, req.file);
+  if (!found.ok) {
+    t.opts.log({ level: 'warn', msg: `refused: ${found.reason}`, from, file: req.file });
+    req.abort(found.error === 'access' ? tftp.EACCESS : tftp.ENOENT);
+    return;
+  }
+  const stream = createReadStream(found.path);
+  stream.on('error', (err) => {
+    t.opts.log({ level: 'warn', msg: `read ${found.path}: ${err.message}`, from, file: req.file });
+    req.abort(tftp.EIO);
+  });
+  // The library forwards transfer errors to `req`; the file stream must not outlive them.
+  req.on('close', () => stream.destroy());
+  res.setSize(found.size);
+  stream.pipe(res);
+}
 
-  const onRequest = (req: GetStream, res: PutStream): void => {
-    const from = `${req.stats.remoteAddress}:${req.stats.remotePort}`;
-    let failed = false;
-    active.add(req);
-    req.on('error', (err: Error) => {
-      failed = true;
-      opts.log({ level: 'warn', msg: `transfer failed: ${printable(err.message)}`, from, file: req.file });
-    });
-    req.on('abort', () => {
-      failed = true;
-    });
-    req.on('close', () => {
-      active.delete(req);
-      // `error` and `abort` follow `close` in the same tick.
-      process.nextTick(() => {
-        if (failed) return;
-        opts.log({ level: 'info', msg: 'sent', from, file: req.file });
-        opts.events?.emit({
-          kind: 'tftp',
-          mac: '',
-          detail: `${req.stats.remoteAddress} ${req.file}`,
-          at: now().toISOString(),
-        });
+/** One read request: served, logged, and reported as a boot event once the whole file went out. */
+function onRequest(t: Transfers, req: GetStream, res: PutStream): void {
+  const { opts } = t;
+  const from = `${req.stats.remoteAddress}:${req.stats.remotePort}`;
+  let failed = false;
+  t.active.add(req);
+  req.on('error', (err: Error) => {
+    failed = true;
+    opts.log({ level: 'warn', msg: `transfer failed: ${printable(err.message)}`, from, file: req.file });
+  });
+  req.on('abort', () => {
+    failed = true;
+  });
+  req.on('close', () => {
+    t.active.delete(req);
+    // `error` and `abort` follow `close` in the same tick.
+    process.nextTick(() => {
+      if (failed) return;
+      opts.log({ level: 'info', msg: 'sent', from, file: req.file });
+      opts.events?.emit({
+        kind: 'tftp',
+        mac: '',
+        detail: `${req.stats.remoteAddress} ${req.file}`,
+        at: t.now().toISOString(),
       });
     });
-    serve(req, res, from).catch((err: unknown) => {
-      opts.log({ level: 'warn', msg: `request failed: ${describe(err)}`, from, file: req.file });
-      req.abort(tftp.EIO);
-    });
-  };
+  });
+  serveFile(t, req, res, from).catch((err: unknown) => {
+    opts.log({ level: 'warn', msg: `request failed: ${describe(err)}`, from, file: req.file });
+    req.abort(tftp.EIO);
+  });
+}
+
+export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
+  const root = realpathSync(opts.root);
+  const active = new Set<GetStream>();
+  const transfers: Transfers = { root, opts, now: opts.now ?? (() => new Date()), active };
 
   const server = tftp.createServer(
     {
@@ -118,7 +130,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     },
     (req, res) => {
       try {
-        onRequest(req, res);
+        onRequest(transfers, req, res);
       } catch (err) {
         opts.log({ level: 'warn', msg: `request handler: ${describe(err)}`, file: req.file });
       }
