@@ -68,27 +68,39 @@ export function checkUniqueIds(sot: LoadedSot): Diagnostic[] {
   return out;
 }
 
-export function checkReferences(sot: LoadedSot): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const sites = firstByKey(sot.sites, (s) => s.siteDir);
+/** Ids defined in the SoT, of every kind a reference can name. */
+interface KnownIds {
+  groups: { has(id: string): boolean };
+  profiles: { has(id: string): boolean };
+  os: { has(id: string): boolean };
+}
+
+function knownIds(sot: LoadedSot): KnownIds {
   // An object whose own document failed its schema was reported there; it still counts as defined here,
   // and so does any id of a kind with a file that could not be read or parsed.
   const known = (kind: Kind, ids: string[]) => ({
     has: (id: string) =>
       ids.includes(id) || sot.declared.has(`${kind}:${id}`) || sot.incompleteKinds.has(kind),
   });
-  const groups = known(
-    'group',
-    sot.groups.map((g) => g.value.id),
-  );
-  const profiles = known(
-    'profile',
-    sot.profiles.map((p) => p.value.id),
-  );
-  const os = known(
-    'os',
-    sot.os.map((o) => o.value.id),
-  );
+  return {
+    groups: known(
+      'group',
+      sot.groups.map((g) => g.value.id),
+    ),
+    profiles: known(
+      'profile',
+      sot.profiles.map((p) => p.value.id),
+    ),
+    os: known(
+      'os',
+      sot.os.map((o) => o.value.id),
+    ),
+  };
+}
+
+/** Each host's site, host group and subnets. */
+function checkHosts(sot: LoadedSot, known: KnownIds, out: Diagnostic[]): void {
+  const sites = firstByKey(sot.sites, (s) => s.siteDir);
   for (const { value: host, ref, siteDir } of sot.hosts) {
     const site = sites.get(siteDir)?.value;
     if (!site && (sot.declared.has(`site:${siteDir}`) || sot.brokenSiteFiles.has(siteDir))) continue;
@@ -98,7 +110,7 @@ export function checkReferences(sot: LoadedSot): Diagnostic[] {
       );
       continue;
     }
-    if (!groups.has(host.group))
+    if (!known.groups.has(host.group))
       out.push(
         at(
           ref,
@@ -120,8 +132,12 @@ export function checkReferences(sot: LoadedSot): Diagnostic[] {
       }
     });
   }
+}
+
+/** Each boot profile's OS and unattended template; each host group's boot profiles and dependencies. */
+function checkProfilesAndGroups(sot: LoadedSot, known: KnownIds, out: Diagnostic[]): void {
   for (const { value: profile, ref } of sot.profiles) {
-    if (!os.has(profile.os))
+    if (!known.os.has(profile.os))
       out.push(at(ref, ['os'], 'reference', `unknown os "${profile.os}" (no os/*.yaml has this id)`));
     if (profile.unattended && !sot.assets.has(profile.unattended.template)) {
       out.push(
@@ -136,15 +152,22 @@ export function checkReferences(sot: LoadedSot): Diagnostic[] {
   }
   for (const { value: group, ref } of sot.groups) {
     group.boots.forEach((boot, i) => {
-      if (!profiles.has(boot))
+      if (!known.profiles.has(boot))
         out.push(
           at(ref, ['boots', i], 'reference', `unknown boot profile "${boot}" (no boot/*.yaml has this id)`),
         );
     });
     group.rollout.depends_on.forEach((dep, i) => {
-      if (!groups.has(dep))
+      if (!known.groups.has(dep))
         out.push(at(ref, ['rollout', 'depends_on', i], 'reference', `unknown host group "${dep}"`));
     });
   }
+}
+
+export function checkReferences(sot: LoadedSot): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const known = knownIds(sot);
+  checkHosts(sot, known, out);
+  checkProfilesAndGroups(sot, known, out);
   return out;
 }

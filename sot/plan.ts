@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { bootInterface, type Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import type { GroupRules, Plan, PlannedHost, SitePlan, Wave } from '../schemas/plan';
+import type { Site } from '../schemas/site';
 import { renderBootChain, type RenderedStage } from './boot-chain';
 
 interface HostState {
@@ -97,14 +98,14 @@ export interface CarriedHosts {
   reason: string;
 }
 
-function planSite(
+/** The site's hosts sorted into those to provision, those never provisioned, the unchanged and the removed. */
+function classifyHosts(
   oldModel: Model | undefined,
   model: Model,
   siteId: string,
+  hosts: Host[],
   carried?: CarriedHosts,
-): SitePlan {
-  const { site, hosts } = model.sites[siteId] ?? { site: undefined, hosts: [] };
-  if (!site) throw new Error(`unknown site ${siteId}`);
+) {
   const oldSite = oldModel?.sites[siteId];
   const changed: PlannedHost[] = [];
   const skipped: PlannedHost[] = [];
@@ -121,7 +122,11 @@ function planSite(
   const removed = (oldSite?.hosts ?? [])
     .filter((h) => !hosts.some((n) => n.name === h.name))
     .map((h) => h.name);
+  return { changed, skipped, unchanged, removed };
+}
 
+/** Each group with hosts at the site, in dependency order, with its rules and its changed hosts. */
+function groupRules(model: Model, site: Site, hosts: Host[], changed: PlannedHost[]) {
   const groups: GroupRules[] = [];
   const pending = new Map<string, PlannedHost[]>();
   for (const layer of dependencyLayers(model)) {
@@ -143,7 +148,19 @@ function planSite(
       pending.set(id, mine);
     }
   }
+  return { groups, pending };
+}
 
+/**
+ * The canary wave (from the first group with changes), then per dependency layer rounds of one batch
+ * of each of its groups. Takes the hosts out of `pending`.
+ */
+function planWaves(
+  model: Model,
+  site: Site,
+  groups: GroupRules[],
+  pending: Map<string, PlannedHost[]>,
+): Wave[] {
   const waves: Wave[] = [];
   const firstGroup = groups.find((g) => g.changed > 0);
   if (firstGroup) {
@@ -169,6 +186,19 @@ function planSite(
       });
     }
   }
+  return waves;
+}
+
+function planSite(
+  oldModel: Model | undefined,
+  model: Model,
+  siteId: string,
+  carried?: CarriedHosts,
+): SitePlan {
+  const { site, hosts } = model.sites[siteId] ?? { site: undefined, hosts: [] };
+  if (!site) throw new Error(`unknown site ${siteId}`);
+  const { changed, skipped, unchanged, removed } = classifyHosts(oldModel, model, siteId, hosts, carried);
+  const { groups, pending } = groupRules(model, site, hosts, changed);
   return {
     site: site.id,
     name: site.name,
@@ -176,7 +206,7 @@ function planSite(
     canary_size: site.policy.canary_size,
     max_fail: site.policy.max_fail,
     groups,
-    waves,
+    waves: planWaves(model, site, groups, pending),
     unchanged,
     removed,
     skipped,
