@@ -92,25 +92,56 @@ async function heardSince(
 }
 
 /** Datacenter work, run by the site's agent on `vaquero-agent-<site>`. */
+/** A BMC operation: the host's driver, heartbeats while the BMC works, PowerErrors as Temporal failures. */
+async function withBmc<T>(
+  deps: AgentActivityDeps,
+  input: PowerTarget & { bmc: Bmc | undefined },
+  fn: (driver: PowerDriver, ctx: Context) => Promise<T>,
+): Promise<T> {
+  if (!input.bmc) {
+    throw ApplicationFailure.nonRetryable(`host ${input.host} has no BMC in the source of truth`, 'NoBmc');
+  }
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
+  try {
+    return await fn(deps.powerDriver(input, input.bmc), ctx);
+  } catch (err) {
+    throw err instanceof PowerError ? toApplicationFailure(err) : err;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** The power cycle of one key, unless the ledger or the boot traffic says it happened already. */
+async function powerCycleOnce(
+  deps: AgentActivityDeps,
+  input: PowerCycleInput,
+  driver: PowerDriver,
+  ctx: Context,
+): Promise<PowerCycleResult> {
+  const before = await driver.powerState();
+  const entry = await deps.ledger.state(input.key);
+  if (entry.state === 'done') return { before, cycled: false, note: `already power-cycled for ${input.key}` };
+  if (
+    entry.state === 'in-doubt' &&
+    (await heardSince(deps, input.mac, entry.since, ctx.cancellationSignal))
+  ) {
+    await deps.ledger.done(input.key);
+    return {
+      before,
+      cycled: false,
+      note: `a crashed attempt cycled it: boot traffic seen since ${entry.since}`,
+    };
+  }
+  await deps.ledger.begin(input.key, new Date().toISOString());
+  const note = await setNextBootPxe(driver);
+  if (before === 'off') await driver.powerOn();
+  else await driver.powerCycle();
+  await deps.ledger.done(input.key);
+  return { before, cycled: true, note };
+}
+
 export function createAgentActivities(deps: AgentActivityDeps) {
-  /** A BMC operation: the host's driver, heartbeats while the BMC works, PowerErrors as Temporal failures. */
-  const withBmc = async <T>(
-    input: PowerTarget & { bmc: Bmc | undefined },
-    fn: (driver: PowerDriver, ctx: Context) => Promise<T>,
-  ): Promise<T> => {
-    if (!input.bmc) {
-      throw ApplicationFailure.nonRetryable(`host ${input.host} has no BMC in the source of truth`, 'NoBmc');
-    }
-    const ctx = Context.current();
-    const beat = setInterval(() => ctx.heartbeat({ host: input.host }), 2_000);
-    try {
-      return await fn(deps.powerDriver(input, input.bmc), ctx);
-    } catch (err) {
-      throw err instanceof PowerError ? toApplicationFailure(err) : err;
-    } finally {
-      clearInterval(beat);
-    }
-  };
   return {
     async armNetboot(input: {
       mac: string;
@@ -131,33 +162,11 @@ export function createAgentActivities(deps: AgentActivityDeps) {
      * counts as done if the host has been heard on the boot network since; otherwise it is redone.
      */
     powerCycle: (input: PowerCycleInput): Promise<PowerCycleResult> =>
-      withBmc(input, async (driver, ctx) => {
-        const before = await driver.powerState();
-        const entry = await deps.ledger.state(input.key);
-        if (entry.state === 'done')
-          return { before, cycled: false, note: `already power-cycled for ${input.key}` };
-        if (
-          entry.state === 'in-doubt' &&
-          (await heardSince(deps, input.mac, entry.since, ctx.cancellationSignal))
-        ) {
-          await deps.ledger.done(input.key);
-          return {
-            before,
-            cycled: false,
-            note: `a crashed attempt cycled it: boot traffic seen since ${entry.since}`,
-          };
-        }
-        await deps.ledger.begin(input.key, new Date().toISOString());
-        const note = await setNextBootPxe(driver);
-        if (before === 'off') await driver.powerOn();
-        else await driver.powerCycle();
-        await deps.ledger.done(input.key);
-        return { before, cycled: true, note };
-      }),
+      withBmc(deps, input, (driver, ctx) => powerCycleOnce(deps, input, driver, ctx)),
 
     /** Soft off, then hard off after `softTimeoutMs` where `allowHard` (the policy) says so. */
     powerOff: (input: PowerTarget & { bmc: Bmc | undefined; softTimeoutMs: number; allowHard: boolean }) =>
-      withBmc(input, (driver) => powerOffGracefully(driver, input)),
+      withBmc(deps, input, (driver) => powerOffGracefully(driver, input)),
 
     /** Runs jobs in order, heartbeating; a cancelled activity (abort) stops the job in progress. */
     async runJobs(input: { host: string; ipv4: string; mac: string; jobs: Job[] }): Promise<JobOutcome[]> {
