@@ -1,4 +1,5 @@
 import {
+  type ActivityInterfaceFor,
   type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
@@ -60,6 +61,150 @@ class StepFailure extends Error {
   }
 }
 
+type Stage = HostSpec['stages'][number];
+
+/** One run of the workflow: its host, its activities and how far it got, shared by its steps. */
+interface HostRun {
+  input: ReprovisionHostInput;
+  target: HostSpec;
+  timeouts: StepTimeouts;
+  agent: ActivityInterfaceFor<AgentActivities>;
+  agentOptions: ActivityOptions;
+  jobs: ActivityInterfaceFor<AgentActivities>;
+  jobOptions: ActivityOptions;
+  workflowId: string;
+  /** Boot events as they arrive, and the step in progress (both read by hostStatusQuery). */
+  progress: { events: BootEvent[]; current: ResumePoint };
+  outcomes: JobOutcome[];
+  /** Boot events before this index came before the stage's arming. */
+  mark: number;
+}
+
+async function runJobs(run: HostRun, list: Stage['preShutdown'], what: string): Promise<void> {
+  if (list.length === 0) return;
+  const { target } = run;
+  const summary = `${what} jobs of ${target.host}: ${list.map((j) => `${j.name} (${j.type})`).join(', ')}`;
+  const results = await run.jobs.runJobs.executeWithOptions({ ...run.jobOptions, summary }, [
+    { host: target.host, ipv4: target.ipv4, mac: target.mac, jobs: list },
+  ]);
+  run.outcomes.push(...results);
+  const failed = results.find((r) => !r.ok);
+  if (failed)
+    throw new StepFailure(
+      run.progress.current,
+      `${what} job ${failed.name} failed: ${failed.error ?? 'unknown error'}`,
+    );
+}
+
+/**
+ * A late boot event at a site whose agents are all silent (a partitioned site waits, its hosts not
+ * failed: docs/outages.md) is most likely held in the agent's on-disk journal: wait for
+ * the agent to be heard from again, then give the event its timeout once more. True when it came.
+ * Histories from before this existed replay without the wait (patched).
+ */
+async function waitOutSilentSite(run: HostRun, seen: () => boolean, timeoutMs: number): Promise<boolean> {
+  if (!patched('agent-reachability')) return false;
+  const { input } = run;
+  let waited = false;
+  while ((await siteReachability({ site: input.site })) === 'unreachable') {
+    if (!waited) log.warn('site unreachable: waiting for its agents', { site: input.site, host: input.host });
+    waited = true;
+    if (await condition(seen, UNREACHABLE_RECHECK)) return true;
+  }
+  return waited && (await condition(seen, timeoutMs));
+}
+
+async function awaitEvent(
+  run: HostRun,
+  kind: BootEventKind,
+  timeoutMs: number,
+  stage: number,
+): Promise<void> {
+  const { target, progress, mark } = run;
+  const seen = () =>
+    progress.events
+      .slice(mark)
+      .some((e) => e.kind === kind && e.mac === target.mac && (e.stage === undefined || e.stage === stage));
+  if (!(await condition(seen, timeoutMs)) && !(await waitOutSilentSite(run, seen, timeoutMs))) {
+    throw new StepFailure(
+      progress.current,
+      `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
+    );
+  }
+}
+
+async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void> {
+  const { target, agent, workflowId, timeouts } = run;
+  switch (step) {
+    case 'pre-shutdown':
+      if (stage.stage === 1) await runJobs(run, stage.preShutdown, 'pre-shutdown');
+      break;
+    case 'arm':
+      run.mark = run.progress.events.length;
+      await agent.armNetboot({
+        mac: target.mac,
+        host: target.host,
+        commit: run.input.commit,
+        stage: stage.stage,
+        workflowId,
+      });
+      break;
+    case 'power-cycle': {
+      const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
+      const summary = `power-cycle ${target.host} through its ${target.bmc?.type ?? 'missing'} BMC`;
+      const result = await agent.powerCycle.executeWithOptions({ ...run.agentOptions, summary }, [
+        { site: target.site, host: target.host, mac: target.mac, bmc: target.bmc, key },
+      ]);
+      log.info('power cycle', { host: target.host, ...result });
+      break;
+    }
+    case 'dhcp':
+    case 'ipxe':
+    case 'checkpoint':
+      await awaitEvent(run, step, timeouts[step], stage.stage);
+      break;
+    case 'kernel':
+      if (stage.kernelFromAgent) await awaitEvent(run, 'kernel', timeouts.kernel, stage.stage);
+      break;
+    case 'disarm':
+      await agent.disarmNetboot({ mac: target.mac, workflowId });
+      break;
+    case 'validation':
+      await runJobs(run, stage.validation, 'validation');
+      break;
+  }
+}
+
+/** After a failure: netboot disarmed, and the failure with where a retry resumes, as the workflow's error. */
+async function hostFailed(run: HostRun, err: unknown): Promise<never> {
+  const { target, agent, workflowId } = run;
+  if (isCancellation(err)) {
+    await CancellationScope.nonCancellable(() => agent.disarmNetboot({ mac: target.mac, workflowId }));
+    throw err;
+  }
+  const at = err instanceof StepFailure ? err.at : run.progress.current;
+  const cause = rootMessage(err);
+  try {
+    await agent.disarmNetboot({ mac: target.mac, workflowId });
+  } catch (disarmErr) {
+    log.warn('could not disarm after a failure', { host: target.host, error: rootMessage(disarmErr) });
+  }
+  const result: ReprovisionHostResult = {
+    host: target.host,
+    ok: false,
+    failedAt: at,
+    error: cause,
+    jobs: run.outcomes,
+    skipped: false,
+  };
+  throw ApplicationFailure.create({
+    type: 'HostReprovisionFailed',
+    message: `${target.host}: stage ${at.stage} ${at.step}: ${cause}`,
+    nonRetryable: true,
+    details: [result],
+  });
+}
+
 /**
  * Reprovisions one host for one commit: pre-shutdown jobs, arm netboot, power cycle through the BMC,
  * the boot events of each stage within their timeouts, disarm, validation jobs. A failure names the
@@ -83,136 +228,48 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
   };
   const agent = proxyActivities<AgentActivities>(agentOptions);
   const jobs = proxyActivities<AgentActivities>(jobOptions);
-  const events: BootEvent[] = [];
-  let current: ResumePoint = { stage: 1, step: 'pre-shutdown' };
-  setHandler(bootEventSignal, (event) => void events.push(event));
-  setHandler(hostStatusQuery, () => ({ step: current.step, stage: current.stage, events }));
+  const progress: HostRun['progress'] = { events: [], current: { stage: 1, step: 'pre-shutdown' } };
+  setHandler(bootEventSignal, (event) => void progress.events.push(event));
+  setHandler(hostStatusQuery, () => ({
+    step: progress.current.step,
+    stage: progress.current.stage,
+    events: progress.events,
+  }));
 
   const target = await loadHostSpec({ commit: input.commit, site: input.site, host: input.host });
   upsertSearchAttributes([{ key: HostGroupAttribute, value: target.group }]);
   if (target.never_provision) {
     return { host: target.host, ok: true, skipped: true, jobs: [] };
   }
-  const outcomes: JobOutcome[] = [];
   const workflowId = workflowInfo().workflowId;
-  const start = input.resumeFrom ? { ...input.resumeFrom, step: resumeStep(input.resumeFrom.step) } : current;
-
-  const runJobs = async (list: HostSpec['stages'][number]['preShutdown'], what: string) => {
-    if (list.length === 0) return;
-    const summary = `${what} jobs of ${target.host}: ${list.map((j) => `${j.name} (${j.type})`).join(', ')}`;
-    const results = await jobs.runJobs.executeWithOptions({ ...jobOptions, summary }, [
-      { host: target.host, ipv4: target.ipv4, mac: target.mac, jobs: list },
-    ]);
-    outcomes.push(...results);
-    const failed = results.find((r) => !r.ok);
-    if (failed)
-      throw new StepFailure(current, `${what} job ${failed.name} failed: ${failed.error ?? 'unknown error'}`);
+  const run: HostRun = {
+    input,
+    target,
+    timeouts,
+    agent,
+    agentOptions,
+    jobs,
+    jobOptions,
+    workflowId,
+    progress,
+    outcomes: [],
+    mark: 0,
   };
-
-  /**
-   * A late boot event at a site whose agents are all silent (a partitioned site waits, its hosts not
-   * failed: docs/outages.md) is most likely held in the agent's on-disk journal: wait for
-   * the agent to be heard from again, then give the event its timeout once more. True when it came.
-   * Histories from before this existed replay without the wait (patched).
-   */
-  const waitOutSilentSite = async (seen: () => boolean, timeoutMs: number): Promise<boolean> => {
-    if (!patched('agent-reachability')) return false;
-    let waited = false;
-    while ((await siteReachability({ site: input.site })) === 'unreachable') {
-      if (!waited)
-        log.warn('site unreachable: waiting for its agents', { site: input.site, host: input.host });
-      waited = true;
-      if (await condition(seen, UNREACHABLE_RECHECK)) return true;
-    }
-    return waited && (await condition(seen, timeoutMs));
-  };
-
-  const awaitEvent = async (kind: BootEventKind, since: number, timeoutMs: number, stage: number) => {
-    const seen = () =>
-      events
-        .slice(since)
-        .some((e) => e.kind === kind && e.mac === target.mac && (e.stage === undefined || e.stage === stage));
-    if (!(await condition(seen, timeoutMs)) && !(await waitOutSilentSite(seen, timeoutMs))) {
-      throw new StepFailure(
-        current,
-        `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
-      );
-    }
-  };
-
+  const start = input.resumeFrom
+    ? { ...input.resumeFrom, step: resumeStep(input.resumeFrom.step) }
+    : progress.current;
   try {
     for (const stage of target.stages) {
       if (stage.stage < start.stage) continue;
-      let mark = events.length;
+      run.mark = progress.events.length;
       const first = stage.stage === start.stage ? HOST_STEPS.indexOf(start.step) : 0;
       for (const step of HOST_STEPS.slice(first)) {
-        current = { stage: stage.stage, step };
-        switch (step) {
-          case 'pre-shutdown':
-            if (stage.stage === 1) await runJobs(stage.preShutdown, 'pre-shutdown');
-            break;
-          case 'arm':
-            mark = events.length;
-            await agent.armNetboot({
-              mac: target.mac,
-              host: target.host,
-              commit: input.commit,
-              stage: stage.stage,
-              workflowId,
-            });
-            break;
-          case 'power-cycle': {
-            const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
-            const summary = `power-cycle ${target.host} through its ${target.bmc?.type ?? 'missing'} BMC`;
-            const result = await agent.powerCycle.executeWithOptions({ ...agentOptions, summary }, [
-              { site: target.site, host: target.host, mac: target.mac, bmc: target.bmc, key },
-            ]);
-            log.info('power cycle', { host: target.host, ...result });
-            break;
-          }
-          case 'dhcp':
-          case 'ipxe':
-          case 'checkpoint':
-            await awaitEvent(step, mark, timeouts[step], stage.stage);
-            break;
-          case 'kernel':
-            if (stage.kernelFromAgent) await awaitEvent('kernel', mark, timeouts.kernel, stage.stage);
-            break;
-          case 'disarm':
-            await agent.disarmNetboot({ mac: target.mac, workflowId });
-            break;
-          case 'validation':
-            await runJobs(stage.validation, 'validation');
-            break;
-        }
+        progress.current = { stage: stage.stage, step };
+        await runStep(run, stage, step);
       }
     }
   } catch (err) {
-    if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(() => agent.disarmNetboot({ mac: target.mac, workflowId }));
-      throw err;
-    }
-    const at = err instanceof StepFailure ? err.at : current;
-    const cause = rootMessage(err);
-    try {
-      await agent.disarmNetboot({ mac: target.mac, workflowId });
-    } catch (disarmErr) {
-      log.warn('could not disarm after a failure', { host: target.host, error: rootMessage(disarmErr) });
-    }
-    const result: ReprovisionHostResult = {
-      host: target.host,
-      ok: false,
-      failedAt: at,
-      error: cause,
-      jobs: outcomes,
-      skipped: false,
-    };
-    throw ApplicationFailure.create({
-      type: 'HostReprovisionFailed',
-      message: `${target.host}: stage ${at.stage} ${at.step}: ${cause}`,
-      nonRetryable: true,
-      details: [result],
-    });
+    return hostFailed(run, err);
   }
-  return { host: target.host, ok: true, jobs: outcomes, skipped: false };
+  return { host: target.host, ok: true, jobs: run.outcomes, skipped: false };
 }

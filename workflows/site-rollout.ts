@@ -48,51 +48,53 @@ function failureOf(err: unknown): { failedAt?: ResumePoint; error: string } {
   return { error: err instanceof Error ? err.message : String(err) };
 }
 
-/**
- * Rolls one commit out to one site: the plan's waves in order, canary first, each host in a
- * reboot window of its group; halts when the failure budget is spent; pause, resume, approve,
- * abort, retry-host and supersede by signal; `status` by query.
- */
-export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<SiteRolloutResult> {
-  const state = new RolloutState(input.site, input.commit, input.plan);
-  let paused = false;
-  let approved = false;
-  let aborted: string | undefined;
-  let supersededBy: string | undefined;
-  const retries: string[] = [];
-  const stopping = () => aborted !== undefined || supersededBy !== undefined;
-  const abortScope = new CancellationScope();
+/** One site rollout: its plan's progress and what the signals asked for. */
+class SiteRollout {
+  readonly state: RolloutState;
+  paused = false;
+  approved = false;
+  aborted: string | undefined;
+  supersededBy: string | undefined;
+  readonly retries: string[] = [];
+  readonly abortScope = new CancellationScope();
 
-  const setPhase = (phase: typeof state.phase, waitingFor?: string) => {
-    state.phase = phase;
-    state.waitingFor = waitingFor;
+  constructor(readonly input: SiteRolloutInput) {
+    this.state = new RolloutState(input.site, input.commit, input.plan);
+  }
+
+  stopping(): boolean {
+    return this.aborted !== undefined || this.supersededBy !== undefined;
+  }
+
+  setPhase(phase: RolloutState['phase'], waitingFor?: string): void {
+    this.state.phase = phase;
+    this.state.waitingFor = waitingFor;
     upsertSearchAttributes([{ key: PhaseAttribute, value: phase }]);
-  };
-  upsertSearchAttributes([
-    { key: SiteAttribute, value: input.site },
-    { key: CommitAttribute, value: input.commit },
-  ]);
+  }
 
-  setHandler(statusQuery, () => state.status());
-  setHandler(pauseSignal, () => void (paused = true));
-  setHandler(resumeSignal, () => void (paused = false));
-  setHandler(approveSignal, () => void (approved = true));
-  setHandler(abortSignal, (reason) => {
-    aborted = reason ?? 'aborted by an operator';
-    abortScope.cancel();
-  });
-  setHandler(supersedeSignal, (commit) => void (supersededBy = commit));
-  setHandler(retryHostSignal, (host) => {
-    if (state.hosts[host]?.state === 'failed' && !retries.includes(host)) retries.push(host);
-  });
+  setHandlers(): void {
+    const { state } = this;
+    setHandler(statusQuery, () => state.status());
+    setHandler(pauseSignal, () => void (this.paused = true));
+    setHandler(resumeSignal, () => void (this.paused = false));
+    setHandler(approveSignal, () => void (this.approved = true));
+    setHandler(abortSignal, (reason) => {
+      this.aborted = reason ?? 'aborted by an operator';
+      this.abortScope.cancel();
+    });
+    setHandler(supersedeSignal, (commit) => void (this.supersededBy = commit));
+    setHandler(retryHostSignal, (host) => {
+      if (state.hosts[host]?.state === 'failed' && !this.retries.includes(host)) this.retries.push(host);
+    });
+  }
 
-  const groupWindows = (group: string) =>
-    state.plan.groups.find((g) => g.group === group)?.reboot_windows ?? [];
-
-  const runHost = async (planned: PlannedHost): Promise<void> => {
+  /** Waits for the host group's reboot window, then reprovisions the host in a child workflow. */
+  async runHost(planned: PlannedHost): Promise<void> {
+    const { input, state } = this;
     const entry = state.host(planned.host);
     for (;;) {
-      const wait = msUntilOpen(groupWindows(planned.group), Date.now());
+      const windows = state.plan.groups.find((g) => g.group === planned.group)?.reboot_windows ?? [];
+      const wait = msUntilOpen(windows, Date.now());
       if (wait === 0) break;
       entry.step = 'waiting for its reboot window';
       await sleep(wait);
@@ -124,7 +126,7 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
       if (isCancellation(err)) {
         // Aborted mid-reprovision: not done, so it stays for a later rollout to take over.
         entry.state = 'pending';
-        entry.step = `cancelled: ${aborted ?? 'aborted'}`;
+        entry.step = `cancelled: ${this.aborted ?? 'aborted'}`;
         throw err;
       }
       const failure = failureOf(err);
@@ -132,76 +134,108 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
       entry.error = failure.error;
       entry.failedAt = failure.failedAt;
     }
-  };
+  }
 
-  const retryLoop = async () => {
+  async retryLoop(): Promise<void> {
     for (;;) {
-      await condition(() => retries.length > 0);
-      const host = retries.shift();
+      await condition(() => this.retries.length > 0);
+      const host = this.retries.shift();
       const planned = host
-        ? state.plan.waves.flatMap((w) => w.hosts).find((h) => h.host === host)
+        ? this.state.plan.waves.flatMap((w) => w.hosts).find((h) => h.host === host)
         : undefined;
-      if (planned) await runHost(planned);
+      if (planned) await this.runHost(planned);
     }
-  };
+  }
 
   /** Waits while paused or halted; returns false when the rollout must stop starting hosts. */
-  const mayStart = async (): Promise<boolean> => {
+  async mayStart(): Promise<boolean> {
+    const { state } = this;
     for (;;) {
-      if (stopping()) return false;
+      if (this.stopping()) return false;
       const spent = state.budgetSpent();
-      if (spent) setPhase('halted', `${spent}: retry-host or abort`);
-      else if (paused) setPhase('paused', 'resume signal');
+      if (spent) this.setPhase('halted', `${spent}: retry-host or abort`);
+      else if (this.paused) this.setPhase('paused', 'resume signal');
       else return true;
       // Wake on anything that can change the answer: a signal, or a retried host's outcome.
-      const before = { paused, failures: state.failures() };
-      await condition(() => stopping() || paused !== before.paused || state.failures() !== before.failures);
+      const before = { paused: this.paused, failures: state.failures() };
+      await condition(
+        () => this.stopping() || this.paused !== before.paused || state.failures() !== before.failures,
+      );
     }
-  };
+  }
 
-  const main = async () => {
-    if (input.supersedes) {
-      const { workflowId, commit } = input.supersedes;
-      setPhase('waiting-previous', `rollout ${workflowId} to finish its hosts in flight`);
-      const previous = await awaitRolloutClosed({ workflowId });
-      if (previous && previous.remaining.length > 0) {
-        const carried = { hosts: previous.remaining, reason: `carried over from ${workflowId}` };
-        state.reset(await replanSite({ commit: input.commit, previous: commit, site: input.site, carried }));
-      }
+  /** With `supersedes`: waits for the previous rollout, and takes over the hosts it did not reach. */
+  async takeOver(): Promise<void> {
+    const { input } = this;
+    if (!input.supersedes) return;
+    const { workflowId, commit } = input.supersedes;
+    this.setPhase('waiting-previous', `rollout ${workflowId} to finish its hosts in flight`);
+    const previous = await awaitRolloutClosed({ workflowId });
+    if (previous && previous.remaining.length > 0) {
+      const carried = { hosts: previous.remaining, reason: `carried over from ${workflowId}` };
+      this.state.reset(
+        await replanSite({ commit: input.commit, previous: commit, site: input.site, carried }),
+      );
     }
+  }
+
+  async main(): Promise<void> {
+    const { state } = this;
+    await this.takeOver();
     for (const wave of state.plan.waves) {
-      if (!(await mayStart())) break;
+      if (!(await this.mayStart())) break;
       state.wave = wave.index;
-      setPhase('running');
-      await Promise.all(wave.hosts.map((h) => runHost(h)));
+      this.setPhase('running');
+      await Promise.all(wave.hosts.map((h) => this.runHost(h)));
       if (wave.canary && state.failures() > 0) {
         // A failed canary halts whatever the failure budget: the change itself is suspect.
-        setPhase('halted', 'the canary failed: retry-host or abort');
-        await condition(() => stopping() || state.failures() === 0);
+        this.setPhase('halted', 'the canary failed: retry-host or abort');
+        await condition(() => this.stopping() || state.failures() === 0);
       }
-      if (wave.canary && state.plan.approval_required && !stopping()) {
-        setPhase('waiting-approval', 'approve signal (site policy: approval required after the canary)');
-        await condition(() => approved || stopping());
+      if (wave.canary && state.plan.approval_required && !this.stopping()) {
+        this.setPhase('waiting-approval', 'approve signal (site policy: approval required after the canary)');
+        await condition(() => this.approved || this.stopping());
       }
     }
-    await mayStart();
-  };
+    await this.mayStart();
+  }
 
+  result(): SiteRolloutResult {
+    const { input, state } = this;
+    return {
+      site: input.site,
+      commit: input.commit,
+      phase: state.phase,
+      succeeded: [...state.names('succeeded'), ...state.names('skipped')].sort(),
+      failed: state.names('failed'),
+      remaining: [...state.names('pending'), ...state.names('carried-over')].sort(),
+    };
+  }
+}
+
+/**
+ * Rolls one commit out to one site: the plan's waves in order, canary first, each host in a
+ * reboot window of its group; halts when the failure budget is spent; pause, resume, approve,
+ * abort, retry-host and supersede by signal; `status` by query.
+ */
+export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<SiteRolloutResult> {
+  const rollout = new SiteRollout(input);
+  upsertSearchAttributes([
+    { key: SiteAttribute, value: input.site },
+    { key: CommitAttribute, value: input.commit },
+  ]);
+  rollout.setHandlers();
   try {
-    await abortScope.run(() => {
-      void retryLoop().catch(() => undefined);
-      return main();
+    await rollout.abortScope.run(() => {
+      void rollout.retryLoop().catch(() => undefined);
+      return rollout.main();
     });
   } catch (err) {
     if (!isCancellation(err)) throw err;
   }
-  setPhase(aborted ? 'aborted' : supersededBy ? 'superseded' : state.budgetSpent() ? 'halted' : 'completed');
-  return {
-    site: input.site,
-    commit: input.commit,
-    phase: state.phase,
-    succeeded: [...state.names('succeeded'), ...state.names('skipped')].sort(),
-    failed: state.names('failed'),
-    remaining: [...state.names('pending'), ...state.names('carried-over')].sort(),
-  };
+  const { aborted, supersededBy, state } = rollout;
+  rollout.setPhase(
+    aborted ? 'aborted' : supersededBy ? 'superseded' : state.budgetSpent() ? 'halted' : 'completed',
+  );
+  return rollout.result();
 }
