@@ -32,6 +32,40 @@ async function applied(store: ModelStore): Promise<{ commit: string; model: Mode
   return { commit, model: await revision(store, commit) };
 }
 
+/** A site's hosts in the applied revision, each with its last reprovision by the site's last rollout. */
+async function siteHosts(store: ModelStore, t: Temporal, siteId: string) {
+  const { commit, model } = await applied(store);
+  const site = model.sites[siteId];
+  if (!site) throw new HTTPException(404, { message: `no site ${siteId} in commit ${commit}` });
+  // The last rollout of the site knows each host's last reprovision; hosts it did not touch have none.
+  const active = await store.getActiveRollout(siteId);
+  const status = active
+    ? await queryStatus(t, t.client.workflow.getHandle(active.workflowId)).catch(() => undefined)
+    : undefined;
+  const hosts = site.hosts.map((h) => {
+    const iface = bootInterface(h);
+    const progress = status?.hosts[h.name];
+    return {
+      name: h.name,
+      group: h.group,
+      mac: iface.mac,
+      ipv4: iface.ipv4,
+      never_provision: h.never_provision,
+      lastReprovision:
+        progress && active
+          ? {
+              rollout: active.workflowId,
+              commit: active.commit,
+              state: progress.state,
+              step: progress.step,
+              error: progress.error,
+            }
+          : null,
+    };
+  });
+  return { site: siteId, commit, hosts };
+}
+
 export function modelRoutes(deps: AppDeps, t: Temporal): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const storeOf = () => {
@@ -50,40 +84,7 @@ export function modelRoutes(deps: AppDeps, t: Temporal): Hono<AppEnv> {
     return c.json({ commit, sites });
   });
 
-  app.get('/sites/:site/hosts', async (c) => {
-    const store = storeOf();
-    const { commit, model } = await applied(store);
-    const siteId = c.req.param('site');
-    const site = model.sites[siteId];
-    if (!site) throw new HTTPException(404, { message: `no site ${siteId} in commit ${commit}` });
-    // The last rollout of the site knows each host's last reprovision; hosts it did not touch have none.
-    const active = await store.getActiveRollout(siteId);
-    const status = active
-      ? await queryStatus(t, t.client.workflow.getHandle(active.workflowId)).catch(() => undefined)
-      : undefined;
-    const hosts = site.hosts.map((h) => {
-      const iface = bootInterface(h);
-      const progress = status?.hosts[h.name];
-      return {
-        name: h.name,
-        group: h.group,
-        mac: iface.mac,
-        ipv4: iface.ipv4,
-        never_provision: h.never_provision,
-        lastReprovision:
-          progress && active
-            ? {
-                rollout: active.workflowId,
-                commit: active.commit,
-                state: progress.state,
-                step: progress.step,
-                error: progress.error,
-              }
-            : null,
-      };
-    });
-    return c.json({ site: siteId, commit, hosts });
-  });
+  app.get('/sites/:site/hosts', async (c) => c.json(await siteHosts(storeOf(), t, c.req.param('site'))));
 
   app.get('/plan', async (c) => {
     const store = storeOf();

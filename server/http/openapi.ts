@@ -64,8 +64,9 @@ const signals = [
   ['retry-host', 'Reprovision a failed host again, from the step where it failed', RetryHostBodySchema],
 ] as const;
 
-export function openApiDocument() {
-  const paths: Record<string, unknown> = {
+/** The rollout routes other than the signals. */
+function rolloutPaths(): Record<string, unknown> {
+  return {
     '/rollouts': {
       get: {
         operationId: 'listRollouts',
@@ -85,6 +86,12 @@ export function openApiDocument() {
         responses: { '200': json(RolloutStatusResponseSchema, 'The status'), ...errors },
       },
     },
+  };
+}
+
+/** The routes over model revisions, and this document. */
+function modelPaths(): Record<string, unknown> {
+  return {
     '/sites': {
       get: {
         operationId: 'listSites',
@@ -137,6 +144,10 @@ export function openApiDocument() {
       },
     },
   };
+}
+
+export function openApiDocument() {
+  const paths: Record<string, unknown> = { ...rolloutPaths(), ...modelPaths() };
   for (const [name, summary, body] of signals)
     paths[`/rollouts/{site}/{sha7}/${name}`] = signalPath(name, summary, body);
   return {
