@@ -21,4 +21,3 @@ export const bootEventSignal = defineSignal<[event: BootEvent]>('boot-event');
 export const hostStatusQuery = defineQuery<{ step: string; stage: number; events: BootEvent[] }>(
   'host-status',
 );
-
