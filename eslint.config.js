@@ -72,7 +72,7 @@ export default tseslint.config(
     },
   },
   {
-    // Small files read in one sitting (docs/design.md, Layers); tests and scripts are exempt.
+    // Product files stay small enough to read in one sitting; tests and scripts are exempt.
     files: ['{schemas,sot,workflows,activities,agent,server,cli}/**/*.ts'],
     rules: { 'max-lines': ['error', { max: 320, skipBlankLines: true, skipComments: true }] },
   },
