@@ -3,6 +3,8 @@
 // is a DecodeError, or a value left undefined, that the caller turns into a dropped packet.
 export const PAD = 0;
 export const END = 255;
+/** RFC 3046 Relay Agent Information: the encoder puts it last, after every other option. */
+export const RELAY_AGENT_INFO = 82;
 
 export type DecodeError = 'truncated' | 'bad-cookie' | 'option-overrun' | 'bad-length';
 
@@ -54,16 +56,26 @@ export function readOptions(
   return undefined;
 }
 
-/** The order options go on the wire: message type, server id, what the client asked for, the rest. */
+/**
+ * The order options go on the wire: message type, server id, what the client asked for, the rest.
+ * Option 82 is not in it: the encoder appends it last (RFC 3046 section 2.2).
+ */
 export function optionOrder(
   options: ReadonlyMap<number, Uint8Array>,
   requested: readonly number[],
 ): number[] {
   const order: number[] = [];
   for (const code of [53, 54, ...requested, ...options.keys()]) {
-    if (options.has(code) && !order.includes(code) && code !== PAD && code !== END) order.push(code);
+    if (options.has(code) && !order.includes(code) && ![PAD, END, RELAY_AGENT_INFO].includes(code))
+      order.push(code);
   }
   return order;
+}
+
+/** RFC 3046 section 2.2: a reply carries the request's Relay Agent Information unchanged. */
+export function echoRelayAgentInfo(request: WithOptions, replyOptions: Map<number, Uint8Array>): void {
+  const info = request.options.get(RELAY_AGENT_INFO);
+  if (info) replyOptions.set(RELAY_AGENT_INFO, info);
 }
 
 /** One option as it goes on the wire; a value over 255 bytes is split into several instances (RFC 3396). */

@@ -8,6 +8,7 @@ import {
   optionBytes,
   optionOrder,
   readOptions,
+  RELAY_AGENT_INFO,
   readU16,
   type DecodeError,
 } from './codec-options';
@@ -141,14 +142,23 @@ export interface EncodeOptions {
   requested?: readonly number[];
 }
 
+/** Room kept for options 53 and 54 (3 + 6 bytes) before option 82 is given its place. */
+const TYPE_AND_SERVER_ID = 9;
+
 /**
  * Encodes a packet. Options that do not fit the client's maximum message size are left out, the ones it
- * did not ask for first (optionOrder puts them last).
+ * did not ask for first (optionOrder puts them last). Option 82 goes last and its room is kept first:
+ * a relay drops a reply that lost it (RFC 3046 section 2.2).
  */
 export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   const maxSize = Math.max(MIN_MESSAGE_SIZE, opts.maxSize ?? MIN_MESSAGE_SIZE);
   // The IP and UDP headers (28 bytes) count against the client's maximum (RFC 2132 section 9.10).
-  const budget = maxSize - 28 - OPTIONS_OFFSET - 1;
+  let budget = maxSize - 28 - OPTIONS_OFFSET - 1;
+  const relayInfo = packet.options.get(RELAY_AGENT_INFO);
+  let relayPart = relayInfo && optionBytes(RELAY_AGENT_INFO, relayInfo);
+  // An option 82 no relay writes (over 255 bytes, concatenated) must not push out 53 and 54.
+  if (relayPart && relayPart.length > budget - TYPE_AND_SERVER_ID) relayPart = undefined;
+  budget -= relayPart?.length ?? 0;
   const optionParts: Uint8Array[] = [];
   let used = 0;
   for (const code of optionOrder(packet.options, opts.requested ?? [])) {
@@ -156,6 +166,10 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
     if (used + bytes.length > budget) continue;
     optionParts.push(bytes);
     used += bytes.length;
+  }
+  if (relayPart) {
+    optionParts.push(relayPart);
+    used += relayPart.length;
   }
   const length = Math.max(BOOTP_MIN_LENGTH, OPTIONS_OFFSET + used + 1);
   const out = Buffer.alloc(length);

@@ -9,7 +9,14 @@ import {
   type DhcpPacket,
   type EncodeOptions,
 } from './codec';
-import { ipv4Bytes, maxMessageSize, messageType, optionIp, requestedOptions } from './codec-options';
+import {
+  echoRelayAgentInfo,
+  ipv4Bytes,
+  maxMessageSize,
+  messageType,
+  optionIp,
+  requestedOptions,
+} from './codec-options';
 import type { HostLease, LeaseBackend } from './leases';
 import { chooseBoot, leaseOptions } from './reply';
 import { u8, text } from './options';
@@ -155,6 +162,7 @@ function answer(
   const boot = chooseBoot(packet, lease);
   const reply = baseReply(packet);
   reply.options = new Map([[53, u8(type)], ...leaseOptions(lease, ctx.serverIp, boot, withLease)]);
+  echoRelayAgentInfo(packet, reply.options);
   if (withLease) reply.yiaddr = lease.ipv4;
   else reply.ciaddr = packet.ciaddr;
   if (boot.file) {
@@ -176,6 +184,7 @@ function nak(packet: DhcpPacket, ctx: HandlerContext, message: string): HandlerR
     [54, ipv4Bytes(ctx.serverIp)],
     [56, text(message.slice(0, 200))],
   ]);
+  echoRelayAgentInfo(packet, reply.options);
   // RFC 2131 section 4.3.2: a NAK through a relay asks it to broadcast.
   if (packet.giaddr !== ZERO) reply.flags |= BROADCAST_FLAG;
   return { outcome: 'nak', reply: { packet: reply, to: destination(packet, true), encode: {} } };

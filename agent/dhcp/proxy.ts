@@ -11,6 +11,7 @@ import {
 } from './codec';
 import {
   concat,
+  echoRelayAgentInfo,
   ipv4Bytes,
   maxMessageSize,
   messageType,
@@ -119,6 +120,7 @@ function proxyReply(
   // PXE 2.1: the client's UUID (option 97) is echoed; some ROMs drop an offer without it.
   const uuid = packet.options.get(97);
   if (uuid) options.set(97, uuid);
+  echoRelayAgentInfo(packet, options);
   return {
     op: BOOTREPLY,
     htype: packet.htype,
