@@ -36,9 +36,18 @@ export function renderJob(model: Model, job: Job, context: HostContext, what: st
   return out as Job;
 }
 
-/** Renders what a host boots at one stage (0-based); throws TemplateError on a template problem. */
-export function renderStage(model: Model, siteId: string, host: Host, stage: number): RenderedStage {
-  const context = hostContext(model, siteId, host, stage);
+/**
+ * Renders what a host boots at one stage (0-based), its URLs carrying the boot token it was armed
+ * with (a placeholder without one); throws TemplateError on a template problem.
+ */
+export function renderStage(
+  model: Model,
+  siteId: string,
+  host: Host,
+  stage: number,
+  token?: string,
+): RenderedStage {
+  const context = hostContext(model, siteId, host, stage, token);
   const profile = model.profiles[context.profile.id];
   const os = model.os[context.os.id];
   if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);

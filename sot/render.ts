@@ -217,8 +217,17 @@ export interface BootUrls {
   initrds: string[];
 }
 
-function assetFileUrl(base: string, ref: string): string {
-  return /^https?:\/\//.test(ref) ? ref : `${base}/files/${ref.replace(/^\/+/, '')}`;
+/**
+ * What stands for the boot token where no host is armed (validate, plan, preview): the real one is
+ * made when the agent arms the host and exists only there.
+ */
+export const BOOT_TOKEN_PLACEHOLDER = 'BOOT-TOKEN';
+
+/** A file the agent serves carries the token, so a fetch by anyone else is no kernel event. */
+function assetFileUrl(base: string, ref: string, token: string): string {
+  if (/^https?:\/\//.test(ref)) return ref;
+  const url = `${base}/files/${ref.replace(/^\/+/, '')}`;
+  return `${url}${url.includes('?') ? '&' : '?'}token=${token}`;
 }
 
 export interface HostContext {
@@ -232,8 +241,14 @@ export interface HostContext {
   urls: BootUrls;
 }
 
-/** The variables a template sees for one host at one boot stage (0-based). */
-export function hostContext(model: Model, siteId: string, host: Host, stage: number): HostContext {
+/** The variables a template sees for one host at one boot stage (0-based), armed with `token`. */
+export function hostContext(
+  model: Model,
+  siteId: string,
+  host: Host,
+  stage: number,
+  token = BOOT_TOKEN_PLACEHOLDER,
+): HostContext {
   const siteModel = model.sites[siteId];
   if (!siteModel) throw new Error(`unknown site ${siteId}`);
   const site = siteModel.site;
@@ -252,10 +267,10 @@ export function hostContext(model: Model, siteId: string, host: Host, stage: num
   const urls: BootUrls = {
     assets: base,
     ipxe: `${base}/ipxe/${slug}`,
-    unattended: `${base}/unattended/${slug}/${stage + 1}`,
-    checkpoint: `${base}/checkpoint/${slug}/${stage + 1}`,
-    kernel: assetFileUrl(base, os.kernel),
-    initrds: os.initrds.map((i) => assetFileUrl(base, i)),
+    unattended: `${base}/unattended/${slug}/${stage + 1}/${token}`,
+    checkpoint: `${base}/checkpoint/${slug}/${stage + 1}/${token}`,
+    kernel: assetFileUrl(base, os.kernel, token),
+    initrds: os.initrds.map((i) => assetFileUrl(base, i, token)),
   };
   return {
     host: { ...host, mac: iface.mac, ipv4: iface.ipv4, hostname: iface.hostname ?? host.name },
