@@ -1,10 +1,13 @@
 // Whole-file state on the local disk (model revisions, pointers, the netboot table, the agent's
 // journals): a reader, or a process started after a crash, sees the old version or the new one,
-// never half of one.
+// never half of one. By default also after a power loss: without an fsync of the bytes before the
+// rename and of the directory after it, ext4 and xfs may commit the rename first and leave an empty
+// file under the name.
 import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   closeSync,
+  existsSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -13,13 +16,18 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { access, appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface DurableOptions {
-  /** Waits until the bytes are on the disk: for what must survive a power loss, not just a crash. */
+  /**
+   * Waits until the bytes (and, for a new name, the directory entry) are on the disk, so the write
+   * survives a power loss, not just a crash. On unless a caller has a measured reason to give it up.
+   */
   fsync?: boolean;
 }
+
+const durable = (opts: DurableOptions) => opts.fsync ?? true;
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
@@ -49,7 +57,7 @@ async function writeTemp(tmp: string, data: string, opts: DurableOptions): Promi
   const handle = await open(tmp, 'w');
   try {
     await handle.writeFile(data);
-    if (opts.fsync) await handle.sync();
+    if (durable(opts)) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -59,7 +67,7 @@ function writeTempSync(tmp: string, data: string, opts: DurableOptions): void {
   const fd = openSync(tmp, 'w');
   try {
     writeFileSync(fd, data);
-    if (opts.fsync) fsyncSync(fd);
+    if (durable(opts)) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -77,7 +85,7 @@ export async function writeFileAtomic(file: string, data: string, opts: DurableO
     throw err;
   }
   // The rename itself is only durable once the directory entry is.
-  if (opts.fsync) await syncDir(path.dirname(file));
+  if (durable(opts)) await syncDir(path.dirname(file));
 }
 
 /** `writeFileAtomic` for callers that cannot await (constructors, synchronous sinks). */
@@ -91,7 +99,7 @@ export function writeFileAtomicSync(file: string, data: string, opts: DurableOpt
     rmSync(tmp, { force: true });
     throw err;
   }
-  if (opts.fsync) syncDirSync(path.dirname(file));
+  if (durable(opts)) syncDirSync(path.dirname(file));
 }
 
 /** The file's text, or undefined when it does not exist; any other failure is thrown. */
@@ -122,7 +130,11 @@ export async function readJsonIfExists(file: string): Promise<unknown> {
 /** Appends one line to a log file, creating it and its directory when missing. */
 export async function appendLine(file: string, line: string, opts: DurableOptions = {}): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  if (!opts.fsync) return appendFile(file, `${line}\n`);
+  if (!durable(opts)) return appendFile(file, `${line}\n`);
+  const created = await access(file).then(
+    () => false,
+    () => true,
+  );
   const handle = await open(file, 'a');
   try {
     await handle.appendFile(`${line}\n`);
@@ -130,9 +142,20 @@ export async function appendLine(file: string, line: string, opts: DurableOption
   } finally {
     await handle.close();
   }
+  // A new file's name is only durable once its directory is.
+  if (created) await syncDir(path.dirname(file));
 }
 
-export function appendLineSync(file: string, line: string): void {
+export function appendLineSync(file: string, line: string, opts: DurableOptions = {}): void {
   mkdirSync(path.dirname(file), { recursive: true });
-  appendFileSync(file, `${line}\n`);
+  if (!durable(opts)) return appendFileSync(file, `${line}\n`);
+  const created = !existsSync(file);
+  const fd = openSync(file, 'a');
+  try {
+    writeFileSync(fd, `${line}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  if (created) syncDirSync(path.dirname(file));
 }

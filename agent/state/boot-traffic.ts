@@ -24,7 +24,10 @@ export class BootTraffic implements BootEventSink {
   emit(event: BootEvent): void {
     const at = Date.parse(event.at);
     this.lastSeen.set(event.mac, Math.max(this.lastSeen.get(event.mac) ?? 0, at));
-    if (this.file) appendLineSync(this.file, `${event.mac} ${event.at} ${event.kind}`);
+    // Not synced: this runs on the DHCP/TFTP packet path, where an fsync blocks the event loop
+    // (0.46 ms per line against 0.01 ms, scripts/bench/atomic-write.ts), and a line lost to a power
+    // loss is only evidence the host's next packets give again.
+    if (this.file) appendLineSync(this.file, `${event.mac} ${event.at} ${event.kind}`, { fsync: false });
     this.inner.emit(event);
   }
 
