@@ -9,8 +9,9 @@ import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { validateSot } from '../../sot/validate';
 import { leasesFromModel } from '../../agent/dhcp/leases';
-import { createNetnsPair, netnsProblem, type NetnsPair } from '../../cli/lab/netns';
+import { createNetnsPair, netnsProblem } from '../../cli/lab/netns';
 import { BUSYBOX, setMac, udhcpc } from '../helpers/dhcp-client';
+import { startDhcpServerIn } from '../helpers/dhcp-server-process';
 import { sotMin } from '../helpers/sot';
 
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
@@ -53,40 +54,6 @@ async function missingTools(): Promise<string | undefined> {
   return undefined;
 }
 
-/** Runs the server inside namespace a; its JSON log and event lines are collected. */
-async function startServer(net: NetnsPair, leasesJson: string): Promise<{ lines: string[] }> {
-  const code = `
-    const { startDhcpServer } = await import(${JSON.stringify(path.join(agentDir, 'server.ts'))});
-    const { mapBackend } = await import(${JSON.stringify(path.join(agentDir, 'leases.ts'))});
-    const leases = new Map(JSON.parse(process.env.VQD_LEASES).map((l) => [l.mac, l]));
-    await startDhcpServer({
-      interface: process.env.VQD_IF,
-      address: process.env.VQD_ADDRESS,
-      backend: mapBackend(leases),
-      events: { emit: (event) => console.log(JSON.stringify({ event })) },
-      log: (log) => console.log(JSON.stringify({ log })),
-    });
-    console.log('READY');`;
-  const child = net.spawn(net.a, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-    env: { ...process.env, VQD_LEASES: leasesJson, VQD_IF: net.ifA, VQD_ADDRESS: SERVER_IP },
-  });
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      lines.push(...parts);
-      if (parts.includes('READY')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`DHCP server exited (${code}): ${stderr}`)));
-  });
-  return { lines };
-}
-
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'vqd-dhcp-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -105,7 +72,7 @@ test('real DHCP clients get their reservations and options', { timeout: 120_000 
   const leases = [...leasesFromModel(model, 'lab1').values()];
   const net = await createNetnsPair({ tag: 'vqd', a: [`${SERVER_IP}/24`] });
   t.after(() => net.close());
-  const server = await startServer(net, JSON.stringify(leases));
+  const server = await startDhcpServerIn(net, net.a, { address: SERVER_IP, interface: net.ifA, leases });
   const dir = await tempDir(t);
 
   await t.test('ISC dhclient', async (t) => {
