@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ApplyTriggerSchema } from './applied';
 import { BmcSchema } from './host';
 import { JobSchema } from './jobs';
 import { SitePlanSchema } from './plan';
@@ -201,6 +202,15 @@ export const ApplyCommitInputSchema = z.object({
   previous: z.string().optional(),
   /** Boot-step timeouts for every host of these rollouts (labs and tests use short ones). */
   timeouts: StepTimeoutsSchema.optional(),
+  /** Recorded in the applied history (absent: an apply started before the history was kept). */
+  trigger: ApplyTriggerSchema.optional(),
+  /** GitHub's X-GitHub-Delivery of the push, recorded in the applied history. */
+  delivery: z.string().max(100).optional(),
+  /**
+   * Apply even when the commit does not descend from the applied one (a force-pushed history, a
+   * rollback): an operator's explicit choice, never a webhook's.
+   */
+  force: z.boolean().optional(),
 });
 export type ApplyCommitInput = z.infer<typeof ApplyCommitInputSchema>;
 

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import type { Namespace } from 'etcd3';
 import { z } from 'zod';
+import { APPLIED_HISTORY_LIMIT, AppliedEntrySchema, type AppliedEntry } from '../../schemas/applied';
 import { ModelSchema, type Model } from '../../schemas/model';
 import type { ActiveRollout, ModelStore } from './model-store';
 
@@ -27,12 +28,14 @@ const ManifestSchema = z.object({
 });
 type Manifest = z.infer<typeof ManifestSchema>;
 
+const HistorySchema = z.array(AppliedEntrySchema);
 const ActiveRolloutSchema = z.object({ workflowId: z.string(), commit: z.string() });
 
 const keys = {
   revision: (commit: string) => `revisions/${commit}`,
   chunk: (sha256: string, i: number) => `chunks/${sha256}/${i}`,
   applied: 'applied',
+  history: 'applied-history',
   rollout: (site: string) => `rollouts/${site}`,
 };
 
@@ -92,6 +95,36 @@ export class EtcdModelStore implements ModelStore {
 
   async setApplied(commit: string): Promise<void> {
     await this.ns.put(keys.applied).value(checkId('commit id', commit)).exec();
+  }
+
+  /**
+   * One transaction: the pointer moves only if it still holds `expected`, and the history only if no
+   * one rewrote it since it was read, so two servers (or two applies) never both win.
+   */
+  async advanceApplied(expected: string | undefined, entry: AppliedEntry): Promise<boolean> {
+    checkId('commit id', entry.commit);
+    const read = await this.ns.get(keys.history).exec();
+    const kv = read.kvs[0];
+    const history = kv ? HistorySchema.parse(JSON.parse(kv.value.toString('utf8'))) : [];
+    const next = [entry, ...history].slice(0, APPLIED_HISTORY_LIMIT);
+    const pointer = expected
+      ? this.ns.if(keys.applied, 'Value', '==', expected)
+      : this.ns.if(keys.applied, 'Create', '==', 0);
+    const unchanged = kv
+      ? pointer.and(keys.history, 'Mod', '==', kv.mod_revision)
+      : pointer.and(keys.history, 'Create', '==', 0);
+    const result = await unchanged
+      .then(
+        this.ns.put(keys.applied).value(entry.commit),
+        this.ns.put(keys.history).value(JSON.stringify(next)),
+      )
+      .commit();
+    return result.succeeded;
+  }
+
+  async getAppliedHistory(): Promise<AppliedEntry[]> {
+    const text = await this.ns.get(keys.history).string();
+    return text === null ? [] : HistorySchema.parse(JSON.parse(text));
   }
 
   async getActiveRollout(site: string): Promise<ActiveRollout | undefined> {

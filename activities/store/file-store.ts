@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { APPLIED_HISTORY_LIMIT, type AppliedEntry } from '../../schemas/applied';
 import { ModelSchema, type Model } from '../../schemas/model';
 import { readFileIfExists, readJsonIfExists, writeFileAtomic } from './atomic-file';
 import type { ActiveRollout, ModelStore } from './model-store';
@@ -6,13 +7,22 @@ import type { ActiveRollout, ModelStore } from './model-store';
 interface Pointers {
   applied?: string;
   rollouts: Record<string, ActiveRollout>;
+  /** Newest first; absent in files written before the history was kept. */
+  history?: AppliedEntry[];
 }
 
-/** The embedded default store: one JSON file per revision under a directory, written atomically. */
+/**
+ * Pointer updates are read-modify-write: one at a time per directory, or a concurrent one is lost
+ * (and two compare-and-sets both win). Keyed by directory, so every instance over it takes turns.
+ */
+const updating = new Map<string, Promise<void>>();
+
+/**
+ * The embedded default store: one JSON file per revision under a directory, written atomically.
+ * Pointer updates are serialized in this process, so one server owns a directory (HA uses etcd).
+ */
 export class FileModelStore implements ModelStore {
   private readonly cache = new Map<string, Model>();
-  /** Pointer updates are read-modify-write: one at a time, or a concurrent one is lost. */
-  private updating: Promise<void> = Promise.resolve();
 
   constructor(private readonly dir: string) {}
 
@@ -41,14 +51,19 @@ export class FileModelStore implements ModelStore {
     return text ? (JSON.parse(text) as Pointers) : { rollouts: {} };
   }
 
-  private update(change: (p: Pointers) => void): Promise<void> {
+  private update<T>(change: (p: Pointers) => T): Promise<T> {
+    let result: T;
     const run = async () => {
       const p = await this.pointers();
-      change(p);
+      result = change(p);
       await writeFileAtomic(path.join(this.dir, 'pointers.json'), JSON.stringify(p, null, 2));
     };
-    this.updating = this.updating.then(run, run);
-    return this.updating;
+    const key = path.resolve(this.dir);
+    const done = (updating.get(key) ?? Promise.resolve()).then(run, run);
+    updating.set(key, done);
+    const forget = () => void (updating.get(key) === done && updating.delete(key));
+    void done.then(forget, forget);
+    return done.then(() => result);
   }
 
   async getApplied(): Promise<string | undefined> {
@@ -57,6 +72,19 @@ export class FileModelStore implements ModelStore {
 
   async setApplied(commit: string): Promise<void> {
     await this.update((p) => (p.applied = commit));
+  }
+
+  async advanceApplied(expected: string | undefined, entry: AppliedEntry): Promise<boolean> {
+    return this.update((p) => {
+      if (p.applied !== expected) return false;
+      p.applied = entry.commit;
+      p.history = [entry, ...(p.history ?? [])].slice(0, APPLIED_HISTORY_LIMIT);
+      return true;
+    });
+  }
+
+  async getAppliedHistory(): Promise<AppliedEntry[]> {
+    return (await this.pointers()).history ?? [];
   }
 
   async getActiveRollout(site: string): Promise<ActiveRollout | undefined> {

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { CHUNK_BYTES, EtcdModelStore } from '../../activities/store/etcd-store';
 import { FileModelStore } from '../../activities/store/file-store';
+import { APPLIED_HISTORY_LIMIT } from '../../schemas/applied';
 import type { ModelStore } from '../../activities/store/model-store';
 import { validateSot } from '../../sot/validate';
 import type { Model } from '../../schemas/model';
@@ -96,6 +97,38 @@ for (const [name, backend] of Object.entries(backends)) {
           commit: expected,
         });
       }
+    });
+
+    test('the applied pointer is a compare-and-set; its history is kept, bounded, newest first', async () => {
+      const { store, reopen } = await backend();
+      const sha = (i: number) => i.toString(16).padStart(40, '0');
+      const entry = (i: number) => ({
+        commit: sha(i),
+        at: new Date(i).toISOString(),
+        trigger: 'push' as const,
+      });
+      assert.equal(await store.advanceApplied(undefined, entry(1)), true);
+      assert.equal(await store.advanceApplied(undefined, entry(2)), false, 'no longer nothing applied');
+      assert.equal(await store.advanceApplied(sha(9), entry(2)), false, 'not the applied commit');
+      // Two servers (or two applies) racing from the same commit: exactly one wins.
+      const racing = await Promise.all(
+        [2, 3, 4, 5].map((i) => reopen().advanceApplied(sha(1), { ...entry(i), previous: sha(1) })),
+      );
+      assert.equal(racing.filter(Boolean).length, 1);
+      const winner = sha([2, 3, 4, 5][racing.indexOf(true)]!);
+      assert.equal(await reopen().getApplied(), winner);
+      assert.deepEqual(
+        (await reopen().getAppliedHistory()).map((e) => e.commit),
+        [winner, sha(1)],
+      );
+      let applied = winner;
+      for (let i = 10; i < 10 + APPLIED_HISTORY_LIMIT; i++) {
+        assert.ok(await store.advanceApplied(applied, entry(i)));
+        applied = sha(i);
+      }
+      const history = await reopen().getAppliedHistory();
+      assert.equal(history.length, APPLIED_HISTORY_LIMIT);
+      assert.equal(history[0]?.commit, applied);
     });
 
     test('a commit id that could escape its key or path is refused', async () => {
