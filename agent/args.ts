@@ -15,6 +15,7 @@ const OPTIONS = {
   server: { type: 'string' },
   'token-file': { type: 'string' },
   ca: { type: 'string' },
+  'insecure-http': { type: 'boolean' },
   'heartbeat-ms': { type: 'string' },
   'model-poll-ms': { type: 'string' },
   'agent-name': { type: 'string' },
@@ -34,6 +35,31 @@ const OPTIONS = {
   'ra-prefix': { type: 'string' },
 } as const;
 
+export const AGENT_USAGE = `usage: vaquero agent --site <site> [options]   (docs/agent.md)
+
+model source (one of; none: only the Temporal worker runs):
+  --model-dir <dir>          the server's file model store on this machine (standalone)
+  --server <https://…>       the server's agent API; needs --token-file
+  --token-file <file>        this agent's token (per-agent or the site's)
+  --ca <pem>                 the CA that signed the server's certificate (default: the system's)
+  --insecure-http            allow an http:// --server: the token and models travel in cleartext,
+                             so only where the network between agent and server is trusted
+  --agent-name <name>        this agent's entry in the site's agents; its name in heartbeats
+  --heartbeat-ms <ms>        how often a remote agent reports (30000)
+  --model-poll-ms <ms>       how often the model source is asked (10000)
+
+temporal:
+  --temporal-address <h:p>   (TEMPORAL_ADDRESS, 127.0.0.1:7233)   --namespace <ns> (default)
+  --state-dir <dir>          model cache, netboot table, journals (/var/lib/vaquero/agent)
+
+boot services:
+  --boot-interface <if>      --boot-address <ipv4>
+  --no-dhcp  --dhcp-port <p>  --proxy-port <p>
+  --no-tftp  --tftp-root <dir>  --tftp-port <p>
+  --no-http  --http-host <addr>  --http-port <p>  --files-dir <dir>
+  --router-advertisements  --ra-prefix <prefix>
+`;
+
 export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig {
   const { values } = parseArgs({ args, options: OPTIONS, strict: true });
   const input = {
@@ -48,6 +74,7 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
     server: values.server ?? env.VAQUERO_SERVER,
     tokenFile: values['token-file'] ?? env.VAQUERO_TOKEN_FILE,
     caFile: values.ca ?? env.VAQUERO_CA,
+    insecureHttp: values['insecure-http'] ?? false,
     heartbeatMs: values['heartbeat-ms'],
     modelPollMs: values['model-poll-ms'],
     agentName: values['agent-name'],

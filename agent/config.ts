@@ -26,6 +26,8 @@ export const AgentConfigSchema = z
     server: z.url({ protocol: /^https?$/, message: 'the server must be an https:// URL' }).optional(),
     tokenFile: z.string().min(1).optional(),
     caFile: z.string().min(1).optional(),
+    /** Allows an http:// server, whose token and models cross the network unencrypted. */
+    insecureHttp: z.boolean().default(false),
     /** How often the agent reports to the server's agent API (with --server). */
     heartbeatMs: z.coerce.number().int().min(100).default(30_000),
     /** How often the model source is asked for the applied revision. */
@@ -65,6 +67,12 @@ export const AgentConfigSchema = z
       ctx.issues.push({ code: 'custom', message, input: c, path: [path] });
     if (c.modelDir && c.server) issue('give either --model-dir or --server, not both', 'server');
     if (c.server && !c.tokenFile) issue('--server needs --token-file (the site token)', 'tokenFile');
+    if (c.server && !c.insecureHttp && new URL(c.server).protocol === 'http:')
+      issue(
+        `--server ${c.server} would send the site token unencrypted: use https://, or pass ` +
+          '--insecure-http where the network between agent and server is trusted',
+        'server',
+      );
     if (c.routerAdvertisements && !c.bootInterface)
       issue('--router-advertisements needs --boot-interface', 'routerAdvertisements');
   });

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { agentConfig, configMessage } from './args';
+import { AGENT_USAGE, agentConfig, configMessage } from './args';
 import type { AgentConfig } from './config';
 import type { Logger } from './state/event-delivery';
 import { createServerFeed } from './feed/server-feed';
@@ -231,6 +231,8 @@ async function serverFeed(config: AgentConfig, logger: AgentLogger) {
   const token = (await read(config.tokenFile ?? '', '--token-file')).trim();
   if (!token) throw new ServiceConfigError(`--token-file ${config.tokenFile} is empty`);
   const ca = config.caFile ? await read(config.caFile, '--ca') : undefined;
+  if (new URL(config.server ?? '').protocol === 'http:')
+    logger.warn('--insecure-http: the agent token travels unencrypted', { server: config.server });
   const feed = createServerFeed({
     url: config.server ?? '',
     token,
@@ -275,6 +277,10 @@ async function agentVersion(): Promise<string> {
 
 /** Entry point of `vaquero agent`; a bad configuration is one line on stderr and exit code 2. */
 export async function main(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(AGENT_USAGE);
+    return 0;
+  }
   let config: AgentConfig;
   try {
     config = agentConfig(args, process.env);
