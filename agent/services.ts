@@ -9,7 +9,7 @@ import type { NetbootTable } from './state/netboot-table';
 import type { Model } from '../schemas/model';
 import type { BootEvent } from '../schemas/rollout';
 import type { Agent } from '../schemas/site';
-import { leasesFromModel, mapBackend, type HostLease } from './dhcp/leases';
+import { armedBackend, leasesFromModel, type HostLease } from './dhcp/leases';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
 import { createAssetApp, type AssetLog } from './http/app';
 import type { ModelCache } from './state/model-cache';
@@ -128,9 +128,11 @@ export async function startBootServices(
     throw new ServiceConfigError(
       `the boot address must be an IPv4 address (got ${bootAddress}); pass --boot-address`,
     );
+  // DHCP asks the netboot table synchronously, per packet: it is read before the first one.
+  await deps.netboot.list();
   const reservations = watchReservations(first.model, config.site, deps);
   const leases = reservations.leases;
-  const backend = { lookupHost: (mac: string) => mapBackend(leases()).lookupHost(mac) };
+  const backend = armedBackend(leases, (mac) => deps.netboot.isArmedNow(mac));
   const events = tftpEventMapper(leases, deps.events);
   const ctx: ServiceContext = { config, deps, agent, assetUrl, bootAddress, backend, events };
 

@@ -15,7 +15,10 @@ export interface HostLease {
   tftpServer: string;
   /** The agent's HTTP asset base, for UEFI HTTP boot (option 93 = 16). */
   assetUrl: string;
-  /** Whether a workflow waits for this host to network-boot (reported in events, not used to answer). */
+  /**
+   * Whether a workflow waits for this host to network-boot (reported in events, not used to answer).
+   * The model does not know it; `armedBackend` fills it in from the netboot table.
+   */
   armed: boolean;
 }
 
@@ -57,4 +60,20 @@ export function leasesFromModel(
 
 export function mapBackend(leases: ReadonlyMap<string, HostLease>): LeaseBackend {
   return { lookupHost: (mac) => leases.get(mac.toLowerCase()) };
+}
+
+/**
+ * Leases marked armed as the netboot table says when the packet arrives. Leases built from the model
+ * alone called every host "(not armed)" in its events, armed or not.
+ */
+export function armedBackend(
+  leases: () => ReadonlyMap<string, HostLease>,
+  isArmed: (mac: string) => boolean,
+): LeaseBackend {
+  return {
+    lookupHost(mac) {
+      const lease = leases().get(mac.toLowerCase());
+      return lease && { ...lease, armed: isArmed(lease.mac) };
+    },
+  };
 }

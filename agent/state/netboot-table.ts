@@ -8,6 +8,8 @@ import { readJsonIfExists, writeFileAtomic } from '../../activities/store/atomic
 export class NetbootTable {
   // The load is shared: two first calls at once must not each build a map and lose the other's entry.
   private entries: Promise<Map<string, ArmEntry>> | undefined;
+  /** The same map once read: the DHCP loop answers synchronously (`isArmedNow`). */
+  private loaded: Map<string, ArmEntry> | undefined;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly file: string) {}
@@ -15,9 +17,15 @@ export class NetbootTable {
   private load(): Promise<Map<string, ArmEntry>> {
     this.entries ??= (async () => {
       const list = (await readJsonIfExists(this.file)) as ArmEntry[] | undefined;
-      return new Map(list?.map((e) => [e.mac, e]));
+      this.loaded = new Map(list?.map((e) => [e.mac, e]));
+      return this.loaded;
     })();
     return this.entries;
+  }
+
+  /** Whether a MAC is armed, from memory; false until the table has been read once (`list` reads it). */
+  isArmedNow(mac: string): boolean {
+    return this.loaded?.has(mac) ?? false;
   }
 
   private async save(entries: Map<string, ArmEntry>): Promise<void> {

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { before, test } from 'node:test';
 import { validateSot } from '../../sot/validate';
 import { BROADCAST_FLAG, decode, encode, MessageType, type DhcpPacket } from '../../agent/dhcp/codec';
 import { decodeSubOptions, messageType, optionIp, optionText } from '../../agent/dhcp/codec-options';
 import { handleDhcp, type HandlerContext, type HandlerResult } from '../../agent/dhcp/handler';
-import { leasesFromModel, mapBackend, type HostLease } from '../../agent/dhcp/leases';
+import { armedBackend, leasesFromModel, mapBackend, type HostLease } from '../../agent/dhcp/leases';
+import { NetbootTable } from '../../agent/state/netboot-table';
+import type { Model } from '../../schemas/model';
 import { dhcpRequest } from '../helpers/dhcp-packets';
 import { sotMin } from '../helpers/sot';
 
@@ -12,10 +17,12 @@ const SERVER = '10.10.0.5';
 const CORE1 = '52:54:00:10:00:01';
 let ctx: HandlerContext;
 let leases: Map<string, HostLease>;
+let model: Model;
 
 before(async () => {
-  const { model, diagnostics } = await validateSot(sotMin);
-  assert.ok(model, JSON.stringify(diagnostics));
+  const result = await validateSot(sotMin);
+  assert.ok(result.model, JSON.stringify(result.diagnostics));
+  model = result.model;
   leases = leasesFromModel(model, 'lab1', new Set([CORE1]));
   ctx = { serverIp: SERVER, backend: mapBackend(leases), now: new Date('2026-01-02T03:04:05Z') };
 });
@@ -206,4 +213,24 @@ test('requests that are not BOOTREQUESTs or lack a message type are ignored', ()
   assert.equal(handleDhcp({ ...p, op: 2 }, ctx).outcome, 'ignored');
   assert.equal(handleDhcp({ ...p, options: new Map() }, ctx).outcome, 'ignored');
   assert.equal(handleDhcp({ ...p, options: new Map([[53, Uint8Array.of(2)]]) }, ctx).outcome, 'ignored');
+});
+
+test('an event says "(not armed)" as the netboot table says when the packet arrives', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vq-armed-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const table = new NetbootTable(path.join(dir, 'netboot.json'));
+  await table.list();
+  const backend = armedBackend(
+    () => leasesFromModel(model, 'lab1'),
+    (mac) => table.isArmedNow(mac),
+  );
+  const detail = () =>
+    handleDhcp(dhcpRequest({ type: MessageType.Discover }), { ...ctx, backend }).event?.detail;
+  assert.equal(detail(), 'DISCOVER -> OFFER 10.10.0.11 (not armed)');
+  // The token of agent/http's boot guard rides along; the table stores whatever an arm carries.
+  const entry = { mac: CORE1, site: 'lab1', host: 'core-01', commit: 'c1', stage: 1, token: 't' };
+  await table.arm({ ...entry, workflowId: 'w1', armedAt: new Date().toISOString() });
+  assert.equal(detail(), 'DISCOVER -> OFFER 10.10.0.11');
+  await table.disarm(CORE1, 'w1');
+  assert.equal(detail(), 'DISCOVER -> OFFER 10.10.0.11 (not armed)');
 });
