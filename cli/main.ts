@@ -11,6 +11,7 @@ import {
   type CliConfig,
   type CliConfigInput,
 } from '../schemas/cli-config';
+import { own } from '../schemas/common';
 
 const USAGE = `usage: vaquero <command> [options]
        vaquero --help | --version
@@ -76,7 +77,7 @@ export async function main(
     io.out(USAGE);
     return 0;
   }
-  const command = commands[name];
+  const command = own(commands, name);
   if (!command) {
     io.err(`vaquero: unknown command "${name}"\n${USAGE}`);
     return 2;

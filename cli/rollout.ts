@@ -21,6 +21,7 @@ import {
 import { listText, resultLine, statusText, timestamp, type RolloutRow } from './rollout-format';
 import { parseInterval, watchRollout } from './rollout-watch';
 import { watchAllRollouts } from './rollout-watch-all';
+import { own } from '../schemas/common';
 
 const USAGE = `usage: vaquero rollout <subcommand> [--address host:port] [--namespace ns]
 
@@ -230,7 +231,7 @@ const retryHost: Subcommand = async (args, io, config) => {
     const rollout = await runningRollout(t, target);
     // The rollout ignores retry-host for a host that has not failed; say so rather than send in vain.
     const current = await queryStatus(t, rollout.handle).catch(() => undefined);
-    const entry = current?.hosts[host];
+    const entry = current ? own(current.hosts, host) : undefined;
     if (current && !entry) throw new CliError(`host ${host} is not in ${rollout.workflowId}`, 1);
     if (entry && entry.state !== 'failed')
       throw new CliError(
@@ -287,7 +288,7 @@ export async function rolloutCommand(args: string[], io: Io, config: CliConfig):
     io.out(USAGE);
     return 0;
   }
-  const subcommand = name ? subcommands[name] : undefined;
+  const subcommand = name ? own(subcommands, name) : undefined;
   if (!subcommand) {
     io.err(`${name ? `vaquero rollout: unknown subcommand "${name}"\n` : ''}${USAGE}`);
     return 2;

@@ -1,9 +1,21 @@
 import { z } from 'zod';
 
+/**
+ * A record's own entry, or undefined: a key that comes from a request, a template or a command line
+ * (`constructor`, `__proto__`, `toString`) must never reach Object.prototype's members.
+ */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** Names of Object.prototype's members: refused as ids so no model key can shadow or reach them. */
+const BUILT_IN_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 /** Identifiers appear in workflow ids, task queues and URLs, so they stay DNS-label-like. */
 export const IdSchema = z
   .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits and "-" (a DNS label)');
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits and "-" (a DNS label)')
+  .refine((id) => !BUILT_IN_NAMES.has(id), 'is a built-in name of JavaScript objects; choose another id');
 
 export const MacSchema = z
   .string()

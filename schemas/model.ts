@@ -4,6 +4,7 @@ import { HostSchema } from './host';
 import { HostGroupSchema } from './host-group';
 import { OsSchema } from './os';
 import { SiteSchema } from './site';
+import { own } from './common';
 
 export const SourceRefSchema = z.object({ file: z.string(), line: z.int() });
 export type SourceRef = z.infer<typeof SourceRefSchema>;
@@ -34,12 +35,12 @@ export type Model = z.infer<typeof ModelSchema>;
  * shared catalogs (os, profiles, groups, assets) whole. Undefined when the model has no such site.
  */
 export function modelForSite(model: Model, site: string): Model | undefined {
-  const own = model.sites[site];
-  if (!own) return undefined;
+  const siteModel = own(model.sites, site);
+  if (!siteModel) return undefined;
   const sources = Object.fromEntries(
     Object.entries(model.sources).filter(
       ([key]) => !/^(site|host):/.test(key) || key === `site:${site}` || key.startsWith(`host:${site}/`),
     ),
   );
-  return { ...model, sites: { [site]: own }, sources };
+  return { ...model, sites: { [site]: siteModel }, sources };
 }

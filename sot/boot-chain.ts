@@ -3,6 +3,7 @@ import type { Host } from '../schemas/host';
 import type { Job } from '../schemas/jobs';
 import type { Model } from '../schemas/model';
 import { hostContext, renderString, renderTemplate, type HostContext } from './render';
+import { own } from '../schemas/common';
 
 export interface RenderedStage {
   stage: number;
@@ -48,8 +49,8 @@ export function renderStage(
   token?: string,
 ): RenderedStage {
   const context = hostContext(model, siteId, host, stage, token);
-  const profile = model.profiles[context.profile.id];
-  const os = model.os[context.os.id];
+  const profile = own(model.profiles, context.profile.id);
+  const os = own(model.os, context.os.id);
   if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);
   const cmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
   const rendered: RenderedStage = {
@@ -77,7 +78,7 @@ export function renderStage(
 }
 
 export function renderBootChain(model: Model, siteId: string, host: Host): RenderedStage[] {
-  const group = model.groups[host.group];
+  const group = own(model.groups, host.group);
   return (group?.boots ?? []).map((_, i) => renderStage(model, siteId, host, i));
 }
 

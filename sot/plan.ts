@@ -4,6 +4,7 @@ import type { Model } from '../schemas/model';
 import type { GroupRules, Plan, PlannedHost, SitePlan, Wave } from '../schemas/plan';
 import type { Site } from '../schemas/site';
 import { renderBootChain, type RenderedStage } from './boot-chain';
+import { own } from '../schemas/common';
 
 interface HostState {
   group: string;
@@ -75,7 +76,7 @@ export function dependencyLayers(model: Model): string[][] {
     if (known !== undefined) return known;
     if (seen.has(id)) throw new Error(`dependency cycle through ${id}`);
     seen.add(id);
-    const deps = model.groups[id]?.rollout.depends_on ?? [];
+    const deps = own(model.groups, id)?.rollout.depends_on ?? [];
     const d = deps.length === 0 ? 0 : 1 + Math.max(...deps.map((dep) => depth(dep, seen)));
     layer.set(id, d);
     return d;
@@ -106,7 +107,7 @@ function classifyHosts(
   hosts: Host[],
   carried?: CarriedHosts,
 ) {
-  const oldSite = oldModel?.sites[siteId];
+  const oldSite = oldModel ? own(oldModel.sites, siteId) : undefined;
   const changed: PlannedHost[] = [];
   const skipped: PlannedHost[] = [];
   const unchanged: string[] = [];
@@ -131,7 +132,7 @@ function groupRules(model: Model, site: Site, hosts: Host[], changed: PlannedHos
   const pending = new Map<string, PlannedHost[]>();
   for (const layer of dependencyLayers(model)) {
     for (const id of layer) {
-      const group = model.groups[id];
+      const group = own(model.groups, id);
       const size = hosts.filter((h) => h.group === id).length;
       if (!group || size === 0) continue;
       const mine = changed.filter((h) => h.group === id);
@@ -165,7 +166,7 @@ function planWaves(
   const firstGroup = groups.find((g) => g.changed > 0);
   if (firstGroup) {
     const canarySize = Math.min(
-      model.groups[firstGroup.group]?.rollout.canary ?? site.policy.canary_size,
+      own(model.groups, firstGroup.group)?.rollout.canary ?? site.policy.canary_size,
       firstGroup.batch,
     );
     const canary = (pending.get(firstGroup.group) ?? []).splice(0, canarySize);
@@ -195,7 +196,7 @@ function planSite(
   siteId: string,
   carried?: CarriedHosts,
 ): SitePlan {
-  const { site, hosts } = model.sites[siteId] ?? { site: undefined, hosts: [] };
+  const { site, hosts } = own(model.sites, siteId) ?? { site: undefined, hosts: [] };
   if (!site) throw new Error(`unknown site ${siteId}`);
   const { changed, skipped, unchanged, removed } = classifyHosts(oldModel, model, siteId, hosts, carried);
   const { groups, pending } = groupRules(model, site, hosts, changed);

@@ -1,4 +1,5 @@
 import nunjucks from 'nunjucks';
+import { own } from '../schemas/common';
 import { bootInterface, type Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import type { Subnet } from '../schemas/site';
@@ -20,8 +21,16 @@ export class TemplateError extends Error {
 /** Serves templates from the model's assets, so `{% include %}` of snippets works without the files. */
 class AssetLoader implements nunjucks.ILoader {
   constructor(private readonly assets: Readonly<Record<string, string>>) {}
+  // nunjucks looks a name up in `loader.cache`, a plain object it assigns, before loading it: there
+  // `{% include "constructor" %}` finds Object's constructor. Templates are never cached (noCache), so
+  // the cache stays an empty object without a prototype whatever nunjucks assigns.
+  private readonly noEntries: Record<string, never> = Object.create(null) as Record<string, never>;
+  get cache(): Record<string, never> {
+    return this.noEntries;
+  }
+  set cache(_ignored: unknown) {}
   getSource(name: string): nunjucks.LoaderSource {
-    const src = this.assets[name];
+    const src = own(this.assets, name);
     if (src === undefined) throw new Error(`template not found: assets/${name}`);
     return { src, path: name, noCache: true };
   }
@@ -191,7 +200,7 @@ export function renderTemplate(model: Pick<Model, 'assets'>, name: string, conte
   try {
     return environment(model.assets).render(name, context);
   } catch (err) {
-    throw toTemplateError(err, `assets/${name}`, (n) => model.assets[n], context);
+    throw toTemplateError(err, `assets/${name}`, (n) => own(model.assets, n), context);
   }
 }
 
@@ -204,7 +213,7 @@ export function renderString(
   try {
     return environment(model.assets).renderString(source, context);
   } catch (err) {
-    throw toTemplateError(err, what, (n) => (n ? model.assets[n] : source), context);
+    throw toTemplateError(err, what, (n) => (n ? own(model.assets, n) : source), context);
   }
 }
 
@@ -249,15 +258,15 @@ export function hostContext(
   stage: number,
   token = BOOT_TOKEN_PLACEHOLDER,
 ): HostContext {
-  const siteModel = model.sites[siteId];
+  const siteModel = own(model.sites, siteId);
   if (!siteModel) throw new Error(`unknown site ${siteId}`);
   const site = siteModel.site;
-  const group = model.groups[host.group];
+  const group = own(model.groups, host.group);
   if (!group) throw new Error(`unknown host group ${host.group}`);
   const profileId = group.boots[stage];
-  const profile = profileId ? model.profiles[profileId] : undefined;
+  const profile = profileId ? own(model.profiles, profileId) : undefined;
   if (!profile) throw new Error(`host group ${group.id} has no boot stage ${stage + 1}`);
-  const os = model.os[profile.os];
+  const os = own(model.os, profile.os);
   if (!os) throw new Error(`unknown os ${profile.os}`);
   const iface = bootInterface(host);
   const subnet = site.subnets.find((s) => s.id === iface.subnet);

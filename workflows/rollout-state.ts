@@ -1,5 +1,6 @@
 import type { SitePlan } from '../schemas/plan';
 import type { HostProgress, RolloutPhase, RolloutStatus } from '../schemas/rollout';
+import { own } from '../schemas/common';
 
 /** The rollout's bookkeeping: per-host progress and the counts the `status` query reports. */
 export class RolloutState {
@@ -27,14 +28,14 @@ export class RolloutState {
           state: carried ? 'carried-over' : 'pending',
           attempt: 0,
         };
-        const entry = this.hosts[h.host];
+        const entry = own(this.hosts, h.host);
         if (entry) entry.wave = wave.index;
       }
     }
   }
 
   host(name: string): HostProgress {
-    const entry = this.hosts[name];
+    const entry = own(this.hosts, name);
     if (!entry) throw new Error(`host ${name} is not in this rollout`);
     return entry;
   }

@@ -33,6 +33,7 @@ import {
 import { msUntilOpen } from './reboot-window';
 import { reprovisionHostWorkflow } from './reprovision-host';
 import { RolloutState } from './rollout-state';
+import { own } from '../schemas/common';
 
 const { awaitRolloutClosed, replanSite } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,
@@ -84,7 +85,7 @@ class SiteRollout {
     });
     setHandler(supersedeSignal, (commit) => void (this.supersededBy = commit));
     setHandler(retryHostSignal, (host) => {
-      if (state.hosts[host]?.state === 'failed' && !this.retries.includes(host)) this.retries.push(host);
+      if (own(state.hosts, host)?.state === 'failed' && !this.retries.includes(host)) this.retries.push(host);
     });
   }
 

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { SecretRef } from '../../schemas/common';
+import { own } from '../../schemas/common';
 import { JobError, SecretError } from './errors';
 import type { JobRunnerDeps } from './types';
 
@@ -33,7 +34,7 @@ export async function resolveJobSecret(deps: JobRunnerDeps, ref: SecretRef, fiel
 }
 
 function fromEnv(env: Record<string, string | undefined>, name: string): string {
-  const value = env[name];
+  const value = own(env, name);
   if (value === undefined) throw new SecretError(`secret environment variable ${name} is not set`);
   if (value.trim() === '') throw new SecretError(`secret environment variable ${name} is empty`);
   return value;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { bootInterface } from '../../schemas/host';
 import type { Model } from '../../schemas/model';
+import { own } from '../../schemas/common';
 
 const run = promisify(execFile);
 
@@ -28,7 +29,7 @@ export interface LabMachine {
 
 /** The machines of a site of the model, in the order of its host files. */
 export function machinesFromModel(model: Model, siteId: string): LabMachine[] {
-  const site = model.sites[siteId];
+  const site = own(model.sites, siteId);
   if (!site) throw new Error(`the SoT has no site "${siteId}"`);
   return site.hosts.map((host, i) => {
     const iface = bootInterface(host);

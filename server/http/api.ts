@@ -25,6 +25,7 @@ import { bearerAuth } from './auth';
 import type { AppDeps, AppEnv } from './deps';
 import { modelRoutes } from './model-api';
 import { openApiDocument } from './openapi';
+import { own } from '../../schemas/common';
 
 function valid<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value);
@@ -33,15 +34,25 @@ function valid<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   throw new HTTPException(400, { message: `invalid ${what}: ${issues.join('; ')}` });
 }
 
-/** A JSON body; an empty one stands for `{}`, so `curl -X POST .../pause` works. */
-async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
+/**
+ * A JSON object body. Empty, whitespace or any other JSON value is refused: a signal is sent only
+ * when the caller clearly asked for it (`-d '{}'` when there is nothing to add).
+ */
+async function jsonBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
   const text = await c.req.text();
-  if (!text.trim()) return {};
+  if (!text.trim())
+    throw new HTTPException(400, {
+      message: "the request body is empty: send a JSON object ('{}' for none)",
+    });
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
     throw new HTTPException(400, { message: 'the request body is not JSON' });
   }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HTTPException(400, { message: 'the request body must be a JSON object' });
+  return body as Record<string, unknown>;
 }
 
 function summaryOf(info: WorkflowExecutionInfo): RolloutSummary {
@@ -77,7 +88,7 @@ async function sendSignal(t: Temporal, rollout: Rollout, signal: RolloutSignal, 
   const input = SIGNAL_BODIES[signal].parse(body);
   if ('host' in input) {
     const { host } = input;
-    const entry = (await queryStatus(t, handle)).hosts[host];
+    const entry = own((await queryStatus(t, handle)).hosts, host);
     if (!entry) throw new HTTPException(404, { message: `host ${host} is not in ${workflowId}` });
     if (entry.state !== 'failed')
       throw new HTTPException(409, {

@@ -9,6 +9,7 @@ import { bootInterface } from '../../schemas/host';
 import type { Model } from '../../schemas/model';
 import { queryStatus, type Temporal } from '../rollouts/rollout-client';
 import type { AppDeps, AppEnv } from './deps';
+import { own } from '../../schemas/common';
 
 const CommitSchema = z.string().regex(/^[0-9a-zA-Z._-]{7,64}$/, 'must be a commit SHA');
 export const PlanQuerySchema = z.object({ to: CommitSchema, from: CommitSchema.optional() });
@@ -35,7 +36,7 @@ async function applied(store: ModelStore): Promise<{ commit: string; model: Mode
 /** A site's hosts in the applied revision, each with its last reprovision by the site's last rollout. */
 async function siteHosts(store: ModelStore, t: Temporal, siteId: string) {
   const { commit, model } = await applied(store);
-  const site = model.sites[siteId];
+  const site = own(model.sites, siteId);
   if (!site) throw new HTTPException(404, { message: `no site ${siteId} in commit ${commit}` });
   // The last rollout of the site knows each host's last reprovision; hosts it did not touch have none.
   const active = await store.getActiveRollout(siteId);
@@ -90,10 +91,10 @@ export function modelRoutes(deps: AppDeps, t: Temporal): Hono<AppEnv> {
     const store = storeOf();
     const query = valid(PlanQuerySchema, c.req.query(), 'query');
     const from = query.from ?? (await store.getApplied());
-    const before = from && from !== query.to ? await revision(store, from) : undefined;
-    return c.json(
-      planChanges(before, await revision(store, query.to), before ? from! : '(nothing applied)', query.to),
-    );
+    const after = await revision(store, query.to);
+    // A plan to the applied commit itself changes nothing; only a store with no applied commit plans all.
+    const before = from === undefined ? undefined : from === query.to ? after : await revision(store, from);
+    return c.json(planChanges(before, after, from ?? '(nothing applied)', query.to));
   });
 
   app.get('/revisions', async (c) => {
