@@ -1,6 +1,7 @@
 // The server's HTTP side: GitHub webhooks, the user API, and the probes, in one Hono app that knows
 // Temporal only through the client it is given.
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
 import { agentRoutes } from './agent-api';
@@ -11,6 +12,18 @@ import { childLog } from './log';
 import { webhookRoutes } from './webhooks';
 
 const READY_TIMEOUT_MS = 2_000;
+/** Label values come from closed sets: a client that invents methods adds no series to /metrics. */
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/**
+ * The user and agent APIs take small JSON objects (a signal's reason, a heartbeat): a larger body is
+ * refused before it is read, so nobody holds the server's memory with one request.
+ */
+export const API_BODY_LIMIT = 64 * 1024;
+
+const apiBodyLimit = bodyLimit({
+  maxSize: API_BODY_LIMIT,
+  onError: (c) => c.json({ error: `the request body is larger than ${API_BODY_LIMIT} bytes` }, 413),
+});
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -25,7 +38,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // The route pattern, not the path: a label per distinct path would grow without bound.
     const route = routePath(c, -1);
     deps.metrics?.httpRequests.inc({
-      method: c.req.method,
+      method: HTTP_METHODS.has(c.req.method) ? c.req.method : 'other',
       route: route === '/*' || route === '*' ? '(unmatched)' : route,
       status: c.res.status,
     });
@@ -57,6 +70,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });
 
+  app.use('/api/v1/*', apiBodyLimit);
+  app.use('/agent/v1/*', apiBodyLimit);
   app.route('/postreceive', webhookRoutes(deps));
   app.route('/api/v1', apiRoutes(deps));
   app.route('/', agentRoutes(deps));

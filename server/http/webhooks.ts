@@ -130,6 +130,11 @@ async function deliver(deps: AppDeps, c: Context<AppEnv>, hook: Hook) {
   return c.json(started.body, started.code);
 }
 
+/** Events with a meaning here keep their name; any other header value, sent by anyone, is `other`. */
+const LABELLED_EVENTS = new Set(['push', 'pull_request', 'ping']);
+const eventLabel = (event: string | undefined) =>
+  event === undefined ? '(none)' : LABELLED_EVENTS.has(event) ? event : 'other';
+
 export function webhookRoutes(deps: AppDeps): Hono<AppEnv> {
   const hooks = hooksOf(deps);
   const app = new Hono<AppEnv>();
@@ -147,7 +152,7 @@ export function webhookRoutes(deps: AppDeps): Hono<AppEnv> {
       const count = (outcome: string) =>
         deps.metrics?.webhookDeliveries.inc({
           hook: hook.source.name,
-          event: c.req.header('x-github-event') ?? '(none)',
+          event: eventLabel(c.req.header('x-github-event')),
           outcome,
         });
       // Only the leader acts on deliveries; GitHub shows a 5xx as failed, to redeliver, and a load
