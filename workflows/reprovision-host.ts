@@ -78,6 +78,8 @@ interface HostRun {
   outcomes: JobOutcome[];
   /** Boot events before this index came before the stage's arming. */
   mark: number;
+  /** When the event of the stage's last boot step was seen: the next step's must not be earlier. */
+  after?: number;
 }
 
 async function runJobs(run: HostRun, list: Stage['preShutdown'], what: string): Promise<void> {
@@ -121,16 +123,25 @@ async function awaitEvent(
   stage: number,
 ): Promise<void> {
   const { target, progress, mark } = run;
-  const seen = () =>
-    progress.events
-      .slice(mark)
-      .some((e) => e.kind === kind && e.mac === target.mac && (e.stage === undefined || e.stage === stage));
+  // Boot steps count only in an order a booting host can take them: a checkpoint seen before the
+  // script was fetched, or a kernel before DHCP, is someone else's doing (docs/security.md).
+  // Histories from before this existed replay without the order (patched).
+  const ordered = patched('boot-step-order');
+  const after = ordered ? run.after : undefined;
+  const fits = (e: BootEvent) =>
+    e.kind === kind &&
+    e.mac === target.mac &&
+    (e.stage === undefined || e.stage === stage) &&
+    !(after !== undefined && Date.parse(e.at) < after);
+  const seen = () => progress.events.slice(mark).some(fits);
   if (!(await condition(seen, timeoutMs)) && !(await waitOutSilentSite(run, seen, timeoutMs))) {
     throw new StepFailure(
       progress.current,
       `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
     );
   }
+  const event = progress.events.slice(mark).find(fits);
+  if (ordered && event) run.after = Date.parse(event.at);
 }
 
 async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void> {
@@ -141,6 +152,7 @@ async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void
       break;
     case 'arm':
       run.mark = run.progress.events.length;
+      run.after = undefined;
       await agent.armNetboot({
         mac: target.mac,
         host: target.host,
@@ -262,6 +274,7 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
     for (const stage of target.stages) {
       if (stage.stage < start.stage) continue;
       run.mark = progress.events.length;
+      run.after = undefined;
       const first = stage.stage === start.stage ? HOST_STEPS.indexOf(start.step) : 0;
       for (const step of HOST_STEPS.slice(first)) {
         progress.current = { stage: stage.stage, step };
