@@ -38,6 +38,9 @@ export interface DhcpLog {
   msg: string;
   mac?: string;
   xid?: number;
+  /** A summary line of the socket loop: lines of one kind left out, and their counter since start. */
+  suppressed?: number;
+  total?: number;
 }
 
 /**

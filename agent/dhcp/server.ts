@@ -1,6 +1,7 @@
 // The DHCP socket loop: decode, hand to the pure handler, send its reply. Nothing in here throws.
 import dgram from 'node:dgram';
 import type { BootEventSink } from '../../schemas/rollout';
+import { LogSampler, type LogSamplerOptions } from '../log-sampler';
 import { decode, encode, type DhcpPacket } from './codec';
 import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome, type HandlerResult } from './handler';
 import type { LeaseBackend } from './leases';
@@ -36,10 +37,13 @@ export interface DhcpServerOptions {
   backend: LeaseBackend;
   events: BootEventSink;
   log: DhcpLogger;
+  /** Lines per kind (outcome) and interval; the rest are counted in `counters` and summed up in one line. */
+  logSampling?: Pick<LogSamplerOptions<DhcpLog>, 'perInterval' | 'intervalMs'>;
   now?: () => Date;
 }
 
 export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped', number>;
+type LogKind = keyof DhcpCounters | 'socket-error';
 
 /** Replies handed to a socket and not yet sent (see `send`). */
 const MAX_SENDS_IN_FLIGHT = 64;
@@ -72,6 +76,8 @@ interface LoopState {
   /** Replies handed to each socket and not yet sent. */
   inFlight: Map<dgram.Socket, number>;
   now: () => Date;
+  /** Every line a packet causes, sampled per kind: a flood is counted, not written out. */
+  log: (kind: LogKind, entry: DhcpLog & { from?: string }) => void;
 }
 
 function newCounters(): DhcpCounters {
@@ -98,13 +104,13 @@ function onDatagram(
   msg: Buffer,
   rinfo: dgram.RemoteInfo,
 ) {
-  const { opts, counters } = state;
+  const { opts, counters, log } = state;
   const from = `${rinfo.address}:${rinfo.port}`;
   try {
     const decoded = decode(msg);
     if (!decoded.ok) {
       counters.malformed++;
-      opts.log({
+      log('malformed', {
         level: 'warn',
         msg: `malformed DHCP packet (${decoded.error})`,
         xid: decoded.xid,
@@ -114,13 +120,13 @@ function onDatagram(
     }
     const result = handle(state, kind, decoded.packet, rinfo);
     counters[result.outcome]++;
-    if (result.log) opts.log({ ...result.log, from });
+    if (result.log) log(result.outcome, { ...result.log, from });
     if (result.event) opts.events.emit(result.event);
     if (result.reply) send(state, socket, result.reply);
   } catch (err) {
     // A bug must cost one packet, not the boot network.
     counters.malformed++;
-    opts.log({
+    log('malformed', {
       level: 'warn',
       msg: `dropped packet: ${err instanceof Error ? err.message : String(err)}`,
       from,
@@ -166,7 +172,7 @@ function send(state: LoopState, socket: dgram.Socket, reply: NonNullable<Handler
     inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1);
     if (!err) return;
     counters['send-error']++;
-    state.opts.log({
+    state.log('send-error', {
       level: 'warn',
       msg: `send to ${to.address}:${to.port}: ${err.message}`,
       xid: packet.xid,
@@ -176,23 +182,38 @@ function send(state: LoopState, socket: dgram.Socket, reply: NonNullable<Handler
 
 export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServer> {
   const mode = opts.mode ?? 'server';
+  const counters = newCounters();
+  const sampled = new LogSampler<DhcpLog & { from?: string }>(opts.log, {
+    ...opts.logSampling,
+    summary: (kind, suppressed, intervalMs) => ({
+      level: 'info',
+      msg: `${kind}: ${suppressed} more line${suppressed === 1 ? '' : 's'} suppressed in ${intervalMs / 1000} s`,
+      suppressed,
+      ...(Object.hasOwn(counters, kind) ? { total: counters[kind as keyof DhcpCounters] } : {}),
+    }),
+  });
   const state: LoopState = {
     opts,
     mode,
-    counters: newCounters(),
+    counters,
     inFlight: new Map(),
     now: opts.now ?? (() => new Date()),
+    log: (kind, entry) => sampled.log(kind, entry),
   };
   const listen = (socket: dgram.Socket, kind: SocketKind): void => {
     socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) =>
       onDatagram(state, socket, kind, msg, rinfo),
     );
-    socket.on('error', (err) => opts.log({ level: 'warn', msg: `socket error: ${err.message}` }));
+    socket.on('error', (err) =>
+      state.log('socket-error', { level: 'warn', msg: `socket error: ${err.message}` }),
+    );
   };
   const bindAddress = opts.bindAddress ?? '0.0.0.0';
   const sockets: dgram.Socket[] = [];
   const closeAll = () =>
-    Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
+    Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() =>
+      sampled.flush(),
+    );
   const open = async (port: number, kind: SocketKind): Promise<dgram.Socket> => {
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
     listen(socket, kind);
