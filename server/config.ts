@@ -89,16 +89,44 @@ export const ServerConfigSchema = z.strictObject({
     /** Bearer tokens of the user API; the name goes into the logs, never the token. */
     tokens: z.array(z.strictObject({ name: z.string().min(1), token: SecretRefSchema })).min(1),
   }),
-  /** Site agents' bearer tokens (/agent/v1): a token gives access to its own site's models only. */
+  /**
+   * Site agents' bearer tokens (/agent/v1): a token gives access to its own site's models only. With
+   * `agent`, it reports for that agent alone, and the site's other tokens cannot report as it.
+   */
   agents: z
     .strictObject({
       tokens: z
-        .array(z.strictObject({ site: z.string().min(1), name: z.string().min(1), token: SecretRefSchema }))
-        .default([]),
+        .array(
+          z.strictObject({
+            site: z.string().min(1),
+            name: z.string().min(1),
+            agent: z.string().min(1).max(120).optional(),
+            token: SecretRefSchema,
+          }),
+        )
+        .default([])
+        .refine(
+          (t) =>
+            new Set(t.flatMap((x) => (x.agent ? [`${x.site}/${x.agent}`] : []))).size ===
+            t.filter((x) => x.agent).length,
+          'one token per agent: two tokens name the same site and agent',
+        ),
       /** A site whose agents have all been silent this long is reported unreachable. */
       unreachable_after_s: z.number().positive().default(60),
+      /** An agent silent this long is dropped from the agents list and from memory. */
+      forget_after_s: z.number().positive().default(86_400),
+      /** Agent names a site token may report per site; a new name beyond it is refused (429). */
+      max_agents_per_site: z.int().min(1).max(100_000).default(32),
+      /** The same bound over all sites. */
+      max_agents: z.int().min(1).max(1_000_000).default(1024),
     })
-    .default({ tokens: [], unreachable_after_s: 60 }),
+    .default({
+      tokens: [],
+      unreachable_after_s: 60,
+      forget_after_s: 86_400,
+      max_agents_per_site: 32,
+      max_agents: 1024,
+    }),
   /** Serve HTTPS with these PEM files (`vaquero certs` makes a development CA and certificate). */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   /** High availability: model revisions in etcd, and leader election among the servers sharing it. */
@@ -154,8 +182,8 @@ export interface Secrets {
   apiTokens: readonly { name: string; token: string }[];
   /** The token for GitHub's API, when configured. */
   githubToken?: string;
-  /** Agent tokens with their site (absent: no agent may call). */
-  agentTokens?: readonly { site: string; name: string; token: string }[];
+  /** Agent tokens with their site, and their agent for a per-agent token (absent: no agent may call). */
+  agentTokens?: readonly { site: string; name: string; agent?: string; token: string }[];
 }
 
 export interface SecretReaders {
@@ -196,8 +224,13 @@ export async function resolveSecrets(config: ServerConfig, readers: SecretReader
     apiTokens.push({ name, token: await resolveSecret(token, `api.tokens.${name}`, readers) });
   const githubToken =
     config.github.token && (await resolveSecret(config.github.token, 'github.token', readers));
-  const agentTokens: { site: string; name: string; token: string }[] = [];
-  for (const { site, name, token } of config.agents.tokens)
-    agentTokens.push({ site, name, token: await resolveSecret(token, `agents.tokens.${name}`, readers) });
+  const agentTokens: { site: string; name: string; agent?: string; token: string }[] = [];
+  for (const { site, name, agent, token } of config.agents.tokens)
+    agentTokens.push({
+      site,
+      name,
+      ...(agent ? { agent } : {}),
+      token: await resolveSecret(token, `agents.tokens.${name}`, readers),
+    });
   return { webhooks, apiTokens, githubToken, agentTokens };
 }

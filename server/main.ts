@@ -27,7 +27,7 @@ import { etcdState } from './ha/ha';
 import { alwaysLeader, type Leadership } from './ha/leader';
 import { pollWhileLeader } from './poller';
 import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
-import { createAgentRegistry } from './agent-registry';
+import { agentRegistryOptions, createAgentRegistry } from './agent-registry';
 import { createServerWorker } from './worker';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -126,7 +126,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       await fn().catch((err: unknown) => log.warn({ error: (err as Error).message }, 'clean-up failed'));
   };
   // One registry of agents' heartbeats: the agent API writes it, the workflows ask it (siteReachability).
-  const agents = createAgentRegistry({ silentAfterMs: config.agents.unreachable_after_s * 1000 });
+  const agents = createAgentRegistry(agentRegistryOptions(config.agents));
   try {
     const worker = await createServerWorker({
       connection: temporal.native,

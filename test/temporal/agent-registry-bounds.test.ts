@@ -1,0 +1,186 @@
+// The real `vaquero server` process against an agent token used as a weapon: a site token that
+// invents agent names must not grow the registry (and /api/v1/agents) without bound, an agent that
+// stopped calling is forgotten, and an agent's own token reports for that agent only.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { API_TOKEN } from '../helpers/server-http';
+import { Connection } from '@temporalio/client';
+import { temporalAddress } from '../helpers/temporal';
+
+const bin = fileURLToPath(new URL('../../bin/vaquero.mjs', import.meta.url));
+const NAMESPACE = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
+const SITE_TOKEN = 'vaq_agent_lab1_site_5f0c2e9d';
+const A1_TOKEN = 'vaq_agent_lab1_a1_93b71c04';
+
+interface Running {
+  url: string;
+  stop: () => Promise<number | null>;
+}
+
+/** `vaquero server` with the given `agents:` section; resolves once it logs its URL. */
+async function startServer(dir: string, agents: string[]): Promise<Running> {
+  await mkdir(dir, { recursive: true });
+  const config = path.join(dir, 'server.yaml');
+  await writeFile(
+    config,
+    [
+      'listen: { host: 127.0.0.1, port: 0 }',
+      `temporal: { address: '${temporalAddress()}', namespace: ${NAMESPACE} }`,
+      `store: { dir: ${path.join(dir, 'store')} }`,
+      'api: { tokens: [{ name: ops, token: { env: VAQ_REG_API } }] }',
+      'agents:',
+      ...agents.map((l) => `  ${l}`),
+      '',
+    ].join('\n'),
+  );
+  const env = { VAQ_REG_API: API_TOKEN, VAQ_REG_SITE: SITE_TOKEN, VAQ_REG_A1: A1_TOKEN };
+  const child = spawn(process.execPath, [bin, 'server', '--config', config], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let url: string | undefined;
+  for (let i = 0; i < 1200 && !url; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    url = /"url":"(http:[^"]+)"/.exec(out)?.[1];
+    // The request log of 20,000 heartbeats is not this test's business.
+    if (url) out = '';
+  }
+  if (!url) {
+    child.kill('SIGKILL');
+    assert.fail(`the server did not start:\n${out}`);
+  }
+  return { url, stop: () => (child.kill('SIGTERM'), exited) };
+}
+
+/** Whether a Temporal server answers; in CI, which must run one, its absence fails the suite. */
+async function temporalUp(): Promise<boolean> {
+  try {
+    const connection = await Connection.connect({ address: temporalAddress(), connectTimeout: '5 seconds' });
+    await connection.close();
+    return true;
+  } catch (err) {
+    if (process.env.CI && process.env.CI !== 'false') throw err;
+    return false;
+  }
+}
+
+const beat = (url: string, token: string, agent: string) =>
+  fetch(`${url}/agent/v1/heartbeat`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ agent, version: '0.1.0', site: 'lab1' }),
+  });
+
+const listing = async (url: string, p = '/api/v1/agents') => {
+  const res = await fetch(`${url}${p}`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+  assert.equal(res.status, 200);
+  return res.text();
+};
+
+describe('the agent registry of the real server', { concurrency: false }, () => {
+  let dir = '';
+  let defaults: Running | undefined;
+  let tuned: Running | undefined;
+
+  before(async () => {
+    if (!(await temporalUp())) return;
+    dir = await mkdtemp(path.join(tmpdir(), 'vaquero-agent-registry-'));
+    const site = '{ site: lab1, name: lab1-agents, token: { env: VAQ_REG_SITE } }';
+    [defaults, tuned] = await Promise.all([
+      // The defaults alone bound the registry.
+      startServer(path.join(dir, 'defaults'), [`tokens: [${site}]`]),
+      startServer(path.join(dir, 'tuned'), [
+        'tokens:',
+        `  - ${site}`,
+        '  - { site: lab1, name: lab1-a1, agent: a1, token: { env: VAQ_REG_A1 } }',
+        'unreachable_after_s: 1',
+        'forget_after_s: 2',
+        'max_agents_per_site: 3',
+      ]),
+    ]);
+  });
+  after(async () => {
+    for (const s of [defaults, tuned]) if (s) assert.equal(await s.stop(), 0, 'exits cleanly on SIGTERM');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('20,000 heartbeats with invented names leave a bounded agents list', async (t) => {
+    if (!defaults) return t.skip('no Temporal server');
+    const url = defaults.url;
+    const statuses = new Map<number, number>();
+    let refusal = '';
+    const N = 20_000;
+    let next = 0;
+    const worker = async () => {
+      while (next < N) {
+        const res = await beat(url, SITE_TOKEN, `fake-${next++}`);
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        const body = await res.text();
+        if (res.status === 429 && !refusal) refusal = body;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    const accepted = statuses.get(200) ?? 0;
+    assert.deepEqual([...statuses.keys()].sort(), [200, 429], JSON.stringify([...statuses]));
+    assert.ok(accepted >= 8 && accepted <= 256, `accepted ${accepted} names`);
+    assert.match(refusal, /site lab1 already has \d+ agents .*max_agents_per_site/);
+    const body = await listing(url);
+    const agents = (JSON.parse(body) as { sites: { agents: unknown[] }[] }).sites[0]?.agents ?? [];
+    assert.equal(agents.length, accepted);
+    assert.ok(body.length < 100_000, `/api/v1/agents is ${body.length} bytes`);
+    // Agents already known keep reporting while the site is full.
+    assert.equal((await beat(url, SITE_TOKEN, 'fake-0')).status, 200);
+  });
+
+  test('an agent silent past forget_after_s leaves the list; the site stays unreachable', async (t) => {
+    if (!tuned) return t.skip('no Temporal server');
+    const url = tuned.url;
+    assert.equal((await beat(url, SITE_TOKEN, 'gone')).status, 200);
+    let site = JSON.parse(await listing(url, '/api/v1/sites/lab1/agents')) as {
+      state: string;
+      agents: { agent: string }[];
+    };
+    assert.equal(site.state, 'reachable');
+    assert.deepEqual(
+      site.agents.map((a) => a.agent),
+      ['gone'],
+    );
+    await new Promise((r) => setTimeout(r, 3_000));
+    site = JSON.parse(await listing(url, '/api/v1/sites/lab1/agents')) as typeof site;
+    assert.deepEqual(site.agents, [], 'forgotten after forget_after_s');
+    assert.equal(site.state, 'unreachable', 'a site whose agents were forgotten is not "unknown"');
+  });
+
+  test("an agent's own token reports for that agent only, and the site token cannot claim it", async (t) => {
+    if (!tuned) return t.skip('no Temporal server');
+    const url = tuned.url;
+    const other = await beat(url, A1_TOKEN, 'a2');
+    assert.equal(other.status, 403);
+    assert.match(await other.text(), /token lab1-a1 reports for agent a1 only, not a2/);
+    const spoof = await beat(url, SITE_TOKEN, 'a1');
+    assert.equal(spoof.status, 403);
+    assert.match(await spoof.text(), /agent a1 has its own token/);
+    // The site token fills the site's slots; a1 still gets in with its own token.
+    for (const name of ['s1', 's2', 's3']) assert.equal((await beat(url, SITE_TOKEN, name)).status, 200);
+    assert.equal((await beat(url, SITE_TOKEN, 's4')).status, 429);
+    assert.equal((await beat(url, A1_TOKEN, 'a1')).status, 200);
+    const site = JSON.parse(await listing(url, '/api/v1/sites/lab1/agents')) as {
+      agents: { agent: string; token: string; identity: string }[];
+    };
+    const a1 = site.agents.find((a) => a.agent === 'a1');
+    assert.deepEqual(a1 && { token: a1.token, identity: a1.identity }, {
+      token: 'lab1-a1',
+      identity: 'agent',
+    });
+    assert.equal(site.agents.find((a) => a.agent === 's1')?.identity, 'site');
+  });
+});
