@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Bmc } from '../schemas/host';
 import type { Job } from '../schemas/jobs';
@@ -14,6 +15,9 @@ export interface JobsRunner {
     signal: AbortSignal,
   ): Promise<JobOutcome[]>;
 }
+
+/** A boot token's length: 192 random bits, 32 URL-safe characters. */
+const BOOT_TOKEN_BYTES = 24;
 
 /** Which hosts boot from the network (agent/state/netboot-table.ts). */
 export interface NetbootArming {
@@ -150,7 +154,9 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       stage: number;
       workflowId: string;
     }): Promise<void> {
-      await deps.netboot.arm({ ...input, site: deps.site, armedAt: new Date().toISOString() });
+      // Made here, not in the workflow: the token must not reach Temporal's history (or its readers).
+      const token = randomBytes(BOOT_TOKEN_BYTES).toString('base64url');
+      await deps.netboot.arm({ ...input, site: deps.site, armedAt: new Date().toISOString(), token });
     },
 
     async disarmNetboot(input: { mac: string; workflowId: string }): Promise<boolean> {

@@ -12,6 +12,7 @@ import type { Agent } from '../schemas/site';
 import { armedBackend, leasesFromModel, type HostLease } from './dhcp/leases';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
 import { createAssetApp, type AssetLog } from './http/app';
+import { newRefusalCounts, type BootRefusalCounts } from './http/boot-guard';
 import type { ModelCache } from './state/model-cache';
 import { startRadvd, type Radvd } from './ra';
 import { startTftpServer, type TftpServer } from './tftp/server';
@@ -64,6 +65,8 @@ export interface BootServices {
   tftp?: TftpServer;
   /** The HTTP server's bound port (useful with port 0). */
   httpPort?: number;
+  /** Boot requests of armed hosts the HTTP server refused (bad or no token, other address), by reason. */
+  httpRefusals: BootRefusalCounts;
   stop(): Promise<void>;
 }
 
@@ -138,6 +141,7 @@ export async function startBootServices(
 
   const running: RunningService[] = [];
   const result: BootServices = {
+    httpRefusals: newRefusalCounts(),
     async stop() {
       reservations.unsubscribe();
       for (const service of running.reverse()) {
@@ -161,7 +165,7 @@ export async function startBootServices(
       running.push({ name: 'tftp', close: () => tftp.close() });
     }
     if (config.http) {
-      const http = await startHttp(ctx);
+      const http = await startHttp(ctx, result.httpRefusals);
       result.httpPort = http.port;
       running.push(http);
     }
@@ -231,8 +235,11 @@ function startTftp({ config, deps, events }: ServiceContext): Promise<TftpServer
   });
 }
 
-async function startHttp(ctx: ServiceContext): Promise<RunningService & { port: number }> {
-  const { config, deps, agent, assetUrl, events } = ctx;
+async function startHttp(
+  ctx: ServiceContext,
+  refusals: BootRefusalCounts,
+): Promise<RunningService & { port: number }> {
+  const { config, deps, agent, assetUrl, events, backend } = ctx;
   const app = createAssetApp({
     models: deps.models,
     site: config.site,
@@ -242,6 +249,10 @@ async function startHttp(ctx: ServiceContext): Promise<RunningService & { port: 
     // The site agent's CDN, proxied under /cdn/ and cached in the state directory.
     ...(agent.cdn ? { cdn: { url: agent.cdn, cacheDir: path.join(config.stateDir, 'cdn-cache') } } : {}),
     log: (entry: AssetLog) => deps.log({ service: 'http', ...entry }),
+    // In server mode the site's DHCP (this agent or a peer with the same reservations) leases each
+    // host its model address; a proxy-DHCP site's leases come from a server the agent cannot ask.
+    ...(agent.dhcp_mode === 'server' ? { leaseAddress: (mac) => backend.lookupHost(mac)?.ipv4 } : {}),
+    refusals,
   });
   const port = config.httpPort ?? (assetUrl.port ? Number(assetUrl.port) : 80);
   const hostname = config.httpHost ?? '0.0.0.0';

@@ -19,5 +19,11 @@ export const ArmEntrySchema = z.object({
   /** The reprovision workflow that boot events of this MAC are delivered to. */
   workflowId: z.string(),
   armedAt: z.string(),
+  /**
+   * The secret of this boot (random, made at arming): the host's unattended config, checkpoint and
+   * agent-served kernel URLs carry it, and a request without it completes nothing (docs/security.md).
+   * It is kept with the entry, so every copy of an arm entry carries it, and never leaves the agent.
+   */
+  token: z.string().min(22),
 });
 export type ArmEntry = z.infer<typeof ArmEntrySchema>;

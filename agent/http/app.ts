@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
+import { BootRefused, loggedPath } from './boot-guard';
 import { bootRoutes } from './boot-routes';
 import { cdnRoutes } from './cdn';
 import type { AssetAppDeps } from './deps';
@@ -21,7 +22,7 @@ export function createAssetApp(deps: AssetAppDeps) {
     await next();
     deps.log({
       level: c.res.status >= 500 ? 'error' : 'info',
-      msg: `${c.req.method} ${new URL(c.req.url).pathname} ${c.res.status}`,
+      msg: `${c.req.method} ${loggedPath(new URL(c.req.url).pathname)} ${c.res.status}`,
       reqId: c.get('requestId'),
       ms: Math.round(performance.now() - started),
     });
@@ -31,12 +32,14 @@ export function createAssetApp(deps: AssetAppDeps) {
   if (deps.cdn) app.route('/', cdnRoutes({ ...deps.cdn, log: deps.log }));
   app.notFound((c) => c.text('not found\n', 404));
   app.onError((err, c) => {
+    // A refusal was logged with its reason where it was found; the client learns only the status.
+    if (err instanceof BootRefused) return c.text('forbidden\n', 403);
     const status = err instanceof HTTPException ? err.status : 500;
     deps.log({
       level: status >= 500 ? 'error' : 'warn',
       msg: err.message,
       reqId: c.get('requestId'),
-      path: new URL(c.req.url).pathname,
+      path: loggedPath(new URL(c.req.url).pathname),
     });
     // A boot client only needs the status; the reason is in the agent's log under the request id.
     return c.text(status >= 500 ? 'internal error\n' : `${err.message}\n`, status);

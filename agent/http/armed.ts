@@ -27,18 +27,27 @@ export async function renderArmed(
   if (!group || stage < 1 || stage > group.boots.length)
     throw new HTTPException(404, { message: `host ${entry.host} has no boot stage ${stage}` });
   let rendered = renderedStages.get(model);
-  if (!rendered) renderedStages.set(model, (rendered = new Map<string, RenderedStage>()));
+  if (!rendered) renderedStages.set(model, (rendered = new Map<string, CachedStage>()));
   const key = `${site}/${host.name}/${stage}`;
-  let result = rendered.get(key);
-  if (!result) rendered.set(key, (result = renderStage(model, site, host, stage - 1)));
-  return result;
+  let cached = rendered.get(key);
+  if (cached?.token !== entry.token) {
+    cached = { token: entry.token, stage: renderStage(model, site, host, stage - 1, entry.token) };
+    rendered.set(key, cached);
+  }
+  return cached.stage;
 }
 
 /**
  * Rendered stages per model object: a model revision never changes, and rendering (Nunjucks) on every
- * script and file request cost ~0.2 ms per armed host per request (docs/benchmarks.md).
+ * script and file request cost ~0.2 ms per armed host per request (docs/benchmarks.md). One per host
+ * and stage, for the token of its latest arming.
  */
-const renderedStages = new WeakMap<object, Map<string, RenderedStage>>();
+const renderedStages = new WeakMap<object, Map<string, CachedStage>>();
+
+interface CachedStage {
+  token: string;
+  stage: RenderedStage;
+}
 
 /** The path of an asset URL when it is served by this agent (`…/files/x` → `/files/x`). */
 export function localFilePath(url: string): string | undefined {

@@ -1,15 +1,18 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
 import { ipxeScript, localBootScript } from '../../sot/boot-chain';
 import type { BootEventKind } from '../../schemas/rollout';
 import { normalizeMac, renderArmed } from './armed';
+import { guardBootRequest } from './boot-guard';
 import type { AssetAppDeps } from './deps';
 
 const UNATTENDED_TYPES: Record<string, string> = {
   ignition: 'application/json',
   'cloud-config': 'text/cloud-config; charset=utf-8',
 };
+
+type BootContext = Context<{ Variables: RequestIdVariables }>;
 
 function stageParam(text: string): number {
   const stage = Number(text);
@@ -47,15 +50,24 @@ export function bootRoutes(deps: AssetAppDeps) {
       });
       return c.text(localBootScript());
     }
+    // The script is what hands the host its token: only the host's own lease address may fetch it.
+    guardBootRequest(deps, c, entry, { token: null }, 'iPXE script');
     const stage = await renderArmed(deps, entry, entry.stage);
     emit('ipxe', entry.mac, entry.stage);
     return c.text(ipxeScript(stage));
   });
 
-  const unattended = async (mac: string, stageText: string) => {
+  const armedFor = async (c: BootContext, what: string) => {
+    const mac = c.req.param('mac') ?? '';
     const entry = await armed(mac);
-    if (!entry) throw new HTTPException(404, { message: `${mac} is not armed` });
-    const stage = stageParam(stageText);
+    if (!entry) throw new HTTPException(404, { message: `${what} of unarmed MAC ${mac}` });
+    const stage = stageParam(c.req.param('stage') ?? '');
+    guardBootRequest(deps, c, entry, { token: c.req.param('token'), stage }, what);
+    return { entry, stage };
+  };
+
+  const unattended = async (c: BootContext) => {
+    const { entry, stage } = await armedFor(c, 'unattended config');
     const rendered = await renderArmed(deps, entry, stage);
     if (!rendered.unattended)
       throw new HTTPException(404, { message: `stage ${stage} has no unattended config` });
@@ -63,27 +75,26 @@ export function bootRoutes(deps: AssetAppDeps) {
     return { entry, unattended: rendered.unattended };
   };
 
-  app.get('/unattended/:mac/:stage', async (c) => {
-    const { unattended: u } = await unattended(c.req.param('mac'), c.req.param('stage'));
+  // The URL without a token is routed too, so that its refusal is logged and counted.
+  app.on('GET', ['/unattended/:mac/:stage', '/unattended/:mac/:stage/:token'], async (c) => {
+    const { unattended: u } = await unattended(c);
     const type = UNATTENDED_TYPES[u.type] ?? 'text/plain; charset=utf-8';
     return c.body(u.content, 200, { 'Content-Type': type });
   });
 
   // cloud-init's NoCloud datasource (`ds=nocloud-net;s=<url>/`) fetches these two beside each other.
-  app.get('/unattended/:mac/:stage/user-data', async (c) => {
-    const { unattended: u } = await unattended(c.req.param('mac'), c.req.param('stage'));
+  app.get('/unattended/:mac/:stage/:token/user-data', async (c) => {
+    const { unattended: u } = await unattended(c);
     return c.body(u.content, 200, { 'Content-Type': 'text/plain; charset=utf-8' });
   });
-  app.get('/unattended/:mac/:stage/meta-data', async (c) => {
-    const entry = await armed(c.req.param('mac'));
-    if (!entry) throw new HTTPException(404, { message: `${c.req.param('mac')} is not armed` });
+  app.get('/unattended/:mac/:stage/:token/meta-data', async (c) => {
+    const { entry } = await armedFor(c, 'unattended meta-data');
     return c.text(`instance-id: ${entry.host}-${entry.commit}\nlocal-hostname: ${entry.host}\n`);
   });
 
-  app.on(['GET', 'POST'], '/checkpoint/:mac/:stage', async (c) => {
-    const stage = stageParam(c.req.param('stage'));
-    const entry = await armed(c.req.param('mac'));
-    if (!entry) throw new HTTPException(404, { message: `checkpoint of unarmed MAC ${c.req.param('mac')}` });
+  // Only the token completes a boot: it is in no URL but those the host's own script hands it.
+  app.on(['GET', 'POST'], ['/checkpoint/:mac/:stage', '/checkpoint/:mac/:stage/:token'], async (c) => {
+    const { entry, stage } = await armedFor(c, 'checkpoint');
     emit('checkpoint', entry.mac, stage);
     return c.body(null, 204);
   });

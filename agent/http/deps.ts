@@ -1,6 +1,7 @@
 import type { ArmEntry } from '../../schemas/agent';
 import type { BootEventSink } from '../../schemas/rollout';
 import type { Model } from '../../schemas/model';
+import type { BootRefusalCounts } from './boot-guard';
 
 export interface AssetLog {
   level: 'info' | 'warn' | 'error';
@@ -31,4 +32,11 @@ export interface AssetAppDeps {
   now?: () => Date;
   /** The site agent's CDN (`cdn` in schemas/site.ts), proxied and cached under /cdn/; none: no /cdn/. */
   cdn?: { url: string; cacheDir: string; timeoutMs?: number };
+  /**
+   * The address a MAC's lease gives it, where the site's own DHCP hands leases out (server mode);
+   * boot requests of an armed host from any other address are refused. None: no address check.
+   */
+  leaseAddress?: (mac: string) => string | undefined;
+  /** Refused boot requests of armed hosts, by reason (counted here for the caller to report). */
+  refusals?: BootRefusalCounts;
 }

@@ -5,8 +5,8 @@ import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
-import type { ArmEntry } from '../../schemas/agent';
 import { localFilePath, normalizeMac, renderArmed } from './armed';
+import { noteRefusal, refusalOf, tokenMatches } from './boot-guard';
 import type { AssetAppDeps } from './deps';
 import { etagMatches, parseRange, type ByteRange } from './ranges';
 
@@ -37,25 +37,22 @@ async function resolveFile(root: string, rawPath: string): Promise<string> {
 }
 
 /**
- * The armed host a file request belongs to. iPXE sends no MAC with a kernel fetch, so a `?mac=` query
- * names it when present; otherwise the file must be the kernel or an initrd of exactly one armed host.
+ * The armed host a file request belongs to: the one whose boot token the URL carries (its script
+ * hands the kernel and initrd URLs out with it), named by a `?mac=` query or found among the armed.
  */
-async function fileOwner(deps: AssetAppDeps, urlPath: string, macQuery: string | undefined) {
-  const kindOf = async (entry: ArmEntry) => {
-    const stage = await renderArmed(deps, entry, entry.stage);
-    if (localFilePath(stage.kernel) === urlPath) return 'kernel' as const;
-    return stage.initrds.some((u) => localFilePath(u) === urlPath) ? ('initrd' as const) : undefined;
-  };
-  const mac = macQuery === undefined ? undefined : normalizeMac(macQuery);
+async function fileOwner(deps: AssetAppDeps, urlPath: string, query: { mac?: string; token?: string }) {
+  if (!query.token) return undefined;
+  const mac = query.mac === undefined ? undefined : normalizeMac(query.mac);
   const entries = mac
     ? [await deps.netboot.lookup(mac)].filter((e) => e !== undefined)
     : ((await deps.netboot.list?.()) ?? []);
-  const owners: { entry: ArmEntry; kind: 'kernel' | 'initrd' }[] = [];
-  for (const entry of entries) {
-    const kind = await kindOf(entry).catch(() => undefined);
-    if (kind) owners.push({ entry, kind });
-  }
-  return owners.length === 1 ? owners[0] : undefined;
+  const entry = entries.find((e) => tokenMatches(e, query.token));
+  if (!entry) return { refused: 'bad-token' as const };
+  const stage = await renderArmed(deps, entry, entry.stage).catch(() => undefined);
+  if (!stage) return undefined;
+  if (localFilePath(stage.kernel) === urlPath) return { entry, kind: 'kernel' as const };
+  if (stage.initrds.some((u) => localFilePath(u) === urlPath)) return { entry, kind: 'initrd' as const };
+  return undefined;
 }
 
 function body(file: string, range?: ByteRange): ReadableStream {
@@ -93,9 +90,20 @@ async function serveFile(deps: AssetAppDeps, c: Context, file: string, urlPath: 
   return head ? c.body(null, 200, headers) : c.body(body(file), 200, headers);
 }
 
+/** The file is served either way (boot files are no secret); only its owner's fetch is an event. */
 async function emitFileEvent(deps: AssetAppDeps, c: Context, urlPath: string): Promise<void> {
-  const owner = await fileOwner(deps, urlPath, c.req.query('mac'));
+  const owner = await fileOwner(deps, urlPath, { mac: c.req.query('mac'), token: c.req.query('token') });
   if (!owner) return;
+  if (owner.refused) {
+    const mac = c.req.query('mac') ?? 'unknown';
+    noteRefusal(deps, c, { mac, host: 'an armed host' }, owner.refused, `fetch of ${urlPath}`);
+    return;
+  }
+  const reason = refusalOf(deps, c, owner.entry, { token: null });
+  if (reason) {
+    noteRefusal(deps, c, owner.entry, reason, `fetch of ${urlPath}`);
+    return;
+  }
   const at = (deps.now?.() ?? new Date()).toISOString();
   deps.events.emit({ kind: owner.kind, mac: owner.entry.mac, stage: owner.entry.stage, at, detail: urlPath });
 }

@@ -3,6 +3,7 @@
 // over our TFTP, through OVMF's own PXE), boot the lab kernel and call their checkpoint URL. A machine
 // that is not armed gets the local-disk script and never asks for a kernel.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ArmEntry } from '../../schemas/agent';
@@ -29,6 +30,7 @@ function armed(machine: LabMachine): ArmEntry {
     stage: 1,
     workflowId: `reprovision-lab-${machine.name}`,
     armedAt: new Date().toISOString(),
+    token: randomBytes(24).toString('base64url'),
   };
 }
 

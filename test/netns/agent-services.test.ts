@@ -136,6 +136,7 @@ test(
       stage: 1,
       workflowId: 'vq-h2-no-such-workflow',
       armedAt: new Date().toISOString(),
+      token: 'agent-services-test-boot-token-1',
     });
 
     const net = await createNetnsPair({ tag: 'h2', a: [`${AGENT_IP}/24`, 'fd77::1/64'] });

@@ -18,6 +18,8 @@ import type { BootEvent } from '../../schemas/rollout';
 const run = promisify(execFile);
 const SOT = fileURLToPath(new URL('../../examples/sot', import.meta.url));
 const WK01 = '52:54:00:20:02:01';
+/** The boot token of wk-01's arming (the agent makes a random one; any string of 22+ will do here). */
+const TOKEN = 'wk-01-boot-token-of-this-test';
 const KERNEL = 'kernel-bytes-'.repeat(100);
 const INITRD = 'initrd-bytes-'.repeat(50);
 
@@ -56,6 +58,7 @@ before(async () => {
     stage: 1,
     workflowId: 'reprovision-fra1-wk-01',
     armedAt: '2026-01-01T00:00:00Z',
+    token: TOKEN,
   });
   app = createAssetApp({
     models: {
@@ -106,12 +109,18 @@ test('an armed host gets its stage script, an unarmed or unknown one boots from 
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
   const script = await res.text();
   assert.ok(
-    script.includes('kernel http://10.20.0.5:8080/files/flatcar/vmlinuz initrd=initrd.cpio.gz'),
+    script.includes(
+      `kernel http://10.20.0.5:8080/files/flatcar/vmlinuz?token=${TOKEN} initrd=initrd.cpio.gz`,
+    ),
     script,
   );
-  assert.ok(script.includes('ignition.config.url=http://10.20.0.5:8080/unattended/52-54-00-20-02-01/1'));
   assert.ok(
-    script.includes('initrd --name initrd.cpio.gz http://10.20.0.5:8080/files/flatcar/initrd.cpio.gz'),
+    script.includes(`ignition.config.url=http://10.20.0.5:8080/unattended/52-54-00-20-02-01/1/${TOKEN}`),
+  );
+  assert.ok(
+    script.includes(
+      `initrd --name initrd.cpio.gz http://10.20.0.5:8080/files/flatcar/initrd.cpio.gz?token=${TOKEN}`,
+    ),
   );
   assert.deepEqual(take(), [{ kind: 'ipxe', mac: WK01, stage: 1 }]);
 
@@ -128,24 +137,24 @@ test('an armed host gets its stage script, an unarmed or unknown one boots from 
 
 test('the unattended config of an armed host is its rendered ignition JSON', async () => {
   take();
-  const res = await app.request('/unattended/52-54-00-20-02-01/1');
+  const res = await app.request(`/unattended/52-54-00-20-02-01/1/${TOKEN}`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/json');
   const config = JSON.parse(await res.text()) as { ignition?: { version?: string } };
   assert.equal(typeof config.ignition?.version, 'string');
   assert.deepEqual(take(), [{ kind: 'unattended', mac: WK01, stage: 1 }]);
 
-  assert.equal((await app.request('/unattended/52-54-00-20-02-02/1')).status, 404);
-  assert.equal((await app.request('/unattended/52-54-00-20-02-01/2')).status, 404);
+  assert.equal((await app.request(`/unattended/52-54-00-20-02-02/1/${TOKEN}`)).status, 404);
+  assert.equal((await app.request(`/unattended/52-54-00-20-02-01/2/${TOKEN}`)).status, 403);
   assert.equal((await app.request('/unattended/52-54-00-20-02-01/x')).status, 400);
   assert.deepEqual(take(), []);
 });
 
 test('a checkpoint of an armed MAC is an event; of an unknown MAC a logged 404', async () => {
   take();
-  const post = await app.request('/checkpoint/52-54-00-20-02-01/1', { method: 'POST' });
+  const post = await app.request(`/checkpoint/52-54-00-20-02-01/1/${TOKEN}`, { method: 'POST' });
   assert.equal(post.status, 204);
-  const get = await app.request('/checkpoint/52:54:00:20:02:01/1');
+  const get = await app.request(`/checkpoint/52:54:00:20:02:01/1/${TOKEN}`);
   assert.equal(get.status, 204);
   assert.deepEqual(take(), [
     { kind: 'checkpoint', mac: WK01, stage: 1 },
@@ -161,31 +170,36 @@ test('a checkpoint of an armed MAC is an event; of an unknown MAC a logged 404',
 
 test('the armed kernel and initrd are events; HEAD and other files are not', async () => {
   take();
-  const kernel = await app.request('/files/flatcar/vmlinuz');
+  const kernel = await app.request(`/files/flatcar/vmlinuz?token=${TOKEN}`);
   assert.equal(kernel.status, 200);
   assert.equal(await kernel.text(), KERNEL);
-  const initrd = await app.request('/files/flatcar/initrd.cpio.gz');
+  const initrd = await app.request(`/files/flatcar/initrd.cpio.gz?token=${TOKEN}`);
   assert.equal(await initrd.text(), INITRD);
   assert.deepEqual(take(), [
     { kind: 'kernel', mac: WK01, stage: 1, detail: '/files/flatcar/vmlinuz' },
     { kind: 'initrd', mac: WK01, stage: 1, detail: '/files/flatcar/initrd.cpio.gz' },
   ]);
-  const head = await app.request('/files/flatcar/vmlinuz', { method: 'HEAD' });
+  const head = await app.request(`/files/flatcar/vmlinuz?token=${TOKEN}`, { method: 'HEAD' });
   assert.equal(head.status, 200);
   assert.equal(head.headers.get('content-length'), String(KERNEL.length));
   assert.equal(await head.text(), '');
   assert.deepEqual(take(), []);
 });
 
-test('with two armed hosts on one kernel, only a ?mac= query says whose fetch it is', async () => {
+test('with two armed hosts on one kernel, the boot token says whose fetch it is', async () => {
   const wk02 = '52:54:00:20:02:02';
-  armed.set(wk02, { ...entry(WK01), mac: wk02, host: 'wk-02' });
+  const token2 = 'wk-02-boot-token-of-this-test';
+  armed.set(wk02, { ...entry(WK01), mac: wk02, host: 'wk-02', token: token2 });
   try {
     take();
     assert.equal((await app.request('/files/flatcar/vmlinuz')).status, 200);
-    assert.deepEqual(take(), []);
     assert.equal((await app.request('/files/flatcar/vmlinuz?mac=52-54-00-20-02-02')).status, 200);
+    assert.deepEqual(take(), []);
+    assert.equal((await app.request(`/files/flatcar/vmlinuz?token=${token2}`)).status, 200);
     assert.deepEqual(take(), [{ kind: 'kernel', mac: wk02, stage: 1, detail: '/files/flatcar/vmlinuz' }]);
+    const mixed = `/files/flatcar/vmlinuz?mac=52-54-00-20-02-01&token=${token2}`;
+    assert.equal((await app.request(mixed)).status, 200);
+    assert.deepEqual(take(), []);
   } finally {
     armed.delete(wk02);
   }
@@ -196,13 +210,14 @@ test('a cloud-config stage is served as text/cloud-config, also as NoCloud user-
   armed.set(st01, { ...entry(WK01), mac: st01, host: 'st-01', stage: 2 });
   try {
     take();
-    const res = await app.request('/unattended/52-54-00-20-03-01/2');
+    const res = await app.request(`/unattended/52-54-00-20-03-01/2/${TOKEN}`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/cloud-config/);
     const config = await res.text();
     assert.match(config, /^#cloud-config\n/);
-    assert.equal(await (await app.request('/unattended/52-54-00-20-03-01/2/user-data')).text(), config);
-    const meta = await app.request('/unattended/52-54-00-20-03-01/2/meta-data');
+    const userData = await app.request(`/unattended/52-54-00-20-03-01/2/${TOKEN}/user-data`);
+    assert.equal(await userData.text(), config);
+    const meta = await app.request(`/unattended/52-54-00-20-03-01/2/${TOKEN}/meta-data`);
     assert.match(await meta.text(), /^local-hostname: st-01$/m);
     assert.deepEqual(
       take().map((e) => [e.kind, e.stage]),
@@ -269,7 +284,7 @@ test('curl against a real listener: Range, If-None-Match, HEAD, 416 and raw ..',
     base.server.closeAllConnections();
     base.server.close();
   });
-  const file = `${base.url}/files/flatcar/vmlinuz`;
+  const file = `${base.url}/files/flatcar/vmlinuz?token=${TOKEN}`;
   take();
 
   const part = await curl(['-r', '13-25', file]);
@@ -318,8 +333,8 @@ test('curl against a real listener: Range, If-None-Match, HEAD, 416 and raw ..',
 
   const script = await curl([`${base.url}/ipxe/52-54-00-20-02-01`]);
   assert.equal(script.status, 200);
-  assert.match(script.body, /^kernel http:\/\/10\.20\.0\.5:8080\/files\/flatcar\/vmlinuz /m);
-  const checkpoint = await curl(['-X', 'POST', `${base.url}/checkpoint/52-54-00-20-02-01/1`]);
+  assert.match(script.body, /^kernel http:\/\/10\.20\.0\.5:8080\/files\/flatcar\/vmlinuz\?token=/m);
+  const checkpoint = await curl(['-X', 'POST', `${base.url}/checkpoint/52-54-00-20-02-01/1/${TOKEN}`]);
   assert.equal(checkpoint.status, 204);
   assert.deepEqual(
     take().map((e) => e.kind),

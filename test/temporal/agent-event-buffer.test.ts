@@ -100,6 +100,7 @@ test(
       stage: 2,
       workflowId,
       armedAt: new Date().toISOString(),
+      token: 'agent-event-buffer-test-boot-token',
     });
     const signals = async (): Promise<{ detail?: string; kind: string; stage?: number }[]> => {
       const history = await handle.fetchHistory();

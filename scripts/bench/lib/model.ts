@@ -76,6 +76,7 @@ export function armAll(hosts: BenchHost[]): Map<string, ArmEntry> {
         stage: 1,
         workflowId: `bench-${h.name}`,
         armedAt: '2026-01-01T00:00:00Z',
+        token: `bench-token-of-${h.name}`.padEnd(32, '-'),
       },
     ]),
   );
