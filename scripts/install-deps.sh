@@ -10,10 +10,10 @@ set -euo pipefail
 # Debian packages the tests use: etcd for the model store and leader election, git for SoT
 # repositories, real DHCP/TFTP clients and a DHCP relay (isc-dhcp-relay), QEMU + iPXE + OVMF +
 # ipmi_sim for the virtual lab, and the reference peers of the benchmarks (dnsmasq, Kea with
-# perfdhcp, tftpd-hpa, nginx) and radvd.
+# perfdhcp, tftpd-hpa, nginx) and radvd; strace shows the atomic-file helper's fsyncs.
 APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client
   busybox-static iproute2 tftp-hpa atftp ipxe curl openssl qemu-system-x86 ipxe-qemu ovmf tcpdump cpio kmod
-  kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa isc-dhcp-relay)
+  kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa strace isc-dhcp-relay)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"
