@@ -4,12 +4,13 @@ import type { Plan, SitePlan } from '../schemas/plan';
 import type { SiteRolloutResult } from '../schemas/rollout';
 import { renderStage } from '../sot/boot-chain';
 import { formatDiagnostic } from '../sot/diagnostics';
-import { checkoutRevision, RevisionError } from '../sot/git-checkout';
+import { checkoutRevision, ensureCommit, RevisionError } from '../sot/git-checkout';
 import { planChanges, type CarriedHosts } from '../sot/plan';
 import { validateSot } from '../sot/validate';
 import type { Model } from '../schemas/model';
 import type { HostSpec } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
+import { claimApplied, closedApply, type ClaimInput } from './apply-order';
 import type { ActiveRollout, ModelStore } from './store/model-store';
 
 export interface ServerActivityDeps {
@@ -91,6 +92,17 @@ export function createServerActivities(deps: ServerActivityDeps) {
 
     /** Fetches the SoT at a commit, validates it and stores it as a model revision. */
     async prepareCommit(input: { source: string; commit: string }): Promise<PreparedCommit> {
+      // Retryable: the push may have come before the clone has the commit; the next attempt fetches again.
+      const present = await ensureCommit(input.source, input.commit).catch((err: unknown) => {
+        throw err instanceof RevisionError
+          ? ApplicationFailure.nonRetryable(err.message, 'UnknownRevision')
+          : err;
+      });
+      if (!present)
+        throw ApplicationFailure.retryable(
+          `${input.commit}: not (yet) in the repository holding ${input.source}, nor on its remotes`,
+          'MissingRevision',
+        );
       const { root, cleanup } = await checkoutRevision(input.source, input.commit).catch((err: unknown) => {
         throw err instanceof RevisionError
           ? ApplicationFailure.nonRetryable(err.message, 'UnknownRevision')
@@ -109,9 +121,12 @@ export function createServerActivities(deps: ServerActivityDeps) {
       }
     },
 
-    /** The plan from `previous` (default: the last applied commit; none: a first deployment) to `commit`. */
-    async planCommit(input: { commit: string; previous?: string }): Promise<Plan> {
-      const previous = input.previous ?? (await store.getApplied());
+    /**
+     * The plan from `previous` (default: the last applied commit; null: a first deployment) to
+     * `commit`.
+     */
+    async planCommit(input: { commit: string; previous?: string | null }): Promise<Plan> {
+      const previous = input.previous === null ? undefined : (input.previous ?? (await store.getApplied()));
       const oldModel = previous && previous !== input.commit ? await revision(store, previous) : undefined;
       return planChanges(
         oldModel,
@@ -137,6 +152,8 @@ export function createServerActivities(deps: ServerActivityDeps) {
       return site;
     },
 
+    claimApplied: (input: ClaimInput) => claimApplied(store, input),
+    awaitApplyClosed: (input: { commit: string }) => closedApply(deps.client, input.commit),
     markApplied: (input: { commit: string }) => store.setApplied(input.commit),
     getActiveRollout: (input: { site: string }) => store.getActiveRollout(input.site),
     setActiveRollout: ({ site, ...rollout }: { site: string } & ActiveRollout) =>

@@ -32,9 +32,20 @@ export const APPLIED_HISTORY_LIMIT = 200;
 export const ApplyOrderSchema = z.discriminatedUnion('status', [
   /** The applied pointer now names the commit; the plan runs from `previous`. */
   z.object({ status: z.literal('claimed'), previous: z.string().optional() }),
-  /** Already the applied commit: nothing to roll out again. */
-  z.object({ status: z.literal('current') }),
+  /** Already the applied commit (a rerun of a failed apply): the plan runs from `previous` again. */
+  z.object({ status: z.literal('current'), previous: z.string().optional() }),
   /** Not a descendant of the applied commit: refused, the pointer stays. */
   z.object({ status: z.literal('stale'), applied: z.string(), reason: z.string() }),
 ]);
 export type ApplyOrder = z.infer<typeof ApplyOrderSchema>;
+
+/** POST /api/v1/apply: an operator's apply of one commit (`vaquero apply`). */
+export const ApplyRequestSchema = z.strictObject({
+  /** A full or abbreviated SHA, or any revision git resolves (a tag). */
+  commit: z.string().regex(/^[0-9A-Za-z._/-]{1,200}$/, 'must be a git revision'),
+  /** The source's name in the server config; optional when there is one source. */
+  source: z.string().min(1).max(100).optional(),
+  /** Apply even when the commit does not descend from the applied one. */
+  force: z.boolean().optional(),
+});
+export type ApplyRequest = z.infer<typeof ApplyRequestSchema>;

@@ -23,6 +23,7 @@ import {
 } from '../../schemas/api';
 import { bearerAuth } from './auth';
 import type { AppDeps, AppEnv } from './deps';
+import { applyRoutes } from './apply-api';
 import { modelRoutes } from './model-api';
 import { openApiDocument } from './openapi';
 import { own } from '../../schemas/common';
@@ -139,5 +140,6 @@ export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
     return c.json({ status: 'sent', signal, workflowId: rollout.workflowId }, 202);
   });
   app.route('/', modelRoutes(deps, t));
+  app.route('/', applyRoutes(deps));
   return app;
 }

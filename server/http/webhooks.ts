@@ -66,12 +66,27 @@ async function verifiedPayload(webhooks: Webhooks, body: string, signature: stri
   return parseJson(body);
 }
 
-async function applyPush(deps: AppDeps, source: HookedSource, commit: string, log: Log) {
-  const started = await startApply(deps, { commit, source: sourceDir(source) }, 'push');
+async function applyPush(
+  deps: AppDeps,
+  source: HookedSource,
+  push: { commit: string; delivery?: string },
+  log: Log,
+) {
+  const { commit, delivery } = push;
+  const started = await startApply(
+    deps,
+    { commit, source: sourceDir(source), ...(delivery ? { delivery } : {}) },
+    'push',
+  );
   const { workflowId } = started;
   if (started.status === 'duplicate') {
     log.info({ workflowId }, 'push already applied: redelivery');
     return { code: 200, body: started } as const;
+  }
+  // 409: GitHub lists it as not delivered, and the reason says what an operator may do about it.
+  if (started.status === 'stale') {
+    log.warn({ commit, reason: started.reason }, 'push refused: older than the applied commit');
+    return { code: 409, body: started } as const;
   }
   log.info({ workflowId }, 'push applied: workflow started');
   return { code: 202, body: started } as const;
@@ -125,7 +140,8 @@ async function deliver(deps: AppDeps, c: Context<AppEnv>, hook: Hook) {
     outcome('ignored');
     return c.json({ status: 'ignored', reason }, 202);
   }
-  const started = await applyPush(deps, source, push.data.after, childLog(log, fields));
+  const delivery = fields.delivery?.slice(0, 100);
+  const started = await applyPush(deps, source, { commit: push.data.after, delivery }, childLog(log, fields));
   outcome(started.body.status);
   return c.json(started.body, started.code);
 }
