@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ipxeScript, renderStage } from '../sot/boot-chain';
+import { BOOT_TOKEN_PLACEHOLDER } from '../sot/render';
 import { MacSchema } from '../schemas/common';
 import { CliError, parse, type Io } from './io';
 import { loadValid } from './sot-source';
@@ -30,6 +31,9 @@ export async function previewCommand(args: string[], io: Io): Promise<number> {
   io.out(
     `# host ${found.siteId}/${found.host.name} (${ctx.host.mac}, ${ctx.host.ipv4}), group ${found.host.group}, ` +
       `stage ${rendered.stage}/${stages}: ${rendered.profile}\n`,
+  );
+  io.out(
+    `# ${BOOT_TOKEN_PLACEHOLDER} stands for the random token the agent makes each time it arms the host\n`,
   );
   io.out(`# --- iPXE script, served at ${ctx.urls.ipxe}\n${ipxeScript(rendered)}`);
   if (rendered.unattended) {

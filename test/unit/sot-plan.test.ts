@@ -174,7 +174,7 @@ describe('vaquero preview', () => {
     );
     assert.match(
       r.out,
-      /^kernel https:\/\/stable\.release\.flatcar-linux\.net\/.*\/flatcar_production_pxe\.vmlinuz initrd=flatcar_production_pxe_image\.cpio\.gz flatcar\.first_boot=1 ignition\.config\.url=http:\/\/10\.20\.0\.5:8080\/unattended\/52-54-00-20-02-02\/1 /m,
+      /^kernel https:\/\/stable\.release\.flatcar-linux\.net\/.*\/flatcar_production_pxe\.vmlinuz initrd=flatcar_production_pxe_image\.cpio\.gz flatcar\.first_boot=1 ignition\.config\.url=http:\/\/10\.20\.0\.5:8080\/unattended\/52-54-00-20-02-02\/1\/BOOT-TOKEN /m,
     );
     const ignition = r.out.slice(r.out.indexOf('{'));
     const config = JSON.parse(ignition) as {
@@ -183,6 +183,10 @@ describe('vaquero preview', () => {
     };
     assert.equal(config.ignition.version, '3.4.0');
     assert.ok(r.out.includes('data:,wk-02.fra1.example.net'));
+    assert.match(
+      r.out,
+      /^# BOOT-TOKEN stands for the random token the agent makes each time it arms the host$/m,
+    );
   });
 
   test('a second boot stage, an unknown MAC and a stage out of range', async () => {
