@@ -160,6 +160,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     const pollers = pollWhileLeader(leadership, localSources, {
       temporal: temporal.client,
       storeDir: path.resolve(config.store.dir),
+      store,
       log,
       metrics,
     });

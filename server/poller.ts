@@ -11,6 +11,7 @@ import { sourceDir, type LocalSource } from './config';
 import type { Log } from './http/log';
 import type { ServerMetrics } from './http/metrics';
 import type { Leadership } from './ha/leader';
+import type { ModelStore } from '../activities/store/model-store';
 
 const run = promisify(execFile);
 const git = async (args: string[]) => (await run('git', args)).stdout.trim();
@@ -30,6 +31,8 @@ export interface PollerDeps {
   temporal: Client;
   /** Plain directories are snapshotted into git repositories under `<storeDir>/snapshots/`. */
   storeDir: string;
+  /** The applied history, so a poll after a restart does not apply an applied commit again. */
+  store?: ModelStore;
   log: Log;
   metrics?: ServerMetrics;
 }
