@@ -1,7 +1,7 @@
 // Evidence for a bottleneck found by bench-http (not a benchmark of its own): a GET of /files/<kernel>
-// without `?mac=` makes the asset app find the host it belongs to by rendering the armed stage of every
-// armed host (agent/http/files.ts fileOwner). In-process, no network: time per request with and without
-// that lookup, for N armed hosts.
+// once made the asset app find the host it belongs to by rendering the armed stage of every armed
+// host; now the boot token in the URL names it (agent/http/files.ts fileOwner), found by a scan of
+// the armed entries without `?mac=`. In-process, no network: time per request, for N armed hosts.
 //
 //   npx tsx scripts/bench/file-owner-cost.ts [--hosts 1000] [--requests 50]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,14 +35,23 @@ try {
     log: () => undefined,
   });
   const mac = hosts[0]?.mac ?? '';
+  const token = armed.get(mac)?.token ?? '';
   const cases: [string, string, Record<string, string>][] = [
     [
       `/files/${KERNEL_PATH}, Range bytes=1-1 (no owner lookup)`,
       `/files/${KERNEL_PATH}`,
       { Range: 'bytes=1-1' },
     ],
-    [`/files/${KERNEL_PATH}?mac=<mac> (one lookup)`, `/files/${KERNEL_PATH}?mac=${mac}`, {}],
-    [`/files/${KERNEL_PATH} (owner lookup over every armed host)`, `/files/${KERNEL_PATH}`, {}],
+    [
+      `/files/${KERNEL_PATH}?mac=<mac>&token=<token> (one lookup)`,
+      `/files/${KERNEL_PATH}?mac=${mac}&token=${token}`,
+      {},
+    ],
+    [
+      `/files/${KERNEL_PATH}?token=<token> (token scan over every armed host)`,
+      `/files/${KERNEL_PATH}?token=${token}`,
+      {},
+    ],
     ['/ipxe/<mac>', `/ipxe/${mac.replaceAll(':', '-')}`, {}],
   ];
   console.log(`${hosts.length} armed hosts, ${requests} requests per case after 5 warm-up requests`);
