@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document of /api/v1, written by hand; its bodies come from the zod schemas the
 // routes validate with, so the two cannot drift apart.
 import { z } from 'zod';
+import { ApplyRequestSchema } from '../../schemas/applied';
 import {
   AbortBodySchema,
   EmptyBodySchema,
@@ -134,6 +135,26 @@ function modelPaths(): Record<string, unknown> {
         summary: 'The model revision of a commit: the validated SoT, self-contained',
         parameters: [{ name: 'commit', in: 'path', required: true, schema: { type: 'string' } }],
         responses: { '200': { description: 'The model' }, ...errors },
+      },
+    },
+    '/apply': {
+      post: {
+        operationId: 'apply',
+        summary:
+          "An operator's apply of a commit; `force` past the Git order check (a rollback, a rewritten history)",
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: schema(ApplyRequestSchema, 'input') } },
+        },
+        responses: {
+          '200': { description: '{ status: duplicate, workflowId, commit, reason }' },
+          '202': { description: '{ status: started, workflowId, commit }' },
+          '409': {
+            description:
+              '{ status: stale, workflowId, commit, reason }: not a descendant of the applied commit',
+          },
+          ...errors,
+        },
       },
     },
     '/openapi.json': {

@@ -40,6 +40,7 @@ const ROUTES: [string, string][] = [
   ['GET', '/api/v1/plan?to=abcdef0'],
   ['GET', '/api/v1/revisions'],
   ['GET', '/api/v1/revisions/abcdef0'],
+  ['POST', '/api/v1/apply'],
 ];
 
 describe('user API /api/v1', () => {
