@@ -15,7 +15,9 @@ import { serve } from '@hono/node-server';
 import { createAgentActivities, type AgentActivityDeps } from '../../activities/agent-activities';
 import { createAssetApp, type AssetLog } from '../../agent/http/app';
 import { newRefusalCounts } from '../../agent/http/boot-guard';
+import { BootTraffic } from '../../agent/state/boot-traffic';
 import { NetbootTable } from '../../agent/state/netboot-table';
+import { PowerLedger } from '../../agent/state/power-ledger';
 import type { Model } from '../../schemas/model';
 import type { BootEvent } from '../../schemas/rollout';
 import { validateSot } from '../../sot/validate';
@@ -48,7 +50,19 @@ async function exampleModel(): Promise<Model> {
 
 /** Arms wk-01 as the reprovision workflow does: through the agent's own armNetboot activity. */
 async function arm(): Promise<void> {
-  const activities = createAgentActivities({ site: 'fra1', netboot: table } as AgentActivityDeps);
+  // Only netboot is used by armNetboot; the rest is what an agent without BMCs or jobs would have.
+  const deps: AgentActivityDeps = {
+    site: 'fra1',
+    netboot: table,
+    ledger: new PowerLedger(path.join(dir, 'power-ledger.log')),
+    traffic: new BootTraffic({ emit: () => undefined }),
+    inDoubtGraceMs: 0,
+    powerDriver: () => {
+      throw new Error('no BMC in this test');
+    },
+    jobs: { run: () => Promise.resolve([]) },
+  };
+  const activities = createAgentActivities(deps);
   await activities.armNetboot({
     mac: WK01,
     host: 'wk-01',
