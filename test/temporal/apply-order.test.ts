@@ -15,6 +15,7 @@ import { FileModelStore } from '../../activities/store/file-store';
 import { applyWorkflowId, SERVER_TASK_QUEUE } from '../../schemas/rollout';
 import { parseServerConfig } from '../../server/config';
 import { startServer } from '../../server/main';
+import type { applyCommitWorkflow } from '../../workflows/apply-commit';
 import { ensureNamespace, registerSearchAttributes } from '../../server/temporal-setup';
 import {
   API_TOKEN,
@@ -171,13 +172,13 @@ describe('applies in Git order, once, and never lost (issue 18)', () => {
     assert.ok(env.lines.some((l) => l.msg.startsWith('push refused') && l.fields.commit === c1));
 
     // A delivery that passed the server's check while another apply moved on: the workflow refuses.
-    const raced = await env.client.workflow.execute('applyCommitWorkflow', {
+    const raced = await env.client.workflow.execute<typeof applyCommitWorkflow>('applyCommitWorkflow', {
       taskQueue: SERVER_TASK_QUEUE,
       workflowId: applyWorkflowId(c1),
       args: [{ commit: c1, source: path.join(env.checkout, 'sot'), trigger: 'push' }],
     });
     assert.deepEqual(
-      { outcome: (raced as { outcome?: string }).outcome, rollouts: (raced as { rollouts: [] }).rollouts },
+      { outcome: raced.outcome, rollouts: raced.rollouts },
       { outcome: 'stale', rollouts: [] },
     );
     const phase = (await env.client.workflow.getHandle(applyWorkflowId(c1)).describe()).searchAttributes;
