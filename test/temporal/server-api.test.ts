@@ -132,8 +132,14 @@ describe('user API /api/v1', () => {
     const plan = (await (await call(app, 'GET', `/api/v1/plan?to=${sha}`, as)).json()) as {
       from: string;
       to: string;
+      sites: { waves: { hosts: unknown[] }[] }[];
     };
-    assert.deepEqual([plan.from, plan.to], ['(nothing applied)', sha]);
+    // The applied commit against itself: no change, not "(nothing applied)".
+    assert.deepEqual([plan.from, plan.to], [sha, sha]);
+    assert.deepEqual(
+      plan.sites.flatMap((s) => s.waves.flatMap((w) => w.hosts)),
+      [],
+    );
     assert.equal((await call(app, 'GET', '/api/v1/plan', as)).status, 400, 'to is required');
     assert.equal((await call(app, 'GET', `/api/v1/plan?to=${'b'.repeat(40)}`, as)).status, 404);
     const revision = (await (await call(app, 'GET', `/api/v1/revisions/${sha}`, as)).json()) as {
@@ -190,7 +196,7 @@ describe('user API /api/v1', () => {
     );
 
     for (const signal of ['pause', 'approve']) {
-      const res = await call(app, 'POST', `${base}/${signal}`, as);
+      const res = await call(app, 'POST', `${base}/${signal}`, { ...as, body: {} });
       assert.equal(res.status, 202);
       assert.deepEqual(await res.json(), { status: 'sent', signal, workflowId: id });
     }
@@ -223,8 +229,10 @@ describe('user API /api/v1', () => {
       [`${base}/retry-host`, {}, /host/],
       [`${base}/abort`, { reason: 5 }, /reason/],
       [`${base}/pause`, { now: true }, /now/],
-      [`${base}/explode`, undefined, /signal/],
-      ['/api/v1/rollouts/sim1/ZZZ/pause', undefined, /sha7/],
+      [`${base}/pause`, undefined, /empty/],
+      [`${base}/pause`, [], /JSON object/],
+      [`${base}/explode`, {}, /signal/],
+      ['/api/v1/rollouts/sim1/ZZZ/pause', {}, /sha7/],
     ];
     for (const [url, body, message] of bad) {
       const res = await call(app, 'POST', url, { ...as, body });
@@ -242,7 +250,7 @@ describe('user API /api/v1', () => {
       .getHandle(`rollout/sim1/${sha.slice(0, 7)}`)
       .result()) as SiteRolloutResult;
     assert.equal(result.phase, 'aborted');
-    const late = await call(app, 'POST', `${base}/pause`, as);
+    const late = await call(app, 'POST', `${base}/pause`, { ...as, body: {} });
     assert.equal(late.status, 409);
     assert.match(((await late.json()) as { error: string }).error, /is closed \(completed\)/);
   });
