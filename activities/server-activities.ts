@@ -12,6 +12,7 @@ import type { HostSpec } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
 import type { ActiveRollout, ModelStore } from './store/model-store';
+import { own } from '../schemas/common';
 
 export interface ServerActivityDeps {
   store: ModelStore;
@@ -33,7 +34,7 @@ export async function hostSpec(
   input: { commit: string; site: string; host: string },
 ): Promise<HostSpec> {
   const model = await revision(store, input.commit);
-  const host = model.sites[input.site]?.hosts.find((h) => h.name === input.host);
+  const host = own(model.sites, input.site)?.hosts.find((h) => h.name === input.host);
   if (!host) {
     throw ApplicationFailure.nonRetryable(
       `host ${input.site}/${input.host} is not in commit ${input.commit}`,
@@ -41,7 +42,7 @@ export async function hostSpec(
     );
   }
   const iface = bootInterface(host);
-  const stages = (model.groups[host.group]?.boots ?? []).map((_, i) => {
+  const stages = (own(model.groups, host.group)?.boots ?? []).map((_, i) => {
     const rendered = renderStage(model, input.site, host, i);
     return {
       stage: rendered.stage,

@@ -16,6 +16,7 @@ import { newRefusalCounts, type BootRefusalCounts } from './http/boot-guard';
 import type { ModelCache } from './state/model-cache';
 import { startRadvd, type Radvd } from './ra';
 import { startTftpServer, type TftpServer } from './tftp/server';
+import { own } from '../schemas/common';
 
 export interface BootServicesConfig {
   site: string;
@@ -74,7 +75,7 @@ export interface BootServices {
 export class ServiceConfigError extends Error {}
 
 function agentEntry(model: Model, config: BootServicesConfig): Agent {
-  const site = model.sites[config.site]?.site;
+  const site = own(model.sites, config.site)?.site;
   if (!site) throw new ServiceConfigError(`the model has no site ${config.site}`);
   const agent = config.agentName ? site.agents.find((a) => a.name === config.agentName) : site.agents[0];
   if (!agent)

@@ -2,6 +2,7 @@
 // the config can be committed and shown, and secrets are resolved from the environment or files.
 import path from 'node:path';
 import { z } from 'zod';
+import { own } from '../schemas/common';
 
 /** A secret by reference: an environment variable's name, or a file (e.g. a Kubernetes secret mount). */
 export const SecretRefSchema = z.union([
@@ -193,7 +194,7 @@ export interface SecretReaders {
 
 async function resolveSecret(ref: SecretRef, where: string, readers: SecretReaders): Promise<string> {
   let value: string | undefined;
-  if ('env' in ref) value = readers.env[ref.env];
+  if ('env' in ref) value = own(readers.env, ref.env);
   else {
     try {
       value = await readers.readFile(ref.file);

@@ -3,6 +3,7 @@ import { APPLIED_HISTORY_LIMIT, type AppliedEntry } from '../../schemas/applied'
 import { ModelSchema, type Model } from '../../schemas/model';
 import { readFileIfExists, readJsonIfExists, writeFileAtomic } from './atomic-file';
 import type { ActiveRollout, ModelStore } from './model-store';
+import { own } from '../../schemas/common';
 
 interface Pointers {
   applied?: string;
@@ -88,10 +89,19 @@ export class FileModelStore implements ModelStore {
   }
 
   async getActiveRollout(site: string): Promise<ActiveRollout | undefined> {
-    return (await this.pointers()).rollouts[site];
+    return own((await this.pointers()).rollouts, site);
   }
 
   async setActiveRollout(site: string, rollout: ActiveRollout): Promise<void> {
-    await this.update((p) => (p.rollouts[site] = rollout));
+    // defineProperty: a site named __proto__ would otherwise replace the object's prototype.
+    await this.update(
+      (p) =>
+        void Object.defineProperty(p.rollouts, site, {
+          value: rollout,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        }),
+    );
   }
 }

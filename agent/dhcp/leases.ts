@@ -2,6 +2,7 @@
 import { macSlug } from '../../sot/ipv4';
 import type { Model } from '../../schemas/model';
 import type { Subnet } from '../../schemas/site';
+import { own } from '../../schemas/common';
 
 export interface HostLease {
   /** Lower-case `aa:bb:cc:dd:ee:ff`. */
@@ -32,7 +33,7 @@ export function leasesFromModel(
   siteId: string,
   armed: ReadonlySet<string> = new Set(),
 ): Map<string, HostLease> {
-  const siteModel = model.sites[siteId];
+  const siteModel = own(model.sites, siteId);
   if (!siteModel) throw new Error(`unknown site ${siteId}`);
   const { site, hosts } = siteModel;
   const assetUrl = (site.agents[0]?.asset_url ?? '').replace(/\/+$/, '');

@@ -2,6 +2,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ArmEntry } from '../../schemas/agent';
 import { renderStage, type RenderedStage } from '../../sot/boot-chain';
 import type { AssetAppDeps } from './deps';
+import { own } from '../../schemas/common';
 
 /** `52-54-00-AA-BB-CC` (iPXE's `hexhyp`) or `52:54:00:aa:bb:cc` as the table writes it; undefined otherwise. */
 export function normalizeMac(text: string): string | undefined {
@@ -21,9 +22,9 @@ export async function renderArmed(
   const model = await deps.models.forCommit(entry.commit);
   if (!model) throw new HTTPException(503, { message: `no model of commit ${entry.commit} on this agent` });
   const site = entry.site || deps.site;
-  const host = model.sites[site]?.hosts.find((h) => h.name === entry.host);
+  const host = own(model.sites, site)?.hosts.find((h) => h.name === entry.host);
   if (!host) throw new HTTPException(503, { message: `host ${entry.host} is not in commit ${entry.commit}` });
-  const group = model.groups[host.group];
+  const group = own(model.groups, host.group);
   if (!group || stage < 1 || stage > group.boots.length)
     throw new HTTPException(404, { message: `host ${entry.host} has no boot stage ${stage}` });
   let rendered = renderedStages.get(model);

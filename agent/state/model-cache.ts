@@ -6,6 +6,7 @@ import { ModelSchema, type Model } from '../../schemas/model';
 import { readFileIfExists, readJsonIfExists, writeFileAtomic } from '../../activities/store/atomic-file';
 import type { ModelSource } from '../http/deps';
 import type { ModelFeed, SiteRevision } from '../feed/model-feed';
+import { own } from '../../schemas/common';
 
 export interface CacheLogger {
   info(msg: string, fields?: object): void;
@@ -78,7 +79,7 @@ export class ModelCache implements ModelSource {
   }
 
   private async store(rev: SiteRevision): Promise<void> {
-    if (!rev.model.sites[this.opts.site])
+    if (!own(rev.model.sites, this.opts.site))
       throw new Error(`revision ${rev.commit} has no site ${this.opts.site}`);
     const file = this.file(rev.commit);
     if (!this.models.has(rev.commit) && (await readFileIfExists(file)) === undefined)

@@ -45,7 +45,7 @@ async function siteHosts(store: ModelStore, t: Temporal, siteId: string) {
     : undefined;
   const hosts = site.hosts.map((h) => {
     const iface = bootInterface(h);
-    const progress = status?.hosts[h.name];
+    const progress = status ? own(status.hosts, h.name) : undefined;
     return {
       name: h.name,
       group: h.group,

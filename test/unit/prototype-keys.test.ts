@@ -1,9 +1,11 @@
 // Names that are members of Object.prototype (`constructor`, `__proto__`, `toString`, ...) as ids,
 // directories, template names and commands: each is a clear error, never a crash or a built-in.
 import assert from 'node:assert/strict';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { FileModelStore } from '../../activities/store/file-store';
 import { own } from '../../schemas/common';
 import { materialize, removeSot, runCli } from '../helpers/sot';
 
@@ -35,6 +37,17 @@ describe('prototype keys', () => {
     for (const key of [...PROTOTYPE_KEYS, '__proto__']) assert.equal(own(record, key), undefined, key);
     assert.equal(own(record, 'a'), 1);
     assert.equal(own(JSON.parse('{"__proto__": 5}') as Record<string, number>, '__proto__'), 5);
+  });
+
+  test('the file store keeps a rollout under any site name and finds none under a built-in', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-proto-store-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const store = new FileModelStore(dir);
+    for (const key of PROTOTYPE_KEYS) assert.equal(await store.getActiveRollout(key), undefined, key);
+    const rollout = { workflowId: 'rollout/x/abcdef1', commit: 'abcdef1' };
+    await store.setActiveRollout('__proto__', rollout);
+    assert.deepEqual(await new FileModelStore(dir).getActiveRollout('__proto__'), rollout);
+    assert.equal(await store.getActiveRollout('toString'), undefined, 'no prototype was replaced');
   });
 
   const idCases: [string, string, RegExp, string][] = [
