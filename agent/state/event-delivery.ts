@@ -34,6 +34,16 @@ interface Entry {
 }
 type JournalLine = Entry | { ack: number };
 
+/**
+ * A host's real boot sends each kind of event a few times per stage (PXE and iPXE both ask DHCP);
+ * a workflow needs the first. Repeats of the same kind, stage and arming within this window are
+ * dropped and counted: a flood of spoofed packets from an armed MAC would otherwise become one
+ * signal each and push the host workflow's history toward Temporal's 51,200-event limit.
+ */
+export const REPEAT_WINDOW_MS = 30_000;
+/** Keys remembered for the window; beyond it the oldest go first (memory stays bounded). */
+const MAX_REPEAT_KEYS = 50_000;
+
 // gRPC status codes: the workflow is gone, or the request can never succeed.
 const NOT_FOUND = 5;
 const INVALID_ARGUMENT = 3;
@@ -53,6 +63,9 @@ export class SignalingEventSink implements BootEventSink {
   private readonly retryMs: number;
   private readonly journal: string | undefined;
   private closed = false;
+  private readonly lastDelivered = new Map<string, number>();
+  /** Events dropped as repeats (see REPEAT_WINDOW_MS), for the logs and tests. */
+  repeatsDropped = 0;
 
   constructor(options: EventSinkOptions) {
     this.client = options.client;
@@ -121,9 +134,31 @@ export class SignalingEventSink implements BootEventSink {
     if (this.journal) appendFileSync(this.journal, `${JSON.stringify({ ack: seq })}\n`);
   }
 
+  /** Whether the same kind of event for the same arming (or unarmed MAC) passed within the window. */
+  private isRepeat(event: BootEvent, armed: ArmEntry | undefined): boolean {
+    const arming = armed ? `${armed.workflowId}@${armed.armedAt}` : 'unarmed';
+    const key = `${arming}|${event.mac}|${event.kind}|${event.stage ?? armed?.stage ?? ''}`;
+    const now = Date.now();
+    const last = this.lastDelivered.get(key);
+    if (last !== undefined && now - last < REPEAT_WINDOW_MS) {
+      this.repeatsDropped += 1;
+      if (this.repeatsDropped % 1000 === 1)
+        this.logger.warn('repeated boot events dropped', { total: this.repeatsDropped, mac: event.mac });
+      return true;
+    }
+    this.lastDelivered.delete(key);
+    this.lastDelivered.set(key, now);
+    if (this.lastDelivered.size > MAX_REPEAT_KEYS) {
+      const oldest = this.lastDelivered.keys().next().value;
+      if (oldest !== undefined) this.lastDelivered.delete(oldest);
+    }
+    return false;
+  }
+
   /** Delivers an entry; false when the sink was closed first (the entry stays owed on disk). */
   private async deliver(entry: Entry, armed: ArmEntry | undefined): Promise<boolean> {
     const { event } = entry;
+    if (this.isRepeat(event, armed)) return true;
     if (!armed) {
       this.logger.info('boot event of an unarmed host', { ...event });
       return true;

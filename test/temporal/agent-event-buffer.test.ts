@@ -176,7 +176,7 @@ test(
 
     // Delivered, then the acknowledgement lost (crash between the two): the next start re-sends the
     // entry with the same request id, and the server does not record it again.
-    second.emit(event('checkpoint', 6));
+    second.emit(event('unattended', 6));
     await second.drain();
     const delivered = (await signals()).length;
     const entry = { seq: 1000, id: 'replayed-request-id', event: event('checkpoint', 7) };
