@@ -103,6 +103,8 @@ export class SignalingEventSink implements BootEventSink {
 
   emit(event: BootEvent): void {
     const entry: Entry = { seq: ++this.seq, id: randomUUID(), event };
+    // Not fsynced: this runs on the packet path, a process crash keeps the page cache, and an event
+    // lost to a power cut of the agent only makes its step time out and be retried.
     if (this.journal) appendFileSync(this.journal, `${JSON.stringify(entry)}\n`);
     this.enqueue(entry);
   }
