@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { FileModelStore } from '../../activities/store/file-store';
+import { createAssetApp } from '../../agent/http/app';
+import { validateSot } from '../../sot/validate';
 import { own } from '../../schemas/common';
-import { materialize, removeSot, runCli } from '../helpers/sot';
+import { materialize, removeSot, runCli, sotMin } from '../helpers/sot';
 
 const PROTOTYPE_KEYS = [...Object.getOwnPropertyNames(Object.prototype), 'prototype'];
 
@@ -48,6 +50,40 @@ describe('prototype keys', () => {
     await store.setActiveRollout('__proto__', rollout);
     assert.deepEqual(await new FileModelStore(dir).getActiveRollout('__proto__'), rollout);
     assert.equal(await store.getActiveRollout('toString'), undefined, 'no prototype was replaced');
+  });
+
+  test('every prototype key as a MAC, stage, token or file of the agent’s boot HTTP is a 4xx', async (t) => {
+    const { model } = await validateSot(sotMin);
+    assert.ok(model);
+    const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-proto-agent-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const events: unknown[] = [];
+    const app = createAssetApp({
+      models: { forCommit: () => Promise.resolve(model), current: () => model },
+      site: 'lab1',
+      netboot: { lookup: () => Promise.resolve(undefined), list: () => Promise.resolve([]) },
+      events: { emit: (e) => void events.push(e) },
+      filesDir: dir,
+      log: () => undefined,
+    });
+    const failures: string[] = [];
+    for (const key of [...PROTOTYPE_KEYS, '__proto__']) {
+      const k = encodeURIComponent(key);
+      for (const url of [
+        `/ipxe/${k}`,
+        `/unattended/${k}/1/${k}`,
+        `/unattended/52:54:00:10:00:01/${k}/${k}/meta-data`,
+        `/checkpoint/${k}/${k}/${k}`,
+        `/files/${k}?mac=${k}&token=${k}`,
+      ]) {
+        const res = await app.request(url);
+        // An unarmed or unknown MAC gets the boot-from-disk script: 200 is right for /ipxe/.
+        if (res.status >= 500 || (res.status === 200 && !url.startsWith('/ipxe/')))
+          failures.push(`${url}: ${res.status}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+    assert.deepEqual(events, [], 'no boot event from any of them');
   });
 
   const idCases: [string, string, RegExp, string][] = [
