@@ -4,6 +4,8 @@ import {
   ChildWorkflowFailure,
   condition,
   isCancellation,
+  ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -58,9 +60,16 @@ class SiteRollout {
   supersededBy: string | undefined;
   readonly retries: string[] = [];
   readonly abortScope = new CancellationScope();
+  /** Retries side by side within max_concurrent, and no close while a host is in flight (patched). */
+  readonly sideBySide: boolean;
+  /** Host children are cancelled, so they disarm, when the rollout closes or is terminated (patched). */
+  readonly cancelOnClose: boolean;
 
   constructor(readonly input: SiteRolloutInput) {
     this.state = new RolloutState(input.site, input.commit, input.plan);
+    this.sideBySide = patched('rollout-retries-side-by-side');
+    this.state.retriesCount = this.sideBySide;
+    this.cancelOnClose = patched('host-cancel-on-close');
   }
 
   stopping(): boolean {
@@ -89,8 +98,18 @@ class SiteRollout {
     });
   }
 
-  /** Waits for the host group's reboot window, then reprovisions the host in a child workflow. */
+  /** Reprovisions a host, counted in flight (holding a slot of its group) until it ends. */
   async runHost(planned: PlannedHost): Promise<void> {
+    this.state.begin(planned.group);
+    try {
+      await this.reprovision(planned);
+    } finally {
+      this.state.end(planned.group);
+    }
+  }
+
+  /** Waits for the host group's reboot window, then reprovisions the host in a child workflow. */
+  async reprovision(planned: PlannedHost): Promise<void> {
     const { input, state } = this;
     const entry = state.host(planned.host);
     for (;;) {
@@ -120,6 +139,7 @@ class SiteRollout {
         ],
         staticSummary: `reprovision ${input.site}/${planned.host} (${planned.group}) for ${input.commit.slice(0, 7)}`,
         staticDetails: `Why: ${planned.reasons.join(', ')}`,
+        ...(this.cancelOnClose ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {}),
       });
       const result = await child.result();
       entry.state = result.skipped ? 'skipped' : 'succeeded';
@@ -137,7 +157,12 @@ class SiteRollout {
     }
   }
 
+  planned(host: string): PlannedHost | undefined {
+    return this.state.plan.waves.flatMap((w) => w.hosts).find((h) => h.host === host);
+  }
+
   async retryLoop(): Promise<void> {
+    if (this.sideBySide) return this.retrySideBySide();
     for (;;) {
       await condition(() => this.retries.length > 0);
       const host = this.retries.shift();
@@ -145,6 +170,30 @@ class SiteRollout {
         ? this.state.plan.waves.flatMap((w) => w.hosts).find((h) => h.host === host)
         : undefined;
       if (planned) await this.runHost(planned);
+    }
+  }
+
+  /** Each retry starts as soon as its group has a slot, beside the others; none once stopping. */
+  async retrySideBySide(): Promise<void> {
+    const { state } = this;
+    const startable = () => this.retries.findIndex((h) => state.hasSlot(state.host(h).group));
+    for (;;) {
+      await condition(() => this.stopping() || startable() >= 0);
+      if (this.stopping()) return;
+      const [host] = this.retries.splice(startable(), 1);
+      const planned = host && state.host(host).state === 'failed' ? this.planned(host) : undefined;
+      // A cancelled retry (abort) is accounted for in runHost; nothing waits on its promise.
+      if (planned) void this.runHost(planned).catch(() => undefined);
+    }
+  }
+
+  /** Closes only when no host is in flight or waiting to be retried, and the rollout is not halted. */
+  async settle(): Promise<void> {
+    const { state } = this;
+    for (;;) {
+      const going = await this.mayStart();
+      await condition(() => state.inFlight() === 0 && (this.stopping() || this.retries.length === 0));
+      if (!going || this.stopping() || !state.budgetSpent()) return;
     }
   }
 
@@ -187,7 +236,12 @@ class SiteRollout {
       if (!(await this.mayStart())) break;
       state.wave = wave.index;
       this.setPhase('running');
-      await Promise.all(wave.hosts.map((h) => this.runHost(h)));
+      const runs: Promise<void>[] = [];
+      for (const h of wave.hosts) {
+        if (this.sideBySide) await condition(() => state.hasSlot(h.group));
+        runs.push(this.runHost(h));
+      }
+      await Promise.all(runs);
       if (wave.canary && state.failures() > 0) {
         // A failed canary halts whatever the failure budget: the change itself is suspect.
         this.setPhase('halted', 'the canary failed: retry-host or abort');
@@ -198,7 +252,8 @@ class SiteRollout {
         await condition(() => this.approved || this.stopping());
       }
     }
-    await this.mayStart();
+    if (this.sideBySide) await this.settle();
+    else await this.mayStart();
   }
 
   result(): SiteRolloutResult {
@@ -234,6 +289,8 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
   } catch (err) {
     if (!isCancellation(err)) throw err;
   }
+  // Aborted: the hosts in flight are being cancelled; their disarm is part of the rollout.
+  if (rollout.sideBySide) await condition(() => rollout.state.inFlight() === 0);
   const { aborted, supersededBy, state } = rollout;
   rollout.setPhase(
     aborted ? 'aborted' : supersededBy ? 'superseded' : state.budgetSpent() ? 'halted' : 'completed',
