@@ -54,6 +54,8 @@ export interface VaqueroOptions {
   simTimeScale: number;
   /** Default `vaquero-test` (or $VAQUERO_TEST_NAMESPACE). */
   namespace?: string;
+  /** The Temporal frontend; default $TEMPORAL_ADDRESS or the dev server's 127.0.0.1:7233. */
+  address?: string;
 }
 
 /** A Vaquero that its caller stops with close(): terminates what runs, stops workers, deletes files. */
@@ -72,7 +74,8 @@ export async function startVaquero(t: TestContext, options: VaqueroOptions): Pro
 /** The same Vaquero outside node:test (test/replay/record-histories.ts). */
 export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaquero> {
   // A connection of our own: connectOrSkip's is closed by a hook that runs before our clean-up.
-  const connection = await Connection.connect({ address: temporalAddress() });
+  const address = options.address ?? temporalAddress();
+  const connection = await Connection.connect({ address });
   // One namespace for all tests: a new one takes ~10 s to be usable. Tests run one at a time and each
   // terminates what it left running, so none sees another's workflows.
   const namespace = options.namespace ?? process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
@@ -89,7 +92,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
 
   const workflowCode = await workflowBundle();
-  const native = await NativeConnection.connect({ address: temporalAddress() });
+  const native = await NativeConnection.connect({ address });
   const store = new FileModelStore(path.join(stateDir, 'store'));
   const server = await createServerWorker({
     connection: native,
@@ -165,7 +168,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
         '--namespace',
         namespace,
         '--address',
-        temporalAddress(),
+        address,
       ]);
       return stdout;
     },
