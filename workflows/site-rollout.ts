@@ -34,6 +34,7 @@ import {
 } from './messages';
 import { msUntilOpen } from './reboot-window';
 import { reprovisionHostWorkflow } from './reprovision-host';
+import { startBySlots } from './rollout-slots';
 import { RolloutState } from './rollout-state';
 import { own } from '../schemas/common';
 
@@ -64,12 +65,15 @@ class SiteRollout {
   readonly sideBySide: boolean;
   /** Host children are cancelled, so they disarm, when the rollout closes or is terminated (patched). */
   readonly cancelOnClose: boolean;
+  /** After the canary, each host starts as soon as a slot frees, not wave by wave (patched). */
+  readonly noBarrier: boolean;
 
   constructor(readonly input: SiteRolloutInput) {
     this.state = new RolloutState(input.site, input.commit, input.plan);
     this.sideBySide = patched('rollout-retries-side-by-side');
     this.state.retriesCount = this.sideBySide;
     this.cancelOnClose = patched('host-cancel-on-close');
+    this.noBarrier = patched('rollout-no-wave-barrier');
   }
 
   stopping(): boolean {
@@ -233,6 +237,10 @@ class SiteRollout {
     const { state } = this;
     await this.takeOver();
     for (const wave of state.plan.waves) {
+      if (this.noBarrier && !wave.canary) {
+        await startBySlots(this, state.plan.waves.slice(state.plan.waves.indexOf(wave)));
+        break;
+      }
       if (!(await this.mayStart())) break;
       state.wave = wave.index;
       this.setPhase('running');
