@@ -153,3 +153,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/install-sushy.sh"
 if [[ -f "$(dirname "${BASH_SOURCE[0]}")/install-lab.sh" ]]; then
   bash "$(dirname "${BASH_SOURCE[0]}")/install-lab.sh"
 fi
+
+# The production Temporal server on PostgreSQL (scripts/temporal-pg.sh), built from the Go module
+# proxy once and cached: the scale benchmark and one CI rollout run on it.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-temporal-server.sh"
