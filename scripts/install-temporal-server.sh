@@ -18,6 +18,12 @@ export GOTOOLCHAIN="${TEMPORAL_GO_TOOLCHAIN:-go1.27.3}"
 export GOMODCACHE="${GOMODCACHE:-$CACHE/go/mod}"
 export GOCACHE="${GOCACHE:-$CACHE/go/build}"
 
+# apt and the shared cache need root; from an ordinary account, ask sudo once for the whole script.
+if [[ $EUID -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo 'install-temporal-server: error: run as root' >&2; exit 1; }
+  exec sudo -E bash "$0" "$@"
+fi
+
 log() { printf 'install-temporal-server: %s\n' "$*"; }
 die() {
   printf 'install-temporal-server: error: %s\n' "$*" >&2
