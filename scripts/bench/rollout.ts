@@ -5,6 +5,7 @@
 // sim agent), of the Temporal server process and of PostgreSQL's processes.
 //
 //   npx tsx scripts/bench/rollout.ts [--hosts 1000] [--boot 30] [--max-concurrent 100] [--address host:port]
+//     [--namespace vaquero-bench]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,8 @@ const { values } = parseArgs({
     boot: { type: 'string', default: '30' },
     'max-concurrent': { type: 'string', default: '100' },
     address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' },
+    // Its own namespace lets two runs share a server: each terminates what runs in its namespace.
+    namespace: { type: 'string', default: 'vaquero-bench' },
   },
 });
 const address = values.address;
@@ -95,7 +98,7 @@ const env = await launchVaquero({
   fixture: work,
   sites: ['bench'],
   simTimeScale: 1,
-  namespace: 'vaquero-bench',
+  namespace: values.namespace,
   address,
 });
 try {
