@@ -53,7 +53,11 @@ export function checkUniqueIds(sot: LoadedSot): Diagnostic[] {
   uniqueBy(sot.profiles, (p) => p.id, ['id'], 'boot profile', out);
   uniqueBy(sot.groups, (g) => g.id, ['id'], 'host group', out);
   const bySite = new Map<string, Located<{ name: string }>[]>();
-  for (const h of sot.hosts) bySite.set(h.siteDir, [...(bySite.get(h.siteDir) ?? []), h]);
+  for (const h of sot.hosts) {
+    const list = bySite.get(h.siteDir);
+    if (list) list.push(h);
+    else bySite.set(h.siteDir, [h]);
+  }
   for (const [siteDir, hosts] of bySite)
     uniqueBy(hosts, (h) => h.name, ['name'], 'host', out, `site ${siteDir}`);
   for (const { value: site, ref, siteDir } of sot.sites) {
