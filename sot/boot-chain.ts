@@ -4,8 +4,10 @@ import type { Job } from '../schemas/jobs';
 import type { Model } from '../schemas/model';
 import { hostContext, renderString, renderTemplate, type HostContext } from './render';
 import { own } from '../schemas/common';
+import { fastLoad } from './fast-yaml';
 
-export interface RenderedStage {
+/** What a host boots at one stage: what a plan compares. */
+export interface RenderedBoot {
   stage: number;
   profile: string;
   os: string;
@@ -13,9 +15,12 @@ export interface RenderedStage {
   initrds: string[];
   cmdline: string;
   unattended?: { type: string; template: string; content: string };
+  context: HostContext;
+}
+
+export interface RenderedStage extends RenderedBoot {
   preShutdown: Job[];
   validation: Job[];
-  context: HostContext;
 }
 
 const JOB_TEMPLATE_FIELDS = ['url', 'body', 'command', 'host'] as const;
@@ -37,6 +42,29 @@ export function renderJob(model: Model, job: Job, context: HostContext, what: st
   return out as Job;
 }
 
+/** Renders what a host boots at one stage (0-based), without its jobs. */
+function renderBoot(model: Model, siteId: string, host: Host, stage: number, token?: string) {
+  const context = hostContext(model, siteId, host, stage, token);
+  const profile = own(model.profiles, context.profile.id);
+  const os = own(model.os, context.os.id);
+  if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);
+  const cmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+  const boot: RenderedBoot = {
+    stage: stage + 1,
+    profile: profile.id,
+    os: os.id,
+    kernel: context.urls.kernel,
+    initrds: context.urls.initrds,
+    cmdline,
+    context,
+  };
+  if (profile.unattended) {
+    const content = renderTemplate(model, profile.unattended.template, context);
+    boot.unattended = { type: profile.unattended.type, template: profile.unattended.template, content };
+  }
+  return { boot, profile };
+}
+
 /**
  * Renders what a host boots at one stage (0-based), its URLs carrying the boot token it was armed
  * with (a placeholder without one); throws TemplateError on a template problem.
@@ -48,38 +76,23 @@ export function renderStage(
   stage: number,
   token?: string,
 ): RenderedStage {
-  const context = hostContext(model, siteId, host, stage, token);
-  const profile = own(model.profiles, context.profile.id);
-  const os = own(model.os, context.os.id);
-  if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);
-  const cmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
-  const rendered: RenderedStage = {
-    stage: stage + 1,
-    profile: profile.id,
-    os: os.id,
-    kernel: context.urls.kernel,
-    initrds: context.urls.initrds,
-    cmdline,
-    preShutdown: [],
-    validation: [],
-    context,
+  const { boot, profile } = renderBoot(model, siteId, host, stage, token);
+  const what = `boot/${profile.id}`;
+  return {
+    ...boot,
+    preShutdown: profile.pre_shutdown.map((job, i) =>
+      renderJob(model, job, boot.context, `${what}: pre_shutdown[${i}]`),
+    ),
+    validation: profile.validation.map((job, i) =>
+      renderJob(model, job, boot.context, `${what}: validation[${i}]`),
+    ),
   };
-  if (profile.unattended) {
-    const content = renderTemplate(model, profile.unattended.template, context);
-    rendered.unattended = { type: profile.unattended.type, template: profile.unattended.template, content };
-  }
-  rendered.preShutdown = profile.pre_shutdown.map((job, i) =>
-    renderJob(model, job, context, `boot/${profile.id}: pre_shutdown[${i}]`),
-  );
-  rendered.validation = profile.validation.map((job, i) =>
-    renderJob(model, job, context, `boot/${profile.id}: validation[${i}]`),
-  );
-  return rendered;
 }
 
-export function renderBootChain(model: Model, siteId: string, host: Host): RenderedStage[] {
+/** What a host boots at each stage, without the jobs: a plan compares these, once per host and model. */
+export function renderBootChain(model: Model, siteId: string, host: Host): RenderedBoot[] {
   const group = own(model.groups, host.group);
-  return (group?.boots ?? []).map((_, i) => renderStage(model, siteId, host, i));
+  return (group?.boots ?? []).map((_, i) => renderBoot(model, siteId, host, i).boot);
 }
 
 function basename(url: string): string {
@@ -203,10 +216,11 @@ function ignitionProblem(content: string): string | undefined {
 
 function cloudConfigProblem(content: string): string | undefined {
   if (!content.startsWith('#cloud-config')) return 'cloud-config must start with a "#cloud-config" line';
-  let data: unknown;
+  // Validation reads one per host: js-yaml when it reads the text as `yaml` would, `yaml` for the rest.
+  let data = fastLoad(content)?.value;
   try {
     // Without pretty errors the message is the reason alone; the line is computed from the offset.
-    data = parseYaml(content, { prettyErrors: false, logLevel: 'error' });
+    data ??= parseYaml(content, { prettyErrors: false, logLevel: 'error' });
   } catch (err) {
     const { message, pos } = err as { message: string; pos?: [number, number] };
     const line = pos ? lineAt(content, pos[0]) : undefined;

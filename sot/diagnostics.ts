@@ -32,6 +32,8 @@ export interface DocRef {
   file: string;
   doc: Document;
   lineCounter: LineCounter;
+  /** The line the document's content starts on, when it is known without looking at its nodes. */
+  line?: number;
 }
 
 function nodeLine(node: Node | null | undefined, ref: DocRef): number | undefined {
@@ -44,8 +46,9 @@ function nodeLine(node: Node | null | undefined, ref: DocRef): number | undefine
  * or unknown field points at its parent and a bad value at its own line.
  */
 export function lineOf(ref: DocRef, path: readonly PathSegment[]): number {
+  if (path.length === 0 && ref.line !== undefined) return ref.line;
   let node: unknown = ref.doc.contents;
-  let line = nodeLine(ref.doc.contents, ref) ?? 1;
+  let line = nodeLine(ref.doc.contents, ref) ?? ref.line ?? 1;
   for (const seg of path) {
     if (isMap(node)) {
       const pair = node.items.find(

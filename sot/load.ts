@@ -6,6 +6,7 @@ import { HostGroupSchema, type HostGroup } from '../schemas/host-group';
 import { OsSchema, type Os } from '../schemas/os';
 import { SiteSchema, type Site } from '../schemas/site';
 import { at, lineOf, type Diagnostic, type DocRef, type PathSegment } from './diagnostics';
+import { readHostsFast, type HostsFileCache } from './fast-hosts';
 import { readTree, type TextFile } from './read-tree';
 
 export interface Located<T> {
@@ -35,6 +36,8 @@ export interface LoadedSot {
   incompleteKinds: Set<Kind>;
   /** `kind:id` of every document that declares an id, even one that failed its schema (reported there). */
   declared: Set<string>;
+  /** Reading stopped at a limit (files, bytes, hosts), reported there: objects of any kind may be missing. */
+  truncated: boolean;
 }
 
 /**
@@ -197,6 +200,21 @@ function addDocument(out: LoadedSot, kind: Kind, siteDir: string, ref: DocRef, d
   }
 }
 
+/**
+ * The most hosts a source of truth may hold: twice the 50,000 that validate and plan are measured at
+ * (under 10 s each). Beyond it the load stops reading hosts, so a bigger one is a clear message, not
+ * minutes of work and an out-of-memory crash.
+ */
+export const MAX_HOSTS = 100_000;
+
+/** A hosts file: through js-yaml when it reads cleanly, else through `yaml` (false) to say what is wrong. */
+function addFastHosts(out: LoadedSot, file: TextFile, siteDir: string, cache?: HostsFileCache): boolean {
+  const hosts = readHostsFast(file, cache);
+  if (!hosts) return false;
+  for (const { value, ref } of hosts) out.hosts.push({ value, ref, siteDir });
+  return true;
+}
+
 const TOP_NAMES = ['sites', 'os', 'boot', 'workflows', 'assets'];
 const TOP_DIRS = TOP_NAMES.map((name) => `${name}/`);
 /** Top-level directories named after what they would hold, and where that goes. */
@@ -242,7 +260,7 @@ function misspelledTopDirs(ignored: readonly string[]): Diagnostic[] {
 }
 
 /** Reads a source-of-truth directory. Every problem is collected; objects that parse are returned. */
-export async function loadSot(root: string): Promise<LoadedSot> {
+export async function loadSot(root: string, cache?: HostsFileCache): Promise<LoadedSot> {
   const tree = await readTree(root, (rel) => TOP_DIRS.some((d) => rel.startsWith(d)));
   const out: LoadedSot = {
     sites: [],
@@ -256,8 +274,10 @@ export async function loadSot(root: string): Promise<LoadedSot> {
     brokenSiteFiles: new Set(),
     incompleteKinds: new Set(),
     declared: new Set(),
+    truncated: false,
   };
   for (const problem of tree.problems) unreadableKinds(problem.file).forEach((k) => markIncomplete(out, k));
+  let tooManyHosts = false;
   for (const file of tree.files) {
     const kind = classify(file.rel);
     if ('asset' in kind) {
@@ -274,10 +294,25 @@ export async function loadSot(root: string): Promise<LoadedSot> {
       });
       continue;
     }
+    if (kind.kind === 'host' && tooManyHosts) continue;
+    if (kind.kind === 'host' && addFastHosts(out, file, kind.siteDir ?? '', cache)) {
+      tooManyHosts = countHosts(out, file.rel);
+      continue;
+    }
     const before = out.diagnostics.length;
     const docs = parseDocs(file, out.diagnostics);
     if (out.diagnostics.length > before) markIncomplete(out, kind);
     for (const { ref, data } of docs) addDocument(out, kind.kind, kind.siteDir ?? '', ref, data);
+    if (kind.kind === 'host') tooManyHosts = countHosts(out, file.rel);
   }
+  out.truncated = tree.truncated || tooManyHosts;
   return out;
+}
+
+/** Whether the hosts read so far pass MAX_HOSTS: then the file that passed it says so, once. */
+function countHosts(out: LoadedSot, rel: string): boolean {
+  if (out.hosts.length <= MAX_HOSTS) return false;
+  const message = `too many hosts (more than ${MAX_HOSTS} in the source of truth); split it into several`;
+  out.diagnostics.push({ file: rel, line: 1, path: '(file)', message, check: 'limit' });
+  return true;
 }
