@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { HostsFileCache } from '../sot/fast-hosts';
 import { planChanges } from '../sot/plan';
 import { planText } from '../sot/plan-text';
 import { CliError, parse, type Io } from './io';
@@ -14,8 +15,10 @@ export async function planCommand(args: string[], io: Io): Promise<number> {
     throw new CliError('usage: vaquero plan <dir> --from <dir|git-ref> [--json]');
   }
   const root = path.resolve(io.cwd(), dir);
-  const model = await loadValid(root, io, dir);
-  const oldModel = await loadFrom(values.from, root, io);
+  // Both trees mostly share their hosts files: each distinct one is read once.
+  const cache: HostsFileCache = new Map();
+  const model = await loadValid(root, io, dir, cache);
+  const oldModel = await loadFrom(values.from, root, io, cache);
   const plan = planChanges(oldModel, model, values.from, dir);
   io.out(values.json ? `${JSON.stringify(plan, null, 2)}\n` : planText(plan));
   return 0;

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { bootInterface, type Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import type { GroupRules, Plan, PlannedHost, SitePlan, Wave } from '../schemas/plan';
 import type { Site } from '../schemas/site';
-import { renderBootChain, type RenderedStage } from './boot-chain';
+import { bootStates, type StageState } from './boot-state';
 import { own } from '../schemas/common';
 
 interface HostState {
@@ -12,17 +11,8 @@ interface HostState {
   mac: string;
   ipv4: string;
   subnet: string;
-  stages: {
-    profile: string;
-    os: string;
-    kernel: string;
-    initrds: string;
-    cmdline: string;
-    unattended: string;
-  }[];
+  stages: StageState[];
 }
-
-const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
 
 function hostState(model: Model, siteId: string, host: Host): HostState {
   const iface = bootInterface(host);
@@ -32,14 +22,7 @@ function hostState(model: Model, siteId: string, host: Host): HostState {
     mac: iface.mac,
     ipv4: iface.ipv4,
     subnet: iface.subnet,
-    stages: renderBootChain(model, siteId, host).map((s: RenderedStage) => ({
-      profile: s.profile,
-      os: s.os,
-      kernel: s.kernel,
-      initrds: s.initrds.join(' '),
-      cmdline: s.cmdline,
-      unattended: s.unattended ? `${s.unattended.type}:${digest(s.unattended.content)}` : '',
-    })),
+    stages: bootStates(model, siteId, host),
   };
 }
 
@@ -111,18 +94,21 @@ function classifyHosts(
   const changed: PlannedHost[] = [];
   const skipped: PlannedHost[] = [];
   const unchanged: string[] = [];
+  // The first host of a name, as find() gave it; a duplicate name is refused by validation anyway.
+  const oldHosts = new Map<string, Host>();
+  for (const h of oldSite?.hosts ?? []) if (!oldHosts.has(h.name)) oldHosts.set(h.name, h);
+  const names = new Set(hosts.map((h) => h.name));
+  const carriedNames = new Set(carried?.hosts);
   for (const host of [...hosts].sort((a, b) => a.name.localeCompare(b.name))) {
-    const oldHost = oldSite?.hosts.find((h) => h.name === host.name);
+    const oldHost = oldHosts.get(host.name);
     const before = oldHost && oldModel ? hostState(oldModel, siteId, oldHost) : undefined;
     const reasons = changeReasons(before, hostState(model, siteId, host));
-    if (carried?.hosts.includes(host.name)) reasons.unshift(carried.reason);
+    if (carried && carriedNames.has(host.name)) reasons.unshift(carried.reason);
     if (reasons.length === 0) unchanged.push(host.name);
     else if (host.never_provision) skipped.push({ host: host.name, group: host.group, reasons });
     else changed.push({ host: host.name, group: host.group, reasons });
   }
-  const removed = (oldSite?.hosts ?? [])
-    .filter((h) => !hosts.some((n) => n.name === h.name))
-    .map((h) => h.name);
+  const removed = (oldSite?.hosts ?? []).filter((h) => !names.has(h.name)).map((h) => h.name);
   return { changed, skipped, unchanged, removed };
 }
 
@@ -130,12 +116,20 @@ function classifyHosts(
 function groupRules(model: Model, site: Site, hosts: Host[], changed: PlannedHost[]) {
   const groups: GroupRules[] = [];
   const pending = new Map<string, PlannedHost[]>();
+  const sizes = new Map<string, number>();
+  for (const h of hosts) sizes.set(h.group, (sizes.get(h.group) ?? 0) + 1);
+  const changedByGroup = new Map<string, PlannedHost[]>();
+  for (const h of changed) {
+    const list = changedByGroup.get(h.group);
+    if (list) list.push(h);
+    else changedByGroup.set(h.group, [h]);
+  }
   for (const layer of dependencyLayers(model)) {
     for (const id of layer) {
       const group = own(model.groups, id);
-      const size = hosts.filter((h) => h.group === id).length;
+      const size = sizes.get(id) ?? 0;
       if (!group || size === 0) continue;
-      const mine = changed.filter((h) => h.group === id);
+      const mine = changedByGroup.get(id) ?? [];
       const batch = Math.max(1, Math.min(group.rollout.max_concurrent, size - group.rollout.min_standing));
       groups.push({
         group: id,

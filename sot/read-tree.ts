@@ -7,6 +7,11 @@ import type { Diagnostic } from './diagnostics';
 export const MAX_FILE_BYTES = 8 * 1024 * 1024;
 /** A source of truth with more files than this is almost certainly the wrong directory. */
 export const MAX_FILES = 20_000;
+/**
+ * All files together: 100,000 hosts (the most a source of truth may hold) are some 35 MiB of YAML. What
+ * is read stays in memory until it is parsed, so the walk stops here rather than run out of memory.
+ */
+export const MAX_TOTAL_BYTES = 128 * 1024 * 1024;
 
 export interface TextFile {
   /** Path relative to the root, with forward slashes. */
@@ -19,6 +24,8 @@ export interface Tree {
   problems: Diagnostic[];
   /** Entries `include` refused, relative to the root; a directory (or a symlink) ends with a slash. */
   ignored: string[];
+  /** The walk stopped at a limit: files of any kind may be missing. */
+  truncated: boolean;
 }
 
 function fileProblem(rel: string, message: string): Diagnostic {
@@ -68,10 +75,12 @@ class TreeWalker {
   readonly files: TextFile[] = [];
   readonly problems: Diagnostic[] = [];
   readonly ignored: string[] = [];
+  truncated = false;
   // Only a directory that contains itself is a loop; one reached by two paths is walked twice, and the
   // entry budget bounds what a web of symlinks can cost.
   private readonly ancestors = new Set<string>();
   private budget = MAX_FILES;
+  private bytes = MAX_TOTAL_BYTES;
 
   constructor(
     private readonly realRoot: string,
@@ -103,8 +112,10 @@ class TreeWalker {
       if (--this.budget < 0) {
         const message = `too many files (more than ${MAX_FILES}); is this the right directory?`;
         if (this.budget === -1) this.problems.push(fileProblem(rel, message));
+        this.truncated = true;
         break;
       }
+      if (this.bytes < 0) break;
       await this.visit(path.join(absDir, entry.name), rel);
     }
     this.ancestors.delete(absDir);
@@ -133,6 +144,14 @@ class TreeWalker {
       this.problems.push(fileProblem(rel, 'not a regular file'));
       return;
     }
+    if (this.bytes < 0) return;
+    if (info.size <= MAX_FILE_BYTES) this.bytes -= info.size;
+    if (this.bytes < 0) {
+      this.truncated = true;
+      const message = `too much to read (more than ${MAX_TOTAL_BYTES / 1024 / 1024} MiB of files); is this the right directory?`;
+      this.problems.push(fileProblem(rel, message));
+      return;
+    }
     const read = await readText(real, rel, info.size);
     if ('text' in read) this.files.push(read);
     else this.problems.push(read);
@@ -147,11 +166,13 @@ class TreeWalker {
  */
 export async function readTree(root: string, include: (rel: string) => boolean): Promise<Tree> {
   const rootProblem = await checkRoot(root);
-  if (rootProblem) return { files: [], problems: [fileProblem(root, rootProblem)], ignored: [] };
+  if (rootProblem)
+    return { files: [], problems: [fileProblem(root, rootProblem)], ignored: [], truncated: false };
   const realRoot = await realpath(root);
   const walker = new TreeWalker(realRoot, include);
   await walker.walk(realRoot, '');
-  return { files: walker.files, problems: walker.problems, ignored: walker.ignored };
+  const { files, problems, ignored, truncated } = walker;
+  return { files, problems, ignored, truncated };
 }
 
 /** Why `root` cannot be walked, or undefined when it is a directory. */

@@ -1,9 +1,12 @@
+import type { Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import { renderStage, unattendedProblem } from './boot-chain';
+import { rememberStates, stageState, type StageState } from './boot-state';
 import { checkHostAddresses, checkSubnets } from './check-network';
 import { checkReferences, checkUniqueIds } from './check-references';
 import { checkRollout } from './check-rollout';
 import { lineOf, sortDiagnostics, type Diagnostic } from './diagnostics';
+import type { HostsFileCache } from './fast-hosts';
 import { loadSot, type LoadedSot, type LocatedHost } from './load';
 import { TemplateError } from './render';
 
@@ -79,18 +82,22 @@ function inlineTemplateOrigin(sot: LoadedSot, template: string): { file: string;
   return { file: profile.ref.file, line: lineOf(profile.ref, path) };
 }
 
-/** The problem with one boot stage of one host, keyed so that the same problem for other hosts merges. */
+/**
+ * The problem with one boot stage of one host, keyed so that the same problem for other hosts merges;
+ * or, without one, what a plan compares of the stage.
+ */
 function stageProblem(
   sot: LoadedSot,
   model: Model,
   { value: host, ref, siteDir }: LocatedHost,
   stage: number,
-): { key: string; diagnostic: Diagnostic } | undefined {
+): { key: string; diagnostic: Diagnostic } | { state: StageState } | undefined {
   const what = `rendering for host ${siteDir}/${host.name}`;
   try {
-    const { unattended } = renderStage(model, siteDir, host, stage);
+    const rendered = renderStage(model, siteDir, host, stage);
+    const { unattended } = rendered;
     const problem = unattended && unattendedProblem(unattended.type, unattended.content);
-    if (!problem || !unattended) return undefined;
+    if (!problem || !unattended) return { state: stageState(rendered) };
     const file = `assets/${unattended.template}`;
     const diagnostic = { file, line: 1, path: what, message: problem, check: 'unattended' };
     return { key: `${file}|${problem}`, diagnostic };
@@ -109,18 +116,24 @@ function stageProblem(
  * Renders every boot stage of every host. A template problem is reported once at the template's own
  * line, naming the first host it failed for and how many more, rather than once per host.
  */
-function checkTemplates(sot: LoadedSot, model: Model): Diagnostic[] {
+function checkTemplates(sot: LoadedSot, model: Model, states: Map<Host, StageState[]>): Diagnostic[] {
   const found = new Map<string, { diagnostic: Diagnostic; hosts: Set<string> }>();
   for (const located of sot.hosts) {
     const hostId = `${located.siteDir}/${located.value.name}`;
     const stages = own(model.groups, located.value.group)?.boots.length ?? 0;
+    const rendered: StageState[] = [];
     for (let stage = 0; stage < stages; stage++) {
       const problem = stageProblem(sot, model, located, stage);
       if (!problem) continue;
+      if ('state' in problem) {
+        rendered.push(problem.state);
+        continue;
+      }
       const entry = found.get(problem.key);
       if (entry) entry.hosts.add(hostId);
       else found.set(problem.key, { diagnostic: problem.diagnostic, hosts: new Set([hostId]) });
     }
+    if (rendered.length === stages) states.set(located.value, rendered);
   }
   return [...found.values()].map(({ diagnostic, hosts }) => {
     const more = hosts.size - 1;
@@ -131,6 +144,8 @@ function checkTemplates(sot: LoadedSot, model: Model): Diagnostic[] {
 }
 
 export function validateLoaded(sot: LoadedSot): ValidationResult {
+  // Past a limit, what was read is not the source of truth: checking it would only cascade.
+  if (sot.truncated) return { diagnostics: sortDiagnostics(sot.diagnostics) };
   const diagnostics = [
     ...sot.diagnostics,
     ...checkUniqueIds(sot),
@@ -140,12 +155,14 @@ export function validateLoaded(sot: LoadedSot): ValidationResult {
     ...checkRollout(sot),
   ];
   const model = buildModel(sot);
-  diagnostics.push(...checkTemplates(sot, renderableModel(model)));
+  const states = new Map<Host, StageState[]>();
+  diagnostics.push(...checkTemplates(sot, renderableModel(model), states));
   if (diagnostics.length > 0) return { diagnostics: sortDiagnostics(diagnostics) };
+  rememberStates(model, states);
   return { model, diagnostics: [] };
 }
 
 /** Loads and checks a source-of-truth directory: every problem at once, or a self-contained model. */
-export async function validateSot(root: string): Promise<ValidationResult> {
-  return validateLoaded(await loadSot(root));
+export async function validateSot(root: string, cache?: HostsFileCache): Promise<ValidationResult> {
+  return validateLoaded(await loadSot(root, cache));
 }
