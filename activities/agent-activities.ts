@@ -22,6 +22,7 @@ const BOOT_TOKEN_BYTES = 24;
 /** Which hosts boot from the network (agent/state/netboot-table.ts). */
 export interface NetbootArming {
   arm(entry: ArmEntry): Promise<void>;
+  lookup(mac: string): Promise<ArmEntry | undefined>;
   /** With a workflow id, only if that workflow armed it (a newer arm is left alone). */
   disarm(mac: string, workflowId?: string): Promise<boolean>;
 }
@@ -145,19 +146,64 @@ async function powerCycleOnce(
   return { before, cycled: true, note };
 }
 
+export interface ArmInput {
+  mac: string;
+  host: string;
+  commit: string;
+  stage: number;
+  workflowId: string;
+}
+
+/** What `armAndPowerCycle` did: both steps, for the host's history. */
+export interface ArmAndPowerCycleResult extends PowerCycleResult {
+  /** False when a retried attempt found its own arming in place (its token kept, see below). */
+  armed: boolean;
+}
+
+/** Arms a MAC for a workflow's stage; made here, not in the workflow: the token must stay out of history. */
+async function arm(deps: AgentActivityDeps, input: ArmInput): Promise<void> {
+  const token = randomBytes(BOOT_TOKEN_BYTES).toString('base64url');
+  await deps.netboot.arm({ ...input, site: deps.site, armedAt: new Date().toISOString(), token });
+}
+
+/**
+ * Arming of a retried attempt: the arming of the same workflow and stage is kept, since a host that
+ * the crashed attempt already cycled may be booting with its token. A failure says it was the arm.
+ */
+async function armOnce(deps: AgentActivityDeps, input: ArmInput): Promise<boolean> {
+  try {
+    const current = await deps.netboot.lookup(input.mac);
+    if (
+      Context.current().info.attempt > 1 &&
+      current?.workflowId === input.workflowId &&
+      current.stage === input.stage &&
+      current.commit === input.commit
+    )
+      return false;
+    await arm(deps, input);
+    return true;
+  } catch (err) {
+    throw ApplicationFailure.create({
+      type: 'ArmFailed',
+      message: (err as Error).message,
+      cause: err as Error,
+    });
+  }
+}
+
 export function createAgentActivities(deps: AgentActivityDeps) {
   return {
-    async armNetboot(input: {
-      mac: string;
-      host: string;
-      commit: string;
-      stage: number;
-      workflowId: string;
-    }): Promise<void> {
-      // Made here, not in the workflow: the token must not reach Temporal's history (or its readers).
-      const token = randomBytes(BOOT_TOKEN_BYTES).toString('base64url');
-      await deps.netboot.arm({ ...input, site: deps.site, armedAt: new Date().toISOString(), token });
-    },
+    armNetboot: (input: ArmInput): Promise<void> => arm(deps, input),
+
+    /**
+     * The arm and power-cycle steps in one activity: they always run together, and one activity is
+     * three history events where two were six more (a workflow task between them).
+     */
+    armAndPowerCycle: (input: ArmInput & PowerCycleInput): Promise<ArmAndPowerCycleResult> =>
+      withBmc(deps, input, async (driver, ctx) => {
+        const armed = await armOnce(deps, input);
+        return { armed, ...(await powerCycleOnce(deps, input, driver, ctx)) };
+      }),
 
     async disarmNetboot(input: { mac: string; workflowId: string }): Promise<boolean> {
       return deps.netboot.disarm(input.mac, input.workflowId);

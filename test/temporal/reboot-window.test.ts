@@ -190,6 +190,9 @@ function lab(env: TestWorkflowEnvironment, bootsLater: (host: string) => boolean
       if (!bootsLater(input.host)) await boot(env, workflowId, input.host);
       return { before: 'on', cycled: true };
     },
+    async armAndPowerCycle(input: PowerCycleInput): Promise<PowerCycleResult & { armed: boolean }> {
+      return { armed: true, ...(await agent.powerCycle(input)) };
+    },
   } satisfies Partial<AgentActivities>;
   return { server, agent, cycles };
 }

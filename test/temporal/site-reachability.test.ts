@@ -49,6 +49,10 @@ function site(initial: Reachability) {
       state.cycles += 1;
       return Promise.resolve({ before: 'on' as const, cycled: true });
     },
+    armAndPowerCycle: () => {
+      state.cycles += 1;
+      return Promise.resolve({ armed: true, before: 'on' as const, cycled: true });
+    },
   } satisfies Partial<AgentActivities>;
   return { state, server, agent };
 }

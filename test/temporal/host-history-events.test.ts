@@ -1,0 +1,92 @@
+// History events are what a rollout costs Temporal (storage, CPU, the 51,200-event limit), and the
+// host workflow holds most of them: a small sim rollout counts them per host, every workflow
+// included, and checks that each boot step can still be read in the host's history.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
+import {
+  applyWorkflowId,
+  SERVER_TASK_QUEUE,
+  type BootEvent,
+  type SiteRolloutResult,
+} from '../../schemas/rollout';
+import type { ApplyCommitResult } from '../../workflows/apply-commit';
+import { startVaquero } from '../helpers/vaquero-env';
+
+const HOSTS = 6;
+/** The host workflow's events before arm and power cycle became one activity: 56. */
+const MAX_HOST_EVENTS = 45;
+
+async function writeSot(dir: string): Promise<void> {
+  const write = async (rel: string, text: string) => {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await writeFile(path.join(dir, rel), text);
+  };
+  await write(
+    'sites/ev/site.yaml',
+    'id: ev\nname: Events\nagents: [{ name: ev-agent, asset_url: "http://127.0.0.1:18080" }]\n' +
+      'subnets: [{ id: ev-prov, cidr: 10.129.0.0/16 }]\npolicy: { canary_size: 0, max_fail: 10 }\n',
+  );
+  await write('os/sim.yaml', 'id: sim-linux\nkernel: sim/vmlinuz\ncmdline: console=ttyS0\n');
+  await write('boot/sim.yaml', 'id: sim-node\nos: sim-linux\n');
+  await write(
+    'workflows/nodes.yaml',
+    'id: nodes\nboots: [sim-node]\nrollout: { max_concurrent: 3, max_fail: 10 }\n',
+  );
+  const docs = Array.from(
+    { length: HOSTS },
+    (_, i) =>
+      `name: n${i + 1}\ngroup: nodes\ninterfaces: [{ mac: "52:54:02:00:00:0${i + 1}", subnet: ev-prov, ipv4: 10.129.0.${i + 1} }]\nbmc: { type: sim, boot_delay: 2s }\n`,
+  );
+  await write('sites/ev/hosts/nodes.yaml', docs.join('---\n'));
+}
+
+test('a sim rollout: host workflow events per host bounded, every boot step in its history', async (t) => {
+  const fixture = await mkdtemp(path.join(tmpdir(), 'vq-history-events-'));
+  t.after(() => rm(fixture, { recursive: true, force: true }));
+  await writeSot(fixture);
+  const env = await startVaquero(t, { fixture, sites: ['ev'], simTimeScale: 0.25 });
+  if (!env) return;
+  const sha = await env.commit('events');
+  const apply = await env.client.workflow.start('applyCommitWorkflow', {
+    taskQueue: SERVER_TASK_QUEUE,
+    workflowId: applyWorkflowId(sha),
+    args: [
+      {
+        commit: sha,
+        source: env.sot,
+        timeouts: { dhcp: 30_000, ipxe: 30_000, kernel: 30_000, checkpoint: 30_000 },
+      },
+    ],
+  });
+  const { rollouts } = (await apply.result()) as ApplyCommitResult;
+  const rolloutId = rollouts[0]?.workflowId ?? '';
+  const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
+  assert.equal(result.succeeded.length, HOSTS, JSON.stringify(result));
+
+  const historyOf = async (id: string) =>
+    (await env.client.workflow.getHandle(id).fetchHistory()).events ?? [];
+  let hostEvents = 0;
+  for (const host of result.succeeded) {
+    const events = await historyOf(`host/ev/${host}/${sha.slice(0, 7)}`);
+    hostEvents += events.length;
+    const steps = events
+      .map((e) => e.workflowExecutionSignaledEventAttributes)
+      .filter((a) => a?.signalName === 'boot-event')
+      .map((a) => defaultPayloadConverter.fromPayload<BootEvent>(a!.input!.payloads![0]!).kind);
+    assert.deepEqual(steps, ['dhcp', 'ipxe', 'kernel', 'checkpoint'], `${host}: each boot step is a signal`);
+    const activities = events
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter(Boolean);
+    assert.deepEqual(activities, ['armAndPowerCycle', 'disarmNetboot'], host);
+  }
+  const all =
+    hostEvents + (await historyOf(rolloutId)).length + (await historyOf(applyWorkflowId(sha))).length;
+  t.diagnostic(
+    `events per host: ${(hostEvents / HOSTS).toFixed(1)} host workflow, ${(all / HOSTS).toFixed(1)} in all`,
+  );
+  assert.ok(hostEvents / HOSTS <= MAX_HOST_EVENTS, `host workflow events per host: ${hostEvents / HOSTS}`);
+});
