@@ -11,6 +11,7 @@ import type { Model } from '../schemas/model';
 import type { HostSpec } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
+import { awaitHostsClosed } from './host-results';
 import type { ActiveRollout, ModelStore } from './store/model-store';
 import { own } from '../schemas/common';
 
@@ -160,6 +161,8 @@ export function createServerActivities(deps: ServerActivityDeps) {
     setActiveRollout: ({ site, ...rollout }: { site: string } & ActiveRollout) =>
       store.setActiveRollout(site, rollout),
     awaitRolloutClosed: (input: { workflowId: string }) => closedRollout(deps.client, input.workflowId),
+    awaitHostsClosed: (input: { workflowIds: string[]; pollMs?: number }) =>
+      awaitHostsClosed(deps.client, input),
   };
 }
 

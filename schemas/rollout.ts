@@ -137,6 +137,10 @@ export const SiteRolloutInputSchema = z.object({
   /** A running rollout of an older commit for this site: waited for, and its unfinished hosts taken over. */
   supersedes: z.object({ workflowId: z.string(), commit: z.string() }).optional(),
   timeouts: StepTimeoutsSchema.optional(),
+  /** Continue-as-new once the run's history has this many events (tests use a small one). */
+  historyLimit: z.int().min(20).optional(),
+  /** What an earlier run of this rollout handed over at its continue-as-new. */
+  carry: z.lazy(() => RolloutCarrySchema).optional(),
 });
 export type SiteRolloutInput = z.infer<typeof SiteRolloutInputSchema>;
 
@@ -150,6 +154,34 @@ export const HostProgressSchema = z.object({
   attempt: z.int(),
 });
 export type HostProgress = z.infer<typeof HostProgressSchema>;
+
+/**
+ * A site rollout's compact state, handed from one run to the next at continue-as-new: host progress,
+ * what the signals asked for, and the host workflows still in flight (started with parent close
+ * policy ABANDON, so the switch does not end them; the next run waits for their results).
+ */
+export const RolloutCarrySchema = z.object({
+  run: z.int().min(2),
+  wave: z.int(),
+  paused: z.boolean(),
+  approved: z.boolean(),
+  retries: z.array(z.string()),
+  hosts: z.record(
+    z.string(),
+    z.lazy(() => HostProgressSchema),
+  ),
+  inFlight: z.array(z.object({ host: z.string(), workflowId: z.string() })),
+});
+export type RolloutCarry = z.infer<typeof RolloutCarrySchema>;
+
+/** How a host workflow from an earlier run of the rollout ended, as the next run learns it. */
+export const ClosedHostSchema = z.object({
+  workflowId: z.string(),
+  outcome: z.enum(['succeeded', 'skipped', 'failed', 'cancelled']),
+  failedAt: ResumePointSchema.optional(),
+  error: z.string().optional(),
+});
+export type ClosedHost = z.infer<typeof ClosedHostSchema>;
 
 export const RolloutPhaseSchema = z.enum([
   'waiting-previous',
@@ -172,6 +204,10 @@ export const RolloutStatusSchema = z.object({
   waves: z.int(),
   /** Why the rollout is not moving, in words, when it is not. */
   waitingFor: z.string().optional(),
+  /** Which run of the workflow answers (1, then one more per continue-as-new). */
+  run: z.int().min(1).optional(),
+  /** The run is handing over to the next: hosts start detached from it until it continues as new. */
+  switching: z.boolean().optional(),
   counts: z.object({
     total: z.int(),
     pending: z.int(),
@@ -211,6 +247,8 @@ export const ApplyCommitInputSchema = z.object({
    * rollback): an operator's explicit choice, never a webhook's.
    */
   force: z.boolean().optional(),
+  /** Passed to each site rollout as its `historyLimit` (tests and benchmarks). */
+  rolloutHistoryLimit: z.int().min(20).optional(),
 });
 export type ApplyCommitInput = z.infer<typeof ApplyCommitInputSchema>;
 

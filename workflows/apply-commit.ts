@@ -116,7 +116,16 @@ async function rollOutSite(
   }
   const start = startChild(siteRolloutWorkflow, {
     workflowId,
-    args: [{ site: site.site, commit, plan: site, supersedes, timeouts: input.timeouts }],
+    args: [
+      {
+        site: site.site,
+        commit,
+        plan: site,
+        supersedes,
+        timeouts: input.timeouts,
+        ...(input.rolloutHistoryLimit ? { historyLimit: input.rolloutHistoryLimit } : {}),
+      },
+    ],
     parentClosePolicy: ParentClosePolicy.ABANDON,
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     staticSummary: `roll ${sha7(commit)} out to ${site.site}: ${hosts} hosts in ${site.waves.length} waves`,

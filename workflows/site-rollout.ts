@@ -1,8 +1,10 @@
 import {
   ApplicationFailure,
+  allHandlersFinished,
   CancellationScope,
   ChildWorkflowFailure,
   condition,
+  continueAsNew,
   isCancellation,
   ParentClosePolicy,
   patched,
@@ -35,10 +37,20 @@ import {
 import { msUntilOpen } from './reboot-window';
 import { reprovisionHostWorkflow } from './reprovision-host';
 import { startBySlots } from './rollout-slots';
+import {
+  adoptCarried,
+  cancelAdopted,
+  carryOf,
+  followAdopted,
+  handOverWhenDue,
+  pastCeiling,
+  unstarted,
+  type RunningHost,
+} from './rollout-switch';
 import { RolloutState } from './rollout-state';
 import { own } from '../schemas/common';
 
-const { awaitRolloutClosed, replanSite } = proxyActivities<ServerActivities>({
+const { awaitRolloutClosed, awaitHostsClosed, replanSite } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,
   startToCloseTimeout: '30 days',
   heartbeatTimeout: '1 minute',
@@ -67,6 +79,12 @@ class SiteRollout {
   readonly cancelOnClose: boolean;
   /** After the canary, each host starts as soon as a slot frees, not wave by wave (patched). */
   readonly noBarrier: boolean;
+  /** Continues as new past a history limit, hosts in flight carried over (patched). */
+  readonly canSwitch: boolean;
+  switchable = false;
+  switching = false;
+  frozen = false;
+  readonly running = new Map<string, RunningHost>();
 
   constructor(readonly input: SiteRolloutInput) {
     this.state = new RolloutState(input.site, input.commit, input.plan);
@@ -74,6 +92,12 @@ class SiteRollout {
     this.state.retriesCount = this.sideBySide;
     this.cancelOnClose = patched('host-cancel-on-close');
     this.noBarrier = patched('rollout-no-wave-barrier');
+    this.canSwitch = patched('rollout-continue-as-new');
+    if (input.carry) {
+      adoptCarried(this, input.carry);
+      this.paused = input.carry.paused;
+      this.approved = input.carry.approved;
+    }
   }
 
   stopping(): boolean {
@@ -88,7 +112,8 @@ class SiteRollout {
 
   setHandlers(): void {
     const { state } = this;
-    setHandler(statusQuery, () => state.status());
+    const run = () => (this.canSwitch ? { run: this.input.carry?.run ?? 1, switching: this.switching } : {});
+    setHandler(statusQuery, () => ({ ...state.status(), ...run() }));
     setHandler(pauseSignal, () => void (this.paused = true));
     setHandler(resumeSignal, () => void (this.paused = false));
     setHandler(approveSignal, () => void (this.approved = true));
@@ -105,9 +130,11 @@ class SiteRollout {
   /** Reprovisions a host, counted in flight (holding a slot of its group) until it ends. */
   async runHost(planned: PlannedHost): Promise<void> {
     this.state.begin(planned.group);
+    this.running.set(planned.host, { detached: false, started: false, adopted: false });
     try {
       await this.reprovision(planned);
     } finally {
+      this.running.delete(planned.host);
       this.state.end(planned.group);
     }
   }
@@ -123,14 +150,21 @@ class SiteRollout {
       entry.step = 'waiting for its reboot window';
       await sleep(wait);
     }
+    // About to continue as new, whose run starts this host; or stopping, and the host is not reached.
+    if (this.frozen) return void (await condition(() => this.stopping()));
     entry.attempt += 1;
     entry.state = 'running';
     entry.step = undefined;
     entry.error = undefined;
     const resumeFrom = entry.attempt > 1 ? entry.failedAt : undefined;
+    const workflowId = hostWorkflowId(input.site, planned.host, input.commit, entry.attempt);
+    // Started while this run hands over: it must outlive the run, whose next run follows it.
+    const detached = this.switching;
+    const running: RunningHost = { workflowId, detached, started: false, adopted: false };
+    if (this.canSwitch) this.running.set(planned.host, running);
     try {
       const child = await startChild(reprovisionHostWorkflow, {
-        workflowId: hostWorkflowId(input.site, planned.host, input.commit, entry.attempt),
+        workflowId,
         args: [
           {
             site: input.site,
@@ -143,8 +177,11 @@ class SiteRollout {
         ],
         staticSummary: `reprovision ${input.site}/${planned.host} (${planned.group}) for ${input.commit.slice(0, 7)}`,
         staticDetails: `Why: ${planned.reasons.join(', ')}`,
-        ...(this.cancelOnClose ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {}),
+        ...(this.cancelOnClose
+          ? { parentClosePolicy: detached ? ParentClosePolicy.ABANDON : ParentClosePolicy.REQUEST_CANCEL }
+          : {}),
       });
+      running.started = true;
       const result = await child.result();
       entry.state = result.skipped ? 'skipped' : 'succeeded';
     } catch (err) {
@@ -206,6 +243,10 @@ class SiteRollout {
     const { state } = this;
     for (;;) {
       if (this.stopping()) return false;
+      if (pastCeiling(this)) {
+        await condition(() => this.stopping());
+        continue;
+      }
       const spent = state.budgetSpent();
       if (spent) this.setPhase('halted', `${spent}: retry-host or abort`);
       else if (this.paused) this.setPhase('paused', 'resume signal');
@@ -235,12 +276,17 @@ class SiteRollout {
 
   async main(): Promise<void> {
     const { state } = this;
-    await this.takeOver();
+    const { carry } = this.input;
+    if (!carry) await this.takeOver();
     for (const wave of state.plan.waves) {
       if (this.noBarrier && !wave.canary) {
-        await startBySlots(this, state.plan.waves.slice(state.plan.waves.indexOf(wave)));
+        this.switchable = this.canSwitch;
+        const rest = state.plan.waves.slice(state.plan.waves.indexOf(wave));
+        await startBySlots(this, carry ? unstarted(state, rest) : rest);
         break;
       }
+      // A continued run: the canary and its approval were behind the run that handed over.
+      if (carry) continue;
       if (!(await this.mayStart())) break;
       state.wave = wave.index;
       this.setPhase('running');
@@ -289,14 +335,22 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
     { key: CommitAttribute, value: input.commit },
   ]);
   rollout.setHandlers();
+  if (input.carry) void followAdopted(rollout, awaitHostsClosed);
   try {
-    await rollout.abortScope.run(() => {
+    const main = rollout.abortScope.run(() => {
       void rollout.retryLoop().catch(() => undefined);
       return rollout.main();
     });
+    const handOver = rollout.canSwitch ? handOverWhenDue(rollout) : new Promise<never>(() => undefined);
+    if ((await Promise.race([main, handOver])) === 'switch') {
+      // Signals that came before the switch are in the carry; the server refuses the switch over later ones.
+      await condition(allHandlersFinished);
+      return await continueAsNew<typeof siteRolloutWorkflow>({ ...input, carry: carryOf(rollout) });
+    }
   } catch (err) {
     if (!isCancellation(err)) throw err;
   }
+  if (rollout.aborted) await cancelAdopted(rollout);
   // Aborted: the hosts in flight are being cancelled; their disarm is part of the rollout.
   if (rollout.sideBySide) await condition(() => rollout.state.inFlight() === 0);
   const { aborted, supersededBy, state } = rollout;
