@@ -1,8 +1,18 @@
 import { z } from 'zod';
 import { IdSchema, RebootWindowSchema } from './common';
 
+/** Temporal's limit of pending child workflows per execution: a batch larger could not start. */
+export const MAX_CONCURRENT = 2000;
+
 export const RolloutRulesSchema = z.strictObject({
-  max_concurrent: z.int().min(1).default(1),
+  max_concurrent: z
+    .int()
+    .min(1)
+    .max(
+      MAX_CONCURRENT,
+      `at most ${MAX_CONCURRENT}: a site rollout runs each host as a child workflow, and Temporal allows 2,000 pending children per workflow execution`,
+    )
+    .default(1),
   /** Hosts of this group, per site, that must stay up while others reprovision. */
   min_standing: z.int().min(0).default(0),
   /** Groups whose hosts, in the same site, are reprovisioned and standing before this group starts. */
