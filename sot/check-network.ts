@@ -107,7 +107,17 @@ export function checkSubnets(sot: LoadedSot): Diagnostic[] {
 /** Interface addresses against their subnets, and uniqueness of MACs, UUIDs and addresses. */
 export function checkHostAddresses(sot: LoadedSot): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const sites = firstByKey(sot.sites, (s) => s.value.id);
+  // Each site's subnets by id, the first of an id as find() gave it, with its CIDR parsed once.
+  const subnetsOf = new Map<
+    string,
+    Map<string, { subnet: Subnet; network: number; size: number; prefix: number }>
+  >();
+  for (const { value: site } of firstByKey(sot.sites, (s) => s.value.id).values()) {
+    const byId = new Map<string, { subnet: Subnet; network: number; size: number; prefix: number }>();
+    for (const subnet of site.subnets)
+      if (!byId.has(subnet.id)) byId.set(subnet.id, { subnet, ...parseCidr(subnet.cidr) });
+    subnetsOf.set(site.id, byId);
+  }
   const macs = new Map<string, string>();
   const uuids = new Map<string, string>();
   const ips = new Map<string, string>();
@@ -129,14 +139,17 @@ export function checkHostAddresses(sot: LoadedSot): Diagnostic[] {
           at(ref, ['interfaces', i, 'mac'], 'duplicate-mac', `MAC ${iface.mac} is also used by ${firstMac}`),
         );
       } else macs.set(iface.mac, where);
-      const subnet = sites.get(siteDir)?.value.subnets.find((s) => s.id === iface.subnet);
-      if (!subnet) return;
+      const found = subnetsOf.get(siteDir)?.get(iface.subnet);
+      if (!found) return;
+      const { subnet, network, size, prefix } = found;
       const path = ['interfaces', i, 'ipv4'];
-      if (!ipInCidr(iface.ipv4, subnet.cidr)) {
+      const address = ipv4ToInt(iface.ipv4);
+      if (address < network || address >= network + size) {
         out.push(at(ref, path, 'subnet', `${iface.ipv4} is outside subnet ${subnet.id} (${subnet.cidr})`));
         return;
       }
-      if (isReservedAddress(iface.ipv4, subnet.cidr)) {
+      // isReservedAddress, on the CIDR parsed once.
+      if (prefix < 31 && (address === network || address === network + size - 1)) {
         out.push(
           at(ref, path, 'subnet', `${iface.ipv4} is the network or broadcast address of ${subnet.cidr}`),
         );
