@@ -112,24 +112,37 @@ export function fastLoad(text: string): { value: unknown } | undefined {
   }
 }
 
-/** A file's `yaml` documents, parsed when a diagnostic first needs one and shared by all its refs. */
+interface Parsed {
+  byLine: Map<number, Document>;
+  lineCounter: LineCounter;
+}
+
+/**
+ * The one file whose `yaml` documents are at hand. Checks walk the hosts in file order, so one is
+ * enough, and holding every file's documents is what cost 27 KB per host.
+ */
+let recent: { owner: ParsedLater; parsed: Parsed } | undefined;
+
+/** A file's `yaml` documents by the line each starts on, parsed (again) when a diagnostic needs one. */
 class ParsedLater {
-  private parsed?: { docs: Document[]; lineCounter: LineCounter };
   constructor(private readonly text: string) {}
 
-  get(): { docs: Document[]; lineCounter: LineCounter } {
-    if (!this.parsed) {
-      const lineCounter = new LineCounter();
-      const docs = parseAllDocuments(this.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-      this.parsed = { docs: Array.isArray(docs) ? docs : [], lineCounter };
+  get(): Parsed {
+    if (recent?.owner === this) return recent.parsed;
+    const lineCounter = new LineCounter();
+    const docs = parseAllDocuments(this.text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+    const byLine = new Map<number, Document>();
+    for (const doc of Array.isArray(docs) ? docs : []) {
+      const start = (doc.contents as { range?: number[] } | null)?.range?.[0];
+      if (start !== undefined) byLine.set(lineCounter.linePos(start).line, doc);
     }
-    return this.parsed;
+    recent = { owner: this, parsed: { byLine, lineCounter } };
+    return recent.parsed;
   }
 }
 
-/** A ref to a document of a fast-read file, found again in `yaml`'s documents by the line it starts on. */
+/** A ref to a document of a hosts file, found again in `yaml`'s documents by the line it starts on. */
 class LazyDocRef implements DocRef {
-  private found?: Document;
   constructor(
     readonly file: string,
     readonly line: number,
@@ -137,15 +150,8 @@ class LazyDocRef implements DocRef {
   ) {}
 
   get doc(): Document {
-    if (this.found) return this.found;
-    const { docs, lineCounter } = this.later.get();
-    const startLine = (d: Document) => {
-      const start = (d.contents as { range?: number[] } | null)?.range?.[0];
-      return start === undefined ? undefined : lineCounter.linePos(start).line;
-    };
     // Not found (the parsers disagree on where it starts): a diagnostic then points at its first line.
-    this.found = docs.find((d) => startLine(d) === this.line) ?? new Document();
-    return this.found;
+    return this.later.get().byLine.get(this.line) ?? new Document();
   }
 
   get lineCounter(): LineCounter {
@@ -153,7 +159,7 @@ class LazyDocRef implements DocRef {
   }
 }
 
-/** Refs to the documents of one fast-read file, by the line each starts on. */
+/** Refs to the documents of one hosts file, by the line each starts on; they keep only its text. */
 export function lazyRefs(file: string, text: string): (line: number) => DocRef {
   const later = new ParsedLater(text);
   return (line) => new LazyDocRef(file, line, later);

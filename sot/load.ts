@@ -7,6 +7,7 @@ import { OsSchema, type Os } from '../schemas/os';
 import { SiteSchema, type Site } from '../schemas/site';
 import { at, lineOf, type Diagnostic, type DocRef, type PathSegment } from './diagnostics';
 import { readHostsFast, type HostsFileCache } from './fast-hosts';
+import { lazyRefs } from './fast-yaml';
 import { readTree, type TextFile } from './read-tree';
 
 export interface Located<T> {
@@ -166,7 +167,14 @@ function markIncomplete(out: LoadedSot, { kind, siteDir = '' }: { kind: Kind; si
   if (kind === 'site') out.brokenSiteFiles.add(siteDir);
 }
 
-function addDocument(out: LoadedSot, kind: Kind, siteDir: string, ref: DocRef, data: unknown): void {
+function addDocument(
+  out: LoadedSot,
+  kind: Kind,
+  siteDir: string,
+  ref: DocRef,
+  data: unknown,
+  keep: (ref: DocRef) => DocRef,
+): void {
   const d = out.diagnostics;
   const id = (data as { id?: unknown } | null)?.id;
   if (typeof id === 'string') out.declared.add(`${kind}:${id}`);
@@ -178,7 +186,7 @@ function addDocument(out: LoadedSot, kind: Kind, siteDir: string, ref: DocRef, d
     }
     case 'host': {
       const value = parseWith(HostSchema, ref, data, d);
-      if (value) out.hosts.push({ value, ref, siteDir });
+      if (value) out.hosts.push({ value, ref: keep(ref), siteDir });
       else out.incompleteSites.add(siteDir);
       break;
     }
@@ -302,7 +310,10 @@ export async function loadSot(root: string, cache?: HostsFileCache): Promise<Loa
     const before = out.diagnostics.length;
     const docs = parseDocs(file, out.diagnostics);
     if (out.diagnostics.length > before) markIncomplete(out, kind);
-    for (const { ref, data } of docs) addDocument(out, kind.kind, kind.siteDir ?? '', ref, data);
+    // A host keeps a ref that holds the file's text, not its documents (refs of hosts files).
+    const refAt = lazyRefs(file.rel, file.text);
+    const keep = (ref: DocRef) => (kind.kind === 'host' ? refAt(lineOf(ref, [])) : ref);
+    for (const { ref, data } of docs) addDocument(out, kind.kind, kind.siteDir ?? '', ref, data, keep);
     if (kind.kind === 'host') tooManyHosts = countHosts(out, file.rel);
   }
   out.truncated = tree.truncated || tooManyHosts;
