@@ -163,13 +163,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       return all;
     },
     async cli(...args) {
-      const { stdout } = await run(temporalCli(), [
-        ...args,
-        '--namespace',
-        namespace,
-        '--address',
-        address,
-      ]);
+      const { stdout } = await run(temporalCli(), [...args, '--namespace', namespace, '--address', address]);
       return stdout;
     },
     fault(host, stage) {
