@@ -1,8 +1,23 @@
-// Hosts files through js-yaml (fast-yaml.ts): the part of a source of truth that grows with the site.
+// Hosts files, the part of a source of truth that grows with the site: read through js-yaml
+// (fast-yaml.ts), and bounded.
 import { HostSchema, type Host } from '../schemas/host';
-import type { DocRef } from './diagnostics';
+import type { Diagnostic, DocRef } from './diagnostics';
 import { fastParse, lazyRefs } from './fast-yaml';
 import type { TextFile } from './read-tree';
+
+/**
+ * The most hosts a source of truth may hold: twice the 50,000 that validate and plan are measured at
+ * (under 10 s each). Beyond it the load stops reading hosts, so a bigger one is a clear message, not
+ * minutes of work and an out-of-memory crash.
+ */
+export const MAX_HOSTS = 100_000;
+
+/** The problem when `count` hosts read so far pass MAX_HOSTS, at the file that passed it. */
+export function hostsLimitProblem(count: number, rel: string): Diagnostic | undefined {
+  if (count <= MAX_HOSTS) return undefined;
+  const message = `too many hosts (more than ${MAX_HOSTS} in the source of truth); split it into several`;
+  return { file: rel, line: 1, path: '(file)', message, check: 'limit' };
+}
 
 type ParsedHosts = { value: Host; line: number }[];
 

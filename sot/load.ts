@@ -6,7 +6,7 @@ import { HostGroupSchema, type HostGroup } from '../schemas/host-group';
 import { OsSchema, type Os } from '../schemas/os';
 import { SiteSchema, type Site } from '../schemas/site';
 import { at, lineOf, type Diagnostic, type DocRef, type PathSegment } from './diagnostics';
-import { readHostsFast, type HostsFileCache } from './fast-hosts';
+import { hostsLimitProblem, readHostsFast, type HostsFileCache } from './fast-hosts';
 import { lazyRefs } from './fast-yaml';
 import { readTree, type TextFile } from './read-tree';
 
@@ -208,12 +208,12 @@ function addDocument(
   }
 }
 
-/**
- * The most hosts a source of truth may hold: twice the 50,000 that validate and plan are measured at
- * (under 10 s each). Beyond it the load stops reading hosts, so a bigger one is a clear message, not
- * minutes of work and an out-of-memory crash.
- */
-export const MAX_HOSTS = 100_000;
+/** Whether the hosts read so far pass the limit: then the file that passed it says so, once. */
+function tooManyHostsAt(out: LoadedSot, rel: string): boolean {
+  const problem = hostsLimitProblem(out.hosts.length, rel);
+  if (problem) out.diagnostics.push(problem);
+  return problem !== undefined;
+}
 
 /** A hosts file: through js-yaml when it reads cleanly, else through `yaml` (false) to say what is wrong. */
 function addFastHosts(out: LoadedSot, file: TextFile, siteDir: string, cache?: HostsFileCache): boolean {
@@ -304,7 +304,7 @@ export async function loadSot(root: string, cache?: HostsFileCache): Promise<Loa
     }
     if (kind.kind === 'host' && tooManyHosts) continue;
     if (kind.kind === 'host' && addFastHosts(out, file, kind.siteDir ?? '', cache)) {
-      tooManyHosts = countHosts(out, file.rel);
+      tooManyHosts = tooManyHostsAt(out, file.rel);
       continue;
     }
     const before = out.diagnostics.length;
@@ -314,16 +314,8 @@ export async function loadSot(root: string, cache?: HostsFileCache): Promise<Loa
     const refAt = lazyRefs(file.rel, file.text);
     const keep = (ref: DocRef) => (kind.kind === 'host' ? refAt(lineOf(ref, [])) : ref);
     for (const { ref, data } of docs) addDocument(out, kind.kind, kind.siteDir ?? '', ref, data, keep);
-    if (kind.kind === 'host') tooManyHosts = countHosts(out, file.rel);
+    if (kind.kind === 'host') tooManyHosts = tooManyHostsAt(out, file.rel);
   }
   out.truncated = tree.truncated || tooManyHosts;
   return out;
-}
-
-/** Whether the hosts read so far pass MAX_HOSTS: then the file that passed it says so, once. */
-function countHosts(out: LoadedSot, rel: string): boolean {
-  if (out.hosts.length <= MAX_HOSTS) return false;
-  const message = `too many hosts (more than ${MAX_HOSTS} in the source of truth); split it into several`;
-  out.diagnostics.push({ file: rel, line: 1, path: '(file)', message, check: 'limit' });
-  return true;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeBigSot } from '../../scripts/bench/lib/big-sot';
-import { MAX_HOSTS } from '../../sot/load';
+import { MAX_HOSTS } from '../../sot/fast-hosts';
 import { repoRoot } from '../helpers/sot';
 
 const HEAP_MB = 512;
