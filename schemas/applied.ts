@@ -42,7 +42,9 @@ export type ApplyOrder = z.infer<typeof ApplyOrderSchema>;
 /** POST /api/v1/apply: an operator's apply of one commit (`vaquero apply`). */
 export const ApplyRequestSchema = z.strictObject({
   /** A full or abbreviated SHA, or any revision git resolves (a tag). */
-  commit: z.string().regex(/^[0-9A-Za-z._/-]{1,200}$/, 'must be a git revision'),
+  commit: z
+    .string()
+    .regex(/^[0-9A-Za-z._/][0-9A-Za-z._/-]{0,199}$/, 'must be a git revision (not starting with -)'),
   /** The source's name in the server config; optional when there is one source. */
   source: z.string().min(1).max(100).optional(),
   /** Apply even when the commit does not descend from the applied one. */
