@@ -2,75 +2,29 @@
 // invents agent names must not grow the registry (and /api/v1/agents) without bound, an agent that
 // stopped calling is forgotten, and an agent's own token reports for that agent only.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { API_TOKEN } from '../helpers/server-http';
-import { Connection } from '@temporalio/client';
-import { temporalAddress } from '../helpers/temporal';
+import { startServerProcess, temporalUp, type ServerProcess } from '../helpers/server-process';
 
-const bin = fileURLToPath(new URL('../../bin/vaquero.mjs', import.meta.url));
-const NAMESPACE = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
 const SITE_TOKEN = 'vaq_agent_lab1_site_5f0c2e9d';
 const A1_TOKEN = 'vaq_agent_lab1_a1_93b71c04';
 
-interface Running {
-  url: string;
-  stop: () => Promise<number | null>;
-}
-
-/** `vaquero server` with the given `agents:` section; resolves once it logs its URL. */
-async function startServer(dir: string, agents: string[]): Promise<Running> {
-  await mkdir(dir, { recursive: true });
-  const config = path.join(dir, 'server.yaml');
-  await writeFile(
-    config,
+/** `vaquero server` with the given `agents:` section. */
+function startServer(dir: string, agents: string[]): Promise<ServerProcess> {
+  return startServerProcess(
+    dir,
     [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      `temporal: { address: '${temporalAddress()}', namespace: ${NAMESPACE} }`,
-      `store: { dir: ${path.join(dir, 'store')} }`,
       'api: { tokens: [{ name: ops, token: { env: VAQ_REG_API } }] }',
       'agents:',
       ...agents.map((l) => `  ${l}`),
-      '',
-    ].join('\n'),
-  );
-  const env = { VAQ_REG_API: API_TOKEN, VAQ_REG_SITE: SITE_TOKEN, VAQ_REG_A1: A1_TOKEN };
-  const child = spawn(process.execPath, [bin, 'server', '--config', config], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let url: string | undefined;
-  for (let i = 0; i < 1200 && !url; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    url = /"url":"(http:[^"]+)"/.exec(out)?.[1];
+    ],
+    { VAQ_REG_API: API_TOKEN, VAQ_REG_SITE: SITE_TOKEN, VAQ_REG_A1: A1_TOKEN },
     // The request log of 20,000 heartbeats is not this test's business.
-    if (url) out = '';
-  }
-  if (!url) {
-    child.kill('SIGKILL');
-    assert.fail(`the server did not start:\n${out}`);
-  }
-  return { url, stop: () => (child.kill('SIGTERM'), exited) };
-}
-
-/** Whether a Temporal server answers; in CI, which must run one, its absence fails the suite. */
-async function temporalUp(): Promise<boolean> {
-  try {
-    const connection = await Connection.connect({ address: temporalAddress(), connectTimeout: '5 seconds' });
-    await connection.close();
-    return true;
-  } catch (err) {
-    if (process.env.CI && process.env.CI !== 'false') throw err;
-    return false;
-  }
+    { quiet: true },
+  );
 }
 
 const beat = (url: string, token: string, agent: string) =>
@@ -88,8 +42,8 @@ const listing = async (url: string, p = '/api/v1/agents') => {
 
 describe('the agent registry of the real server', { concurrency: false }, () => {
   let dir = '';
-  let defaults: Running | undefined;
-  let tuned: Running | undefined;
+  let defaults: ServerProcess | undefined;
+  let tuned: ServerProcess | undefined;
 
   before(async () => {
     if (!(await temporalUp())) return;

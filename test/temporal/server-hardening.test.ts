@@ -2,102 +2,51 @@
 // invented header values, oversized and empty bodies, a plan to the applied commit. Every answer is a
 // clear 4xx, /metrics stays bounded, and the server is still up afterwards.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Connection } from '@temporalio/client';
 import { FileModelStore } from '../../activities/store/file-store';
 import { validateSot } from '../../sot/validate';
 import { API_TOKEN, githubHeaders, HOOK, WEBHOOK_SECRET } from '../helpers/server-http';
 import { sotMin } from '../helpers/sot';
-import { temporalAddress } from '../helpers/temporal';
+import { startServerProcess, temporalUp, type ServerProcess } from '../helpers/server-process';
 
-const bin = fileURLToPath(new URL('../../bin/vaquero.mjs', import.meta.url));
-const NAMESPACE = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
 const AGENT_TOKEN = 'vaq_agent_lab1_0123456789abcdef';
 const APPLIED = 'a'.repeat(40);
 /** Every member of Object.prototype, and the two names that reach it by other paths. */
 const PROTOTYPE_KEYS = [...Object.getOwnPropertyNames(Object.prototype), 'prototype', '__proto__'];
 
-interface Running {
-  url: string;
-  stdout: () => string;
-  stop: () => Promise<number | null>;
-}
-
-async function startServerProcess(dir: string): Promise<Running> {
-  const store = path.join(dir, 'store');
+/** The real server with sot-min applied as commit APPLIED. */
+async function startHardenedServer(dir: string): Promise<ServerProcess> {
   const { model } = await validateSot(sotMin);
   assert.ok(model, 'sot-min is valid');
-  const models = new FileModelStore(store);
+  const models = new FileModelStore(path.join(dir, 'store'));
   await models.putRevision(APPLIED, model);
   await models.setApplied(APPLIED);
-  const config = path.join(dir, 'server.yaml');
-  await writeFile(
-    config,
+  return startServerProcess(
+    dir,
     [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      `temporal: { address: '${temporalAddress()}', namespace: ${NAMESPACE} }`,
-      `store: { dir: ${store} }`,
       `sources: [{ name: ${HOOK}, kind: git, repo: ${dir}, webhook_secret: { env: VAQ_HARD_HOOK } }]`,
       'api: { tokens: [{ name: ops, token: { env: VAQ_HARD_TOKEN } }] }',
       'agents: { tokens: [{ site: lab1, name: lab1-agent, token: { env: VAQ_HARD_AGENT } }] }',
-      '',
-    ].join('\n'),
+    ],
+    { VAQ_HARD_HOOK: WEBHOOK_SECRET, VAQ_HARD_TOKEN: API_TOKEN, VAQ_HARD_AGENT: AGENT_TOKEN },
   );
-  const env = { VAQ_HARD_HOOK: WEBHOOK_SECRET, VAQ_HARD_TOKEN: API_TOKEN, VAQ_HARD_AGENT: AGENT_TOKEN };
-  const child = spawn(process.execPath, [bin, 'server', '--config', config], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  let url: string | undefined;
-  for (let i = 0; i < 1200 && !url; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    url = /"url":"(http:[^"]+)"/.exec(stdout)?.[1];
-  }
-  if (!url) {
-    child.kill('SIGKILL');
-    assert.fail(`the server did not start:\n${stdout}${stderr}`);
-  }
-  return {
-    url,
-    stdout: () => stdout,
-    stop: () => (child.kill('SIGTERM'), exited),
-  };
-}
-
-/** Whether a Temporal server answers; in CI, which must run one, its absence fails the suite. */
-async function temporalUp(): Promise<boolean> {
-  try {
-    const connection = await Connection.connect({ address: temporalAddress(), connectTimeout: '5 seconds' });
-    await connection.close();
-    return true;
-  } catch (err) {
-    if (process.env.CI && process.env.CI !== 'false') throw err;
-    return false;
-  }
 }
 
 const auth = (token = API_TOKEN) => ({ authorization: `Bearer ${token}` });
 
 describe('vaquero server against hostile input', { concurrency: false }, () => {
   let dir = '';
-  let server: Running | undefined;
+  let server: ServerProcess | undefined;
   const url = () => server!.url;
 
   before(async () => {
     if (!(await temporalUp())) return;
     dir = await mkdtemp(path.join(tmpdir(), 'vaquero-hardening-'));
-    server = await startServerProcess(dir);
+    server = await startHardenedServer(dir);
   });
   after(async () => {
     if (server) assert.equal(await server.stop(), 0, 'the server exits cleanly on SIGTERM');
@@ -153,7 +102,7 @@ describe('vaquero server against hostile input', { concurrency: false }, () => {
       );
     }
     assert.deepEqual(answers, [], 'every prototype key is refused with a 4xx and a JSON error');
-    assert.doesNotMatch(server.stdout(), /"msg":"request failed"/, 'no request failed inside the server');
+    assert.doesNotMatch(server.output(), /"msg":"request failed"/, 'no request failed inside the server');
     const sites = await fetch(`${url()}/api/v1/sites/lab1/hosts`, { headers: auth() });
     assert.equal(sites.status, 200, 'the real site still answers');
   });
