@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { applyWorkflowId, SERVER_TASK_QUEUE, type SiteRolloutResult } from '../../schemas/rollout';
 import type { ApplyCommitResult } from '../../workflows/apply-commit';
+import { writeSimSot } from '../../test/helpers/sim-sot';
 import { launchVaquero } from '../../test/helpers/vaquero-env';
 
 const { values } = parseArgs({
@@ -30,30 +31,6 @@ const address = values.address;
 const hosts = Number(values.hosts);
 const bootS = Number(values.boot);
 const maxConcurrent = Number(values['max-concurrent']);
-
-async function writeSot(dir: string): Promise<void> {
-  const write = async (rel: string, text: string) => {
-    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-    await writeFile(path.join(dir, rel), text);
-  };
-  await write(
-    'sites/bench/site.yaml',
-    'id: bench\nname: Benchmark\nagents: [{ name: bench-agent, asset_url: "http://127.0.0.1:18080" }]\n' +
-      'subnets: [{ id: bench-prov, cidr: 10.128.0.0/16 }]\npolicy: { canary_size: 0, max_fail: 10 }\n',
-  );
-  await write('os/sim.yaml', 'id: sim-linux\nkernel: sim/vmlinuz\ncmdline: console=ttyS0\n');
-  await write('boot/sim.yaml', 'id: sim-node\nos: sim-linux\n');
-  await write(
-    'workflows/nodes.yaml',
-    `id: nodes\nboots: [sim-node]\nrollout: { max_concurrent: ${maxConcurrent}, max_fail: 10 }\n`,
-  );
-  const docs = Array.from({ length: hosts }, (_, i) => {
-    const n = i + 1;
-    const mac = `52:54:01:00:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
-    return `name: n${String(n).padStart(4, '0')}\ngroup: nodes\ninterfaces: [{ mac: "${mac}", subnet: bench-prov, ipv4: 10.128.${n >> 8}.${n & 0xff} }]\nbmc: { type: sim, boot_delay: ${bootS}s }\n`;
-  });
-  await write('sites/bench/hosts/nodes.yaml', docs.join('---\n'));
-}
 
 const ticksPerS = Number(execFileSync('getconf', ['CLK_TCK']).toString());
 
@@ -93,7 +70,7 @@ function postgresCpuMs(): number {
 }
 
 const work = await mkdtemp(path.join(tmpdir(), 'vaquero-bench-'));
-await writeSot(work);
+await writeSimSot(work, { site: 'bench', hosts, bootS, maxConcurrent, net: 128 });
 const env = await launchVaquero({
   fixture: work,
   sites: ['bench'],

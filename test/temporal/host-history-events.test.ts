@@ -2,7 +2,7 @@
 // host workflow holds most of them: a small sim rollout counts them per host, every workflow
 // included, and checks that each boot step can still be read in the host's history.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -14,40 +14,17 @@ import {
   type SiteRolloutResult,
 } from '../../schemas/rollout';
 import type { ApplyCommitResult } from '../../workflows/apply-commit';
+import { writeSimSot } from '../helpers/sim-sot';
 import { startVaquero } from '../helpers/vaquero-env';
 
 const HOSTS = 6;
 /** The host workflow's events before arm and power cycle became one activity: 56. */
 const MAX_HOST_EVENTS = 45;
 
-async function writeSot(dir: string): Promise<void> {
-  const write = async (rel: string, text: string) => {
-    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-    await writeFile(path.join(dir, rel), text);
-  };
-  await write(
-    'sites/ev/site.yaml',
-    'id: ev\nname: Events\nagents: [{ name: ev-agent, asset_url: "http://127.0.0.1:18080" }]\n' +
-      'subnets: [{ id: ev-prov, cidr: 10.129.0.0/16 }]\npolicy: { canary_size: 0, max_fail: 10 }\n',
-  );
-  await write('os/sim.yaml', 'id: sim-linux\nkernel: sim/vmlinuz\ncmdline: console=ttyS0\n');
-  await write('boot/sim.yaml', 'id: sim-node\nos: sim-linux\n');
-  await write(
-    'workflows/nodes.yaml',
-    'id: nodes\nboots: [sim-node]\nrollout: { max_concurrent: 3, max_fail: 10 }\n',
-  );
-  const docs = Array.from(
-    { length: HOSTS },
-    (_, i) =>
-      `name: n${i + 1}\ngroup: nodes\ninterfaces: [{ mac: "52:54:02:00:00:0${i + 1}", subnet: ev-prov, ipv4: 10.129.0.${i + 1} }]\nbmc: { type: sim, boot_delay: 2s }\n`,
-  );
-  await write('sites/ev/hosts/nodes.yaml', docs.join('---\n'));
-}
-
 test('a sim rollout: host workflow events per host bounded, every boot step in its history', async (t) => {
   const fixture = await mkdtemp(path.join(tmpdir(), 'vq-history-events-'));
   t.after(() => rm(fixture, { recursive: true, force: true }));
-  await writeSot(fixture);
+  await writeSimSot(fixture, { site: 'ev', hosts: HOSTS, bootS: 2, maxConcurrent: 3, net: 129 });
   const env = await startVaquero(t, { fixture, sites: ['ev'], simTimeScale: 0.25 });
   if (!env) return;
   const sha = await env.commit('events');
