@@ -49,7 +49,7 @@ describe('the agent registry of the real server', { concurrency: false }, () => 
     if (!(await temporalUp())) return;
     dir = await mkdtemp(path.join(tmpdir(), 'vaquero-agent-registry-'));
     const site = '{ site: lab1, name: lab1-agents, token: { env: VAQ_REG_SITE } }';
-    [defaults, tuned] = await Promise.all([
+    const started = await Promise.allSettled([
       // The defaults alone bound the registry.
       startServer(path.join(dir, 'defaults'), [`tokens: [${site}]`]),
       startServer(path.join(dir, 'tuned'), [
@@ -61,6 +61,13 @@ describe('the agent registry of the real server', { concurrency: false }, () => 
         'max_agents_per_site: 3',
       ]),
     ]);
+    // One that did not start must not leave the other running (and polling this namespace).
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) {
+      for (const r of started) if (r.status === 'fulfilled') await r.value.stop();
+      throw failed.reason;
+    }
+    [defaults, tuned] = started.map((r) => (r as PromiseFulfilledResult<ServerProcess>).value);
   });
   after(async () => {
     for (const s of [defaults, tuned]) if (s) assert.equal(await s.stop(), 0, 'exits cleanly on SIGTERM');
