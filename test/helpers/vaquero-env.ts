@@ -56,6 +56,8 @@ export interface VaqueroOptions {
   namespace?: string;
   /** The Temporal frontend; default $TEMPORAL_ADDRESS or the dev server's 127.0.0.1:7233. */
   address?: string;
+  /** False: no `vaquero-server` worker in this process (the rollout benchmark runs server processes). */
+  serverWorker?: boolean;
 }
 
 /** A Vaquero that its caller stops with close(): terminates what runs, stops workers, deletes files. */
@@ -91,17 +93,19 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
     run('git', ['-C', repo, '-c', 'user.name=vaquero-test', '-c', 'user.email=test@example.net', ...args]);
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
 
-  const workflowCode = await workflowBundle();
   const native = await NativeConnection.connect({ address });
   const store = new FileModelStore(path.join(stateDir, 'store'));
-  const server = await createServerWorker({
-    connection: native,
-    namespace,
-    client,
-    store,
-    workflows: { workflowBundle: workflowCode },
-  });
-  const running: Promise<void>[] = [server.run()];
+  const server =
+    options.serverWorker === false
+      ? undefined
+      : await createServerWorker({
+          connection: native,
+          namespace,
+          client,
+          store,
+          workflows: { workflowBundle: await workflowBundle() },
+        });
+  const running: Promise<void>[] = server ? [server.run()] : [];
   const agents = new Map<string, { worker: Worker; done: Promise<void>; sim: SimLab }>();
 
   const startAgent = async (site: string) => {
@@ -135,7 +139,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
         .catch(() => undefined);
     }
     for (const site of [...agents.keys()]) await stopAgent(site);
-    server.shutdown();
+    server?.shutdown();
     await Promise.allSettled(running);
     await native.close();
     await connection.close();
