@@ -25,5 +25,9 @@ export const ArmEntrySchema = z.object({
    * It is kept with the entry, so every copy of an arm entry carries it, and never leaves the agent.
    */
   token: z.string().min(22),
+  /** The workflow takes `boot-events` batches; older ones know only `boot-event`, one per event. */
+  batches: z.boolean().optional(),
+  /** The host's last stage: the agent disarms it on this stage's checkpoint and says so in the batch. */
+  disarmAtCheckpoint: z.boolean().optional(),
 });
 export type ArmEntry = z.infer<typeof ArmEntrySchema>;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ApplyTriggerSchema } from './applied';
 import { BmcSchema } from './host';
 import { JobSchema } from './jobs';
-import { SitePlanSchema } from './plan';
+import { GroupRulesSchema, PlannedHostSchema, SitePlanSchema } from './plan';
 
 /** The server's orchestration task queue; datacenter work runs on `agentTaskQueue(site)`. */
 export const SERVER_TASK_QUEUE = 'vaquero-server';
@@ -53,6 +53,20 @@ export const BootEventSchema = z.object({
   detail: z.string().optional(),
 });
 export type BootEvent = z.infer<typeof BootEventSchema>;
+
+/** Most events one `boot-events` signal carries: a boot has seven kinds, repeats are dropped. */
+export const MAX_BATCH_EVENTS = 64;
+
+/**
+ * A host's boot events of one arming as the agent gathered them over a short window, delivered as one
+ * `boot-events` signal: each event keeps its own time, so the history still shows every step.
+ */
+export const BootEventBatchSchema = z.object({
+  events: z.array(BootEventSchema).min(1).max(MAX_BATCH_EVENTS),
+  /** The agent disarmed the host itself on this stage's checkpoint (the arm entry asked it to). */
+  disarmed: z.object({ stage: z.int().min(1), at: z.string() }).optional(),
+});
+export type BootEventBatch = z.infer<typeof BootEventBatchSchema>;
 
 /** Where the protocol servers (and the sim BMC) report what a machine did on the boot network. */
 export interface BootEventSink {
@@ -133,7 +147,10 @@ export type ReprovisionHostResult = z.infer<typeof ReprovisionHostResultSchema>;
 export const SiteRolloutInputSchema = z.object({
   site: z.string(),
   commit: z.string(),
-  plan: SitePlanSchema,
+  /** The whole plan: rollouts started by releases before plans were stored (see `planKey`). */
+  plan: SitePlanSchema.optional(),
+  /** Where the plan is stored (schemas/plan.ts planKey): the rollout reads it in parts. */
+  planKey: z.string().optional(),
   /** A running rollout of an older commit for this site: waited for, and its unfinished hosts taken over. */
   supersedes: z.object({ workflowId: z.string(), commit: z.string() }).optional(),
   timeouts: StepTimeoutsSchema.optional(),
@@ -166,13 +183,86 @@ export const RolloutCarrySchema = z.object({
   paused: z.boolean(),
   approved: z.boolean(),
   retries: z.array(z.string()),
-  hosts: z.record(
-    z.string(),
-    z.lazy(() => HostProgressSchema),
-  ),
+  /** Every host's progress: carried by runs from before plans were stored (see `states`). */
+  hosts: z
+    .record(
+      z.string(),
+      z.lazy(() => HostProgressSchema),
+    )
+    .optional(),
+  /** The plan this run worked from (a takeover's replan, or the input's). */
+  planKey: z.string().optional(),
+  /** One character per host in plan order (HOST_STATE_CODES): 50,000 hosts carry in 50 KB. */
+  states: z.string().optional(),
+  /** What `states` cannot say, per host: an attempt after the first, the step, the failure. */
+  extra: z
+    .record(
+      z.string(),
+      z.object({
+        attempt: z.int().optional(),
+        step: z.string().optional(),
+        failedAt: ResumePointSchema.optional(),
+        error: z.string().optional(),
+      }),
+    )
+    .optional(),
   inFlight: z.array(z.object({ host: z.string(), workflowId: z.string() })),
 });
 export type RolloutCarry = z.infer<typeof RolloutCarrySchema>;
+
+/** A host's state in one character: carries and results hold one per host, in plan order. */
+export const HOST_STATE_CODES: Record<HostProgress['state'], string> = {
+  pending: 'p',
+  running: 'r',
+  succeeded: 's',
+  failed: 'f',
+  skipped: 'k',
+  'carried-over': 'c',
+};
+const STATE_OF_CODE = new Map(Object.entries(HOST_STATE_CODES).map(([k, v]) => [v, k as HostProgress['state']]));
+export function hostStateOf(code: string | undefined): HostProgress['state'] | undefined {
+  return code === undefined ? undefined : STATE_OF_CODE.get(code);
+}
+
+/** How many hosts a rollout's result reports, from either shape. */
+export function resultCounts(r: SiteRolloutResult): { succeeded: number; failed: number; remaining: number } {
+  return (
+    r.counts ?? {
+      succeeded: r.succeeded?.length ?? 0,
+      failed: r.failed.length,
+      remaining: r.remaining?.length ?? 0,
+    }
+  );
+}
+
+/** A site's stored plan, as the apply reports it: sizes and the key, not the hosts. */
+export const PlanSummarySchema = z.object({
+  from: z.string(),
+  to: z.string(),
+  sites: z.array(z.object({ site: z.string(), planKey: z.string(), hosts: z.int(), waves: z.int() })),
+});
+export type PlanSummary = z.infer<typeof PlanSummarySchema>;
+
+/** Everything of a site plan but its hosts (and the unchanged and removed lists). */
+export const SitePlanHeadSchema = SitePlanSchema.pick({
+  site: true,
+  name: true,
+  approval_required: true,
+  canary_size: true,
+  max_fail: true,
+}).extend({
+  groups: z.array(GroupRulesSchema),
+  waves: z.array(z.object({ index: z.int(), canary: z.boolean(), groups: z.array(z.string()), hosts: z.int() })),
+});
+export type SitePlanHead = z.infer<typeof SitePlanHeadSchema>;
+
+/** Hosts of a stored plan from an offset; `next` is where the following part starts. */
+export const PlanPartSchema = z.object({
+  head: SitePlanHeadSchema.optional(),
+  hosts: z.array(PlannedHostSchema.extend({ wave: z.int() })),
+  next: z.int().optional(),
+});
+export type PlanPart = z.infer<typeof PlanPartSchema>;
 
 /** How a host workflow from an earlier run of the rollout ended, as the next run learns it. */
 export const ClosedHostSchema = z.object({
@@ -215,18 +305,37 @@ export const RolloutStatusSchema = z.object({
     succeeded: z.int(),
     failed: z.int(),
   }),
+  /** The hosts of the page asked for (all of them from rollouts of older releases). */
   hosts: z.record(z.string(), HostProgressSchema),
+  /** Which hosts `hosts` holds: `total` is how many match the filter. */
+  page: z.object({ offset: z.int(), limit: z.int(), total: z.int() }).optional(),
 });
 export type RolloutStatus = z.infer<typeof RolloutStatusSchema>;
+
+/** What the `status` query may be asked: a page of hosts, optionally of one state or one host. */
+export const StatusPageSchema = z.object({
+  offset: z.int().min(0).optional(),
+  limit: z.int().min(0).max(5_000).optional(),
+  state: HostProgressSchema.shape.state.optional(),
+  host: z.string().optional(),
+});
+export type StatusPage = z.infer<typeof StatusPageSchema>;
+/** Hosts in a status answer when no page is asked for: a query answer stays far below 2 MB. */
+export const DEFAULT_STATUS_HOSTS = 1_000;
 
 export const SiteRolloutResultSchema = z.object({
   site: z.string(),
   commit: z.string(),
   phase: RolloutPhaseSchema,
-  succeeded: z.array(z.string()),
+  /** Listed by rollouts of older releases; newer ones give `counts` and `states`. */
+  succeeded: z.array(z.string()).optional(),
   failed: z.array(z.string()),
   /** Hosts never started (halt, abort or supersede): a newer rollout takes them over. */
-  remaining: z.array(z.string()),
+  remaining: z.array(z.string()).optional(),
+  counts: z.object({ succeeded: z.int(), failed: z.int(), remaining: z.int() }).optional(),
+  planKey: z.string().optional(),
+  /** Each host's final state in plan order (HOST_STATE_CODES), read with the plan under `planKey`. */
+  states: z.string().optional(),
 });
 export type SiteRolloutResult = z.infer<typeof SiteRolloutResultSchema>;
 

@@ -1,7 +1,7 @@
 // Signals and queries, in one file that the server, the agent and the CLI import without workflow code.
 // The registered name is what operators type: `temporal workflow signal --name pause --workflow-id ...`.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { BootEvent, RolloutStatus } from '../schemas/rollout';
+import type { BootEvent, BootEventBatch, RolloutStatus } from '../schemas/rollout';
 
 /** Stop starting hosts; hosts already being reprovisioned finish. */
 export const pauseSignal = defineSignal<[]>('pause');
@@ -18,6 +18,8 @@ export const statusQuery = defineQuery<RolloutStatus>('status');
 
 /** A DHCP/TFTP/HTTP/checkpoint event of the host, from its site's agent. */
 export const bootEventSignal = defineSignal<[event: BootEvent]>('boot-event');
+/** The same, several at once: the events of one arming within the agent's short window, in order. */
+export const bootEventsSignal = defineSignal<[batch: BootEventBatch]>('boot-events');
 export const hostStatusQuery = defineQuery<{ step: string; stage: number; events: BootEvent[] }>(
   'host-status',
 );
