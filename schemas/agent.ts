@@ -31,3 +31,59 @@ export const ArmEntrySchema = z.object({
   disarmAtCheckpoint: z.boolean().optional(),
 });
 export type ArmEntry = z.infer<typeof ArmEntrySchema>;
+
+/** Power-claim keys travel in URLs: workflow ids, hosts and stages, never whitespace or slashes. */
+export const ClaimKeySchema = z.string().regex(/^[0-9A-Za-z._:@#=+-]{1,300}$/, 'must be a power-claim key');
+
+/**
+ * The site's boot state as the server holds it (docs/ha.md): every agent of the site watches it
+ * (`GET /agent/v1/arms?since=<revision>`) and caches the arms in its netboot.json.
+ */
+export const SiteArmsSchema = z.strictObject({
+  /** Grows with every arm and disarm of the site; a watcher asks for what comes after its own. */
+  revision: z.number().int().nonnegative(),
+  arms: z.array(ArmEntrySchema),
+});
+export type SiteArms = z.infer<typeof SiteArmsSchema>;
+
+/** `DELETE /agent/v1/arms/:mac`'s answer: whether the arm was there (of that workflow). */
+export const DisarmResultSchema = z.strictObject({
+  revision: z.number().int().nonnegative(),
+  disarmed: z.boolean(),
+});
+
+/**
+ * A power cycle's claim in the site's shared ledger: begun (recorded before the BMC is told), done
+ * (after it answered), and the first boot traffic any agent of the site saw from the MAC since.
+ */
+export const PowerClaimSchema = z.strictObject({
+  key: ClaimKeySchema,
+  mac: z.string(),
+  begun: z.string(),
+  done: z.string().optional(),
+  /** When an agent first heard the MAC on the boot network at or after `begun`. */
+  seen: z.string().optional(),
+  /** The agent that began it, for the logs. */
+  agent: z.string().max(120).optional(),
+});
+export type PowerClaim = z.infer<typeof PowerClaimSchema>;
+
+/** `PUT /agent/v1/claims/:key`: the claim's begin. */
+export const ClaimBeginSchema = z.strictObject({
+  mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a lowercase MAC address'),
+  at: z.iso.datetime(),
+  agent: z.string().min(1).max(120).optional(),
+});
+
+/** `POST /agent/v1/seen`: boot traffic of armed MACs, batched (at most one line per MAC). */
+export const SeenReportSchema = z.strictObject({
+  seen: z
+    .array(
+      z.strictObject({
+        mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'must be a lowercase MAC address'),
+        at: z.iso.datetime(),
+      }),
+    )
+    .max(4096),
+});
+export type SeenReport = z.infer<typeof SeenReportSchema>;
