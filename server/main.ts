@@ -135,6 +135,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       store,
       siteReachability: (site) => agents.site(site).state,
       workflows: options.workflows ?? { workflowsPath },
+      metrics,
     });
     const done = worker.run().then(
       () => log.info({}, 'worker stopped'),

@@ -1,9 +1,10 @@
 import type { Client } from '@temporalio/client';
-import type { NativeConnection } from '@temporalio/worker';
+import type { ActivityInboundCallsInterceptor, NativeConnection } from '@temporalio/worker';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createServerActivities, type ServerActivityDeps } from '../activities/server-activities';
 import type { ModelStore } from '../activities/store/model-store';
 import { SERVER_TASK_QUEUE } from '../schemas/rollout';
+import type { ServerMetrics } from './http/metrics';
 
 export interface ServerWorkerOptions {
   connection: NativeConnection;
@@ -13,19 +14,48 @@ export interface ServerWorkerOptions {
   siteReachability?: ServerActivityDeps['siteReachability'];
   /** A pre-built bundle (production, tests that share one) or the path of workflows/index.ts. */
   workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
+  /** Where the activities this worker runs are counted. */
+  metrics?: Pick<ServerMetrics, 'activities'>;
+}
+
+/** Counts each activity as it ends; the type is a label only if it is one of ours (bounded labels). */
+function countingInterceptor(
+  counter: ServerMetrics['activities'],
+  types: ReadonlySet<string>,
+  activityType: string,
+): ActivityInboundCallsInterceptor {
+  const activity = types.has(activityType) ? activityType : 'other';
+  return {
+    async execute(input, next) {
+      try {
+        const result: unknown = await next(input);
+        counter.inc({ activity, outcome: 'completed' });
+        return result;
+      } catch (err) {
+        counter.inc({ activity, outcome: 'failed' });
+        throw err;
+      }
+    },
+  };
 }
 
 /** The server's worker on `vaquero-server`: every workflow, and the orchestration activities. */
 export async function createServerWorker(options: ServerWorkerOptions): Promise<Worker> {
+  const activities = createServerActivities({
+    store: options.store,
+    client: options.client,
+    siteReachability: options.siteReachability,
+  });
+  const counter = options.metrics?.activities;
+  const types = new Set(Object.keys(activities));
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: SERVER_TASK_QUEUE,
     ...options.workflows,
-    activities: createServerActivities({
-      store: options.store,
-      client: options.client,
-      siteReachability: options.siteReachability,
-    }),
+    activities,
+    interceptors: counter
+      ? { activity: [(ctx) => ({ inbound: countingInterceptor(counter, types, ctx.info.activityType) })] }
+      : {},
   });
 }

@@ -12,6 +12,8 @@ export interface ServerMetrics {
   workflowsStarted: Counter<'workflow' | 'trigger'>;
   /** Pull-request checks posted to GitHub, by result (success, failure, error). */
   pullRequestChecks: Counter<'outcome'>;
+  /** Activities this server's `vaquero-server` worker ran: servers sharing the queue show their share. */
+  activities: Counter<'activity' | 'outcome'>;
   leader: Gauge;
 }
 
@@ -43,6 +45,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Serve
       name: 'vaquero_pull_request_checks_total',
       help: 'Pull-request validations reported to GitHub, by outcome',
       labelNames: ['outcome'],
+      registers,
+    }),
+    activities: new Counter({
+      name: 'vaquero_activities_total',
+      help: 'Activities run by this server, by activity type and outcome (completed, failed)',
+      labelNames: ['activity', 'outcome'],
       registers,
     }),
     leader: new Gauge({
