@@ -32,8 +32,8 @@ export const ArmEntrySchema = z.object({
 });
 export type ArmEntry = z.infer<typeof ArmEntrySchema>;
 
-/** Power-claim keys travel in URLs: workflow ids, hosts and stages, never whitespace or slashes. */
-export const ClaimKeySchema = z.string().regex(/^[0-9A-Za-z._:@#=+-]{1,300}$/, 'must be a power-claim key');
+/** Power-claim keys: workflow id, run id and stage, never whitespace (kept in query strings and bodies). */
+export const ClaimKeySchema = z.string().regex(/^[0-9A-Za-z._:@#=+/-]{1,400}$/, 'must be a power-claim key');
 
 /**
  * The site's boot state as the server holds it (docs/ha.md): every agent of the site watches it
@@ -84,6 +84,6 @@ export const SeenReportSchema = z.strictObject({
         at: z.iso.datetime(),
       }),
     )
-    .max(4096),
+    .max(512),
 });
 export type SeenReport = z.infer<typeof SeenReportSchema>;

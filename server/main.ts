@@ -8,6 +8,8 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type WorkerOptions } from '@temporalio/worker';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
+import { BootStateStore } from '../activities/store/boot-state-store';
+import { FileBootDocs } from '../activities/store/file-boot-docs';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ModelStore } from '../activities/store/model-store';
 import {
@@ -77,13 +79,15 @@ export function serverLogger(): Log {
 export async function stateFromConfig(
   config: ServerConfig,
   options: Pick<ServerOptions, 'store' | 'leadership' | 'log'>,
-): Promise<{ store: ModelStore; leadership: Leadership }> {
+): Promise<{ store: ModelStore; bootState: BootStateStore; leadership: Leadership }> {
   const ha = config.ha && etcdState(config.ha.etcd, options.log ?? serverLogger());
   const store = options.store ?? ha?.store ?? new FileModelStore(path.resolve(config.store.dir));
+  const bootState =
+    ha?.bootState ?? new BootStateStore(new FileBootDocs(path.resolve(config.store.dir, 'boot-state')));
   const leadership = options.leadership ?? ha?.leadership ?? alwaysLeader();
   // An etcd election nobody uses would still hold a lease: close it.
   if (ha && options.leadership) await ha.leadership.close();
-  return { store, leadership };
+  return { store, bootState, leadership };
 }
 
 /** Connects to Temporal and, when the config asks, makes the namespace and search attributes. */
@@ -114,7 +118,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     options.secrets ??
     (await resolveSecrets(config, { env: options.env ?? process.env, readFile: (f) => readFile(f, 'utf8') }));
   const metrics = options.metrics ?? createMetrics();
-  const { store, leadership } = await stateFromConfig(config, { ...options, log });
+  const { store, bootState, leadership } = await stateFromConfig(config, { ...options, log });
   const temporal = await connectTemporal(config, log);
   const cleanups: (() => Promise<unknown>)[] = [
     () => temporal.native.close(),
@@ -176,6 +180,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       secrets,
       temporal: temporal.client,
       store,
+      bootState,
       leadership,
       metrics,
       pullRequests,

@@ -1,6 +1,8 @@
 // The HA half of a server's shared state: with `ha.etcd` configured, model revisions live in etcd
 // and the servers sharing it elect one leader there.
 import { Etcd3 } from 'etcd3';
+import { BootStateStore } from '../../activities/store/boot-state-store';
+import { EtcdBootDocs } from '../../activities/store/etcd-boot-docs';
 import { EtcdModelStore } from '../../activities/store/etcd-store';
 import type { ModelStore } from '../../activities/store/model-store';
 import type { ServerConfig } from '../config';
@@ -11,7 +13,10 @@ import type { Leadership } from './leader';
 export type EtcdConfig = NonNullable<ServerConfig['ha']>['etcd'];
 
 /** The etcd store and election; closing the leadership also closes the etcd client. */
-export function etcdState(etcd: EtcdConfig, log: Log): { store: ModelStore; leadership: Leadership } {
+export function etcdState(
+  etcd: EtcdConfig,
+  log: Log,
+): { store: ModelStore; bootState: BootStateStore; leadership: Leadership } {
   // Requests fail after 5 s instead of waiting for etcd forever: the caller (an activity, the agent
   // API) reports the outage and retries.
   const client = new Etcd3({
@@ -28,6 +33,7 @@ export function etcdState(etcd: EtcdConfig, log: Log): { store: ModelStore; lead
   });
   return {
     store,
+    bootState: new BootStateStore(new EtcdBootDocs(client, etcd.prefix)),
     leadership: {
       isLeader: () => election.isLeader(),
       onChange: (listener) => election.onChange(listener),

@@ -1,5 +1,5 @@
 // /agent/v1: what site agents call (docs/agent.md, docs/ha.md): their site's applied model revision,
-// a given commit's revision, and heartbeats. Every agent token belongs to one site: no token or an
+// a given commit's revision, heartbeats, and the site's arms and power claims (agent-boot-api.ts). Every agent token belongs to one site: no token or an
 // unknown one is 401, a token used for another site is 403. A token may also belong to one agent:
 // its heartbeats report for that agent only, and no other token may report as it (403).
 // /api/v1/sites/:site/agents shows the heartbeats to users.
@@ -16,6 +16,8 @@ import {
   createAgentRegistry,
   type AgentRegistry,
 } from '../agent-registry';
+import type { BootStateStore } from '../../activities/store/boot-state-store';
+import { agentBootRoutes } from './agent-boot-api';
 import { bearerAuth } from './auth';
 import type { AppDeps, AppEnv } from './deps';
 
@@ -100,6 +102,8 @@ const CommitSchema = z.string().regex(/^[0-9a-zA-Z._-]{1,80}$/, 'must be a commi
 export interface AgentApiDeps {
   tokens: readonly AgentToken[];
   store?: ModelStore;
+  /** The sites' arms and power claims (agent-boot-api.ts); absent: those routes answer 503. */
+  bootState?: BootStateStore;
   registry: AgentRegistry;
 }
 
@@ -154,6 +158,13 @@ export function agentApiRoutes(deps: AgentApiDeps): Hono<AgentEnv> {
     }
     return c.json({ status: 'ok', time: new Date().toISOString() });
   });
+  app.route(
+    '/',
+    agentBootRoutes(() => {
+      if (!deps.bootState) throw new HTTPException(503, { message: 'this server keeps no boot state' });
+      return deps.bootState;
+    }),
+  );
   return app;
 }
 
@@ -176,7 +187,12 @@ export function agentRoutes(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.route(
     '/agent/v1',
-    agentApiRoutes({ tokens: deps.secrets.agentTokens ?? [], store: deps.store, registry }),
+    agentApiRoutes({
+      tokens: deps.secrets.agentTokens ?? [],
+      store: deps.store,
+      bootState: deps.bootState,
+      registry,
+    }),
   );
   app.route('/api/v1', agentStatusRoutes(registry, deps.secrets.apiTokens));
   return app;

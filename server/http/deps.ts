@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { BootStateStore } from '../../activities/store/boot-state-store';
 import type { ModelStore } from '../../activities/store/model-store';
 import type { HookedSource, Secrets, ServerConfig } from '../config';
 import type { AgentRegistry } from '../agent-registry';
@@ -23,6 +24,8 @@ export interface AppDeps {
   temporal: Client;
   /** Model revisions, for the routes that serve them. */
   store?: ModelStore;
+  /** The sites' arms and power claims, shared with every agent of a site (docs/ha.md). */
+  bootState?: BootStateStore;
   /** Absent: this server is the only one, always the leader. */
   leadership?: Leadership;
   /** Absent: /metrics answers 404 and nothing is counted. */
