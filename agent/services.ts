@@ -9,7 +9,7 @@ import type { NetbootTable } from './state/netboot-table';
 import type { Model } from '../schemas/model';
 import type { BootEvent } from '../schemas/rollout';
 import type { Agent } from '../schemas/site';
-import { armedBackend, leasesFromModel, type HostLease } from './dhcp/leases';
+import { armedBackend, leasesFromModel, relayFilter, servedCidrs, type HostLease } from './dhcp/leases';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
 import { createAssetApp, type AssetLog } from './http/app';
 import { newRefusalCounts, type BootRefusalCounts } from './http/boot-guard';
@@ -77,12 +77,27 @@ export class ServiceConfigError extends Error {}
 function agentEntry(model: Model, config: BootServicesConfig): Agent {
   const site = own(model.sites, config.site)?.site;
   if (!site) throw new ServiceConfigError(`the model has no site ${config.site}`);
-  const agent = config.agentName ? site.agents.find((a) => a.name === config.agentName) : site.agents[0];
+  const agent = config.agentName
+    ? site.agents.find((a) => a.name === config.agentName)
+    : soleAgent(site.agents, config);
   if (!agent)
     throw new ServiceConfigError(
       `site ${config.site} has no agent named ${config.agentName}; it has ${site.agents.map((a) => a.name).join(', ')}`,
     );
   return agent;
+}
+
+/**
+ * Without --agent-name: the site's only agent, or the one whose asset_url is on --boot-address.
+ * Taking the first of several made a second agent claim the first one's address as its own.
+ */
+function soleAgent(agents: readonly Agent[], config: BootServicesConfig): Agent {
+  if (agents.length === 1 && agents[0]) return agents[0];
+  const mine = agents.find((a) => new URL(a.asset_url).hostname === config.bootAddress);
+  if (mine) return mine;
+  throw new ServiceConfigError(
+    `site ${config.site} has ${agents.length} agents (${agents.map((a) => a.name).join(', ')}): pass --agent-name`,
+  );
 }
 
 /** TFTP sees an IP, not a MAC: the lease table says whose the IP is. */
@@ -134,9 +149,9 @@ export async function startBootServices(
     );
   // DHCP asks the netboot table synchronously, per packet: it is read before the first one.
   await deps.netboot.list();
-  const reservations = watchReservations(first.model, config.site, deps);
+  const reservations = watchReservations(first.model, config.site, agent.name, deps);
   const leases = reservations.leases;
-  const backend = armedBackend(leases, (mac) => deps.netboot.isArmedNow(mac));
+  const backend = armedBackend(leases, (mac) => deps.netboot.isArmedNow(mac), reservations.servesRelay);
   const events = tftpEventMapper(leases, deps.events);
   const ctx: ServiceContext = { config, deps, agent, assetUrl, bootAddress, backend, events };
 
@@ -179,13 +194,15 @@ export async function startBootServices(
 }
 
 /** The site's reservations, kept up to date with the model cache until `unsubscribe`. */
-function watchReservations(model: Model, site: string, deps: BootServicesDeps) {
+function watchReservations(model: Model, site: string, agent: string, deps: BootServicesDeps) {
   const { models, log } = deps;
-  let leases = leasesFromModel(model, site);
+  let leases = leasesFromModel(model, site, undefined, agent);
+  let relays = relayFilter(servedCidrs(model, site, agent));
   const unsubscribe = models.onChange((rev) => {
     // DHCP answers from the newest reservations; a site lost from the model keeps the old ones.
     try {
-      leases = leasesFromModel(rev.model, site);
+      leases = leasesFromModel(rev.model, site, undefined, agent);
+      relays = relayFilter(servedCidrs(rev.model, site, agent));
       log({
         level: 'info',
         service: 'dhcp',
@@ -197,7 +214,7 @@ function watchReservations(model: Model, site: string, deps: BootServicesDeps) {
       log({ level: 'warn', service: 'dhcp', msg: `reservations kept: ${(err as Error).message}` });
     }
   });
-  return { leases: () => leases, unsubscribe };
+  return { leases: () => leases, servesRelay: (giaddr: string) => relays(giaddr), unsubscribe };
 }
 
 function startDhcp({
@@ -244,6 +261,7 @@ async function startHttp(
   const app = createAssetApp({
     models: deps.models,
     site: config.site,
+    agent: agent.name,
     netboot: deps.netboot,
     events,
     filesDir: config.filesDir,

@@ -54,6 +54,12 @@ export const AgentSchema = z.strictObject({
   interface: z.string().min(1).optional(),
   asset_url: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL like http://10.0.0.5:8080' }),
   cdn: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * Ids of the site's subnets this agent serves: its DHCP answers relayed requests from these only,
+   * and their hosts boot from its asset_url. None: every subnet of the site. Two agents may list the
+   * same subnet: that is a redundant pair.
+   */
+  subnets: z.array(IdSchema).min(1, 'list at least one subnet, or leave subnets out to serve all').optional(),
 });
 export type Agent = z.infer<typeof AgentSchema>;
 

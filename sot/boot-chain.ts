@@ -43,8 +43,8 @@ export function renderJob(model: Model, job: Job, context: HostContext, what: st
 }
 
 /** Renders what a host boots at one stage (0-based), without its jobs. */
-function renderBoot(model: Model, siteId: string, host: Host, stage: number, token?: string) {
-  const context = hostContext(model, siteId, host, stage, token);
+function renderBoot(model: Model, siteId: string, host: Host, stage: number, token?: string, agent?: string) {
+  const context = hostContext(model, siteId, host, stage, token, agent);
   const profile = own(model.profiles, context.profile.id);
   const os = own(model.os, context.os.id);
   if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);
@@ -75,8 +75,10 @@ export function renderStage(
   host: Host,
   stage: number,
   token?: string,
+  /** The agent serving the request: its URLs when it serves the host's subnet. */
+  agent?: string,
 ): RenderedStage {
-  const { boot, profile } = renderBoot(model, siteId, host, stage, token);
+  const { boot, profile } = renderBoot(model, siteId, host, stage, token, agent);
   const what = `boot/${profile.id}`;
   return {
     ...boot,

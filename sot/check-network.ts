@@ -1,5 +1,6 @@
-import { MANAGED_DHCP_OPTIONS, type DhcpOption, type Subnet } from '../schemas/site';
+import { MANAGED_DHCP_OPTIONS, type DhcpOption, type Site, type Subnet } from '../schemas/site';
 import { at, type Diagnostic, type DocRef } from './diagnostics';
+import { agentServes } from './serving-agent';
 import { firstByKey, type LoadedSot } from './load';
 import { intToIpv4, ipInCidr, ipv4ToInt, isReservedAddress, parseCidr } from './ipv4';
 
@@ -65,10 +66,51 @@ function checkSubnetAddresses(ref: DocRef, subnets: readonly Subnet[], out: Diag
   });
 }
 
+/** Hosts on each subnet of each site (by site directory), the first few names for messages. */
+function hostsBySubnet(sot: LoadedSot): Map<string, string[]> {
+  const hosts = new Map<string, string[]>();
+  for (const { value: host, siteDir } of sot.hosts) {
+    for (const iface of host.interfaces) {
+      const key = `${siteDir}/${iface.subnet}`;
+      const names = hosts.get(key) ?? [];
+      if (names.at(-1) !== host.name) names.push(host.name);
+      hosts.set(key, names);
+    }
+  }
+  return hosts;
+}
+
+/** An agent's subnets exist, and every subnet with hosts has an agent that serves it. */
+function checkAgentSubnets(
+  ref: DocRef,
+  site: Site,
+  siteDir: string,
+  hosts: ReadonlyMap<string, string[]>,
+  out: Diagnostic[],
+): void {
+  const ids = site.subnets.map((s) => s.id);
+  site.agents.forEach((agent, i) => {
+    agent.subnets?.forEach((id, j) => {
+      if (ids.includes(id)) return;
+      const message = `agent ${agent.name} serves unknown subnet "${id}" (site ${site.id} has ${ids.join(', ')})`;
+      out.push(at(ref, ['agents', i, 'subnets', j], 'agent-subnet', message));
+    });
+  });
+  site.subnets.forEach((subnet, i) => {
+    const names = hosts.get(`${siteDir}/${subnet.id}`);
+    if (!names || site.agents.some((a) => agentServes(a, subnet.id))) return;
+    const some = names.slice(0, 3).join(', ') + (names.length > 3 ? `, ... (${names.length} hosts)` : '');
+    const message = `subnet ${subnet.id} has hosts (${some}) but no agent serves it: add it to an agent's subnets`;
+    out.push(at(ref, ['subnets', i, 'id'], 'agent-subnet', message));
+  });
+}
+
 export function checkSubnets(sot: LoadedSot): Diagnostic[] {
   const out: Diagnostic[] = [];
-  for (const { value: site, ref } of sot.sites) {
+  const hosts = hostsBySubnet(sot);
+  for (const { value: site, ref, siteDir } of sot.sites) {
     checkSubnetAddresses(ref, site.subnets, out);
+    checkAgentSubnets(ref, site, siteDir, hosts, out);
     site.subnets.forEach((subnet, i) => {
       const codes = new Set<number>();
       subnet.options.forEach((option, j) => {

@@ -4,6 +4,7 @@ import { bootInterface, type Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import type { Site, Subnet } from '../schemas/site';
 import { macSlug, netmask, parseCidr } from './ipv4';
+import { assetBase, servingAgent } from './serving-agent';
 
 export class TemplateError extends Error {
   constructor(
@@ -285,6 +286,8 @@ export function hostContext(
   host: Host,
   stage: number,
   token = BOOT_TOKEN_PLACEHOLDER,
+  /** The agent rendering it: its own URLs when it serves the host's subnet (sot/serving-agent.ts). */
+  agent?: string,
 ): HostContext {
   const siteModel = own(model.sites, siteId);
   if (!siteModel) throw new Error(`unknown site ${siteId}`);
@@ -299,7 +302,7 @@ export function hostContext(
   const iface = bootInterface(host);
   const subnet = subnetById(site, iface.subnet);
   if (!subnet) throw new Error(`unknown subnet ${iface.subnet}`);
-  const base = (site.agents[0]?.asset_url ?? '').replace(/\/+$/, '');
+  const base = assetBase(servingAgent(site, iface.subnet, agent));
   const slug = macSlug(iface.mac);
   const urls: BootUrls = {
     assets: base,

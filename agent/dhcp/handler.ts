@@ -48,7 +48,15 @@ export interface DhcpLog {
  * leaves to the site's DHCP server, the rest are protocol outcomes.
  */
 export type DhcpOutcome =
-  'offer' | 'ack' | 'nak' | 'ignored' | 'unknown-mac' | 'not-pxe' | 'declined' | 'released';
+  | 'offer'
+  | 'ack'
+  | 'nak'
+  | 'ignored'
+  | 'unknown-mac'
+  | 'not-pxe'
+  | 'declined'
+  | 'released'
+  | 'unserved-relay';
 
 export interface HandlerResult {
   reply?: { packet: DhcpPacket; to: { address: string; port: number }; encode: EncodeOptions };
@@ -75,6 +83,12 @@ export function handleDhcp(packet: DhcpPacket, ctx: HandlerContext): HandlerResu
       outcome: 'ignored',
       log: { level: 'warn', msg: `ignored: op ${packet.op} type ${type}`, mac, xid },
     };
+  }
+  // A rack behind a relay is its own agents' to answer (schemas/site.ts `subnets`); two answers
+  // would hand the host two different boot servers.
+  if (packet.giaddr !== ZERO && ctx.backend.servesRelay?.(packet.giaddr) === false) {
+    const msg = `${name} relayed by ${packet.giaddr}: not in a subnet this agent serves`;
+    return { outcome: 'unserved-relay', log: { level: 'info', msg, mac, xid } };
   }
   const lease = ctx.backend.lookupHost(mac);
   if (!lease)

@@ -1,5 +1,6 @@
 // Static reservations from the model: one lease per interface of every host of a site.
-import { macSlug } from '../../sot/ipv4';
+import { ipv4ToInt, macSlug, parseCidr } from '../../sot/ipv4';
+import { agentServes, assetBase, servingAgent } from '../../sot/serving-agent';
 import type { Model } from '../../schemas/model';
 import type { Subnet } from '../../schemas/site';
 import { own } from '../../schemas/common';
@@ -26,23 +27,33 @@ export interface HostLease {
 /** A lookup of leases by MAC, for the handler's backend. */
 export interface LeaseBackend {
   lookupHost(mac: string): HostLease | undefined;
+  /**
+   * Whether a relay's address (giaddr) is in a subnet this agent serves; relayed requests from
+   * other racks are left to their own agents. None: every relay is served.
+   */
+  servesRelay?(giaddr: string): boolean;
 }
 
+/**
+ * One lease per interface; the boot URLs and next server are those of `agent` (this agent's name)
+ * where it serves the subnet, else of the agent that does (sot/serving-agent.ts).
+ */
 export function leasesFromModel(
   model: Model,
   siteId: string,
   armed: ReadonlySet<string> = new Set(),
+  agent?: string,
 ): Map<string, HostLease> {
   const siteModel = own(model.sites, siteId);
   if (!siteModel) throw new Error(`unknown site ${siteId}`);
   const { site, hosts } = siteModel;
-  const assetUrl = (site.agents[0]?.asset_url ?? '').replace(/\/+$/, '');
-  const tftpServer = assetUrl ? new URL(assetUrl).hostname : '0.0.0.0';
   const leases = new Map<string, HostLease>();
   for (const host of hosts) {
     for (const iface of host.interfaces) {
       const subnet = site.subnets.find((s) => s.id === iface.subnet);
       if (!subnet) continue;
+      const assetUrl = assetBase(servingAgent(site, subnet.id, agent));
+      const tftpServer = assetUrl ? new URL(assetUrl).hostname : '0.0.0.0';
       const mac = iface.mac.toLowerCase();
       leases.set(mac, {
         mac,
@@ -59,8 +70,28 @@ export function leasesFromModel(
   return leases;
 }
 
-export function mapBackend(leases: ReadonlyMap<string, HostLease>): LeaseBackend {
-  return { lookupHost: (mac) => leases.get(mac.toLowerCase()) };
+/** The CIDRs of the site's subnets `agent` serves (all of them for an agent without `subnets`). */
+export function servedCidrs(model: Model, siteId: string, agent?: string): string[] {
+  const site = own(model.sites, siteId)?.site;
+  if (!site) throw new Error(`unknown site ${siteId}`);
+  const entry = agent === undefined ? site.agents[0] : site.agents.find((a) => a.name === agent);
+  return site.subnets.filter((s) => entry && agentServes(entry, s.id)).map((s) => s.cidr);
+}
+
+/** A relay filter: giaddr inside one of `cidrs`. */
+export function relayFilter(cidrs: readonly string[]): (giaddr: string) => boolean {
+  const ranges = cidrs.map(parseCidr);
+  return (giaddr) => {
+    const n = ipv4ToInt(giaddr);
+    return ranges.some(({ network, size }) => n >= network && n < network + size);
+  };
+}
+
+export function mapBackend(
+  leases: ReadonlyMap<string, HostLease>,
+  servesRelay?: (giaddr: string) => boolean,
+): LeaseBackend {
+  return { lookupHost: (mac) => leases.get(mac.toLowerCase()), ...(servesRelay ? { servesRelay } : {}) };
 }
 
 /**
@@ -70,8 +101,10 @@ export function mapBackend(leases: ReadonlyMap<string, HostLease>): LeaseBackend
 export function armedBackend(
   leases: () => ReadonlyMap<string, HostLease>,
   isArmed: (mac: string) => boolean,
+  servesRelay?: (giaddr: string) => boolean,
 ): LeaseBackend {
   return {
+    ...(servesRelay ? { servesRelay } : {}),
     lookupHost(mac) {
       const lease = leases().get(mac.toLowerCase());
       return lease && { ...lease, armed: isArmed(lease.mac) };

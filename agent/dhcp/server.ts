@@ -90,6 +90,7 @@ function newCounters(): DhcpCounters {
     'not-pxe': 0,
     declined: 0,
     released: 0,
+    'unserved-relay': 0,
     malformed: 0,
     'send-error': 0,
     'send-dropped': 0,

@@ -32,7 +32,10 @@ export async function renderArmed(
   const key = `${site}/${host.name}/${stage}`;
   let cached = rendered.get(key);
   if (cached?.token !== entry.token) {
-    cached = { token: entry.token, stage: renderStage(model, site, host, stage - 1, entry.token) };
+    cached = {
+      token: entry.token,
+      stage: renderStage(model, site, host, stage - 1, entry.token, deps.agent),
+    };
     rendered.set(key, cached);
   }
   return cached.stage;

@@ -34,7 +34,9 @@ export function bootRoutes(deps: AssetAppDeps) {
 
   // iPXE expands ${mac:hexhyp} itself, so one static script serves every host (matchbox does the same).
   app.get('/boot.ipxe', (c) => {
-    const agent = deps.models.current().sites[deps.site]?.site.agents[0];
+    // The agent that answered points at itself, not at whichever agent is first in the site.
+    const agents = deps.models.current().sites[deps.site]?.site.agents ?? [];
+    const agent = deps.agent === undefined ? agents[0] : agents.find((a) => a.name === deps.agent);
     const base = (agent?.asset_url ?? new URL(c.req.url).origin).replace(/\/+$/, '');
     return c.text(['#!ipxe', `chain --autofree ${base}/ipxe/\${mac:hexhyp} || exit`, ''].join('\n'));
   });

@@ -24,6 +24,8 @@ export interface NetbootLookup {
 export interface AssetAppDeps {
   models: ModelSource;
   site: string;
+  /** This agent's name in the site's `agents`: boot URLs of hosts on its subnets point at it. */
+  agent?: string;
   netboot: NetbootLookup;
   events: BootEventSink;
   /** Served under /files/; nothing outside it (after symlinks are resolved) is. */

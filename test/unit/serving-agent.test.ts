@@ -1,0 +1,89 @@
+// Racks and redundant agents (issue 13): each host's boot URLs point at an agent that serves its
+// subnet (the one answering, when it does), and a relay from a rack the agent does not serve is
+// left to that rack's agent.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { MessageType } from '../../agent/dhcp/codec';
+import { handleDhcp } from '../../agent/dhcp/handler';
+import { leasesFromModel, mapBackend, relayFilter, servedCidrs } from '../../agent/dhcp/leases';
+import { ipxeScript, renderStage } from '../../sot/boot-chain';
+import { validateSot } from '../../sot/validate';
+import type { Model } from '../../schemas/model';
+import { own } from '../../schemas/common';
+import { dhcpRequest } from '../helpers/dhcp-packets';
+import { materialize, removeSot, repoRoot } from '../helpers/sot';
+
+let model: Model;
+let dir: string;
+
+before(async () => {
+  dir = await materialize(path.join(repoRoot, 'test/fixtures/racks'));
+  const result = await validateSot(dir);
+  assert.ok(result.model, JSON.stringify(result.diagnostics));
+  model = result.model;
+});
+after(() => removeSot(dir));
+
+const host = (name: string) => {
+  const found = own(model.sites, 'lab1')?.hosts.find((h) => h.name === name);
+  assert.ok(found, name);
+  return found;
+};
+
+test("a rack host's iPXE script, kernel, initrd and checkpoint point at its rack's agent", () => {
+  const stage = renderStage(model, 'lab1', host('r2-01'), 0, 'tok');
+  const script = ipxeScript(stage);
+  assert.ok(stage.kernel.startsWith('http://10.99.0.5:8080/files/'), stage.kernel);
+  assert.ok(
+    stage.initrds.every((i) => i.startsWith('http://10.99.0.5:8080/files/')),
+    stage.initrds.join(),
+  );
+  assert.equal(stage.context.urls.checkpoint, 'http://10.99.0.5:8080/checkpoint/52-54-00-12-00-01/1/tok');
+  assert.doesNotMatch(script, /10\.10\.0\.5/);
+  // The rack agent cannot hand out the URLs of a subnet it does not serve, even when it renders.
+  const elsewhere = renderStage(model, 'lab1', host('r2-01'), 0, 'tok', 'lab1-agent-b');
+  assert.equal(elsewhere.kernel, stage.kernel);
+});
+
+test('each agent of a redundant pair renders its own URLs; the server renders the first serving one', () => {
+  const byB = renderStage(model, 'lab1', host('st-01'), 0, 'tok', 'lab1-agent-b');
+  assert.ok(byB.kernel.startsWith('http://10.10.0.6:8080/files/'), byB.kernel);
+  assert.match(byB.context.urls.checkpoint, /^http:\/\/10\.10\.0\.6:8080\/checkpoint\//);
+  assert.match(ipxeScript(byB), /ds=nocloud-net;s=http:\/\/10\.10\.0\.6:8080\/unattended\//);
+  assert.doesNotMatch(ipxeScript(byB) + (byB.unattended?.content ?? ''), /10\.10\.0\.5/);
+  const byServer = renderStage(model, 'lab1', host('st-01'), 0, 'tok');
+  assert.ok(byServer.kernel.startsWith('http://10.10.0.5:8080/files/'), byServer.kernel);
+});
+
+test('the leases of each agent name itself as next server and script host', () => {
+  const b = leasesFromModel(model, 'lab1', new Set(), 'lab1-agent-b');
+  assert.equal(b.get('52:54:00:10:00:01')?.tftpServer, '10.10.0.6');
+  assert.equal(b.get('52:54:00:10:00:01')?.ipxeScriptUrl, 'http://10.10.0.6:8080/ipxe/52-54-00-10-00-01');
+  // A host of the other rack keeps its rack agent's URLs whichever agent built the table.
+  assert.equal(b.get('52:54:00:12:00:01')?.assetUrl, 'http://10.99.0.5:8080');
+  const rack = leasesFromModel(model, 'lab1', new Set(), 'lab1-rack2-agent');
+  assert.equal(rack.get('52:54:00:12:00:01')?.tftpServer, '10.99.0.5');
+  assert.equal(rack.get('52:54:00:10:00:01')?.tftpServer, '10.10.0.5');
+});
+
+test('a relayed DISCOVER from a rack the agent does not serve is ignored and counted as such', () => {
+  const leases = leasesFromModel(model, 'lab1', new Set(), 'lab1-agent');
+  assert.deepEqual(servedCidrs(model, 'lab1', 'lab1-agent'), ['10.10.0.0/24', '10.11.0.0/24']);
+  const ctx = {
+    serverIp: '10.10.0.5',
+    backend: mapBackend(leases, relayFilter(servedCidrs(model, 'lab1', 'lab1-agent'))),
+    now: new Date('2026-01-02T03:04:05Z'),
+  };
+  const discover = (giaddr: string, mac: string) =>
+    handleDhcp(dhcpRequest({ type: MessageType.Discover, giaddr, mac }), ctx);
+  const foreign = discover('10.12.0.1', '52:54:00:12:00:01');
+  assert.equal(foreign.outcome, 'unserved-relay');
+  assert.equal(foreign.reply, undefined);
+  assert.equal(foreign.event, undefined);
+  assert.match(foreign.log?.msg ?? '', /relayed by 10\.12\.0\.1: not in a subnet this agent serves/);
+  // A relay on a subnet it serves (the storage network) is answered.
+  const served = discover('10.11.0.1', '52:54:00:10:01:01');
+  assert.equal(served.outcome, 'offer');
+  assert.equal(served.reply?.to.address, '10.11.0.1');
+});
