@@ -27,13 +27,19 @@ export interface NetbootArming {
   disarm(mac: string, workflowId?: string): Promise<boolean>;
 }
 
-/** Where a power cycle of one key stands: never begun, begun but unconfirmed (a crash), or done. */
-export type LedgerState = { state: 'new' } | { state: 'in-doubt'; since: string } | { state: 'done' };
+/**
+ * Where a power cycle of one key stands: never begun, begun but unconfirmed (a crash), or done. A
+ * shared ledger (agent/feed/site-boot-client.ts) also says when any agent of the site heard the host
+ * since the begin (`seen`).
+ */
+export type LedgerState =
+  { state: 'new' } | { state: 'in-doubt'; since: string; seen?: string } | { state: 'done' };
 
 /** Power cycles begun and done, durable across worker crashes (agent/state/power-ledger.ts). */
 export interface PowerLedger {
   state(key: string): Promise<LedgerState>;
-  begin(key: string, at: string): Promise<void>;
+  /** `mac`: whose boot traffic settles this key if it is left in doubt. */
+  begin(key: string, at: string, mac?: string): Promise<void>;
   done(key: string): Promise<void>;
 }
 
@@ -81,15 +87,18 @@ async function setNextBootPxe(driver: PowerDriver): Promise<string | undefined> 
   }
 }
 
+/** Whether this agent, or (in a shared ledger) any agent of the site, heard the host since `since`. */
 async function heardSince(
   deps: AgentActivityDeps,
-  mac: string,
+  input: PowerCycleInput,
   since: string,
   signal: AbortSignal,
 ): Promise<boolean> {
   const deadline = Date.now() + deps.inDoubtGraceMs;
   while (!signal.aborted) {
-    if (deps.traffic.seenSince(mac, since)) return true;
+    if (deps.traffic.seenSince(input.mac, since)) return true;
+    const shared = await deps.ledger.state(input.key);
+    if (shared.state === 'done' || (shared.state === 'in-doubt' && shared.seen !== undefined)) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -127,10 +136,7 @@ async function powerCycleOnce(
   const before = await driver.powerState();
   const entry = await deps.ledger.state(input.key);
   if (entry.state === 'done') return { before, cycled: false, note: `already power-cycled for ${input.key}` };
-  if (
-    entry.state === 'in-doubt' &&
-    (await heardSince(deps, input.mac, entry.since, ctx.cancellationSignal))
-  ) {
+  if (entry.state === 'in-doubt' && (await heardSince(deps, input, entry.since, ctx.cancellationSignal))) {
     await deps.ledger.done(input.key);
     return {
       before,
@@ -138,7 +144,7 @@ async function powerCycleOnce(
       note: `a crashed attempt cycled it: boot traffic seen since ${entry.since}`,
     };
   }
-  await deps.ledger.begin(input.key, new Date().toISOString());
+  await deps.ledger.begin(input.key, new Date().toISOString(), input.mac);
   const note = await setNextBootPxe(driver);
   if (before === 'off') await driver.powerOn();
   else await driver.powerCycle();
@@ -152,6 +158,9 @@ export interface ArmInput {
   commit: string;
   stage: number;
   workflowId: string;
+  /** See ArmEntry: the workflow takes batches, and the agent disarms at this stage's checkpoint. */
+  batches?: boolean;
+  disarmAtCheckpoint?: boolean;
 }
 
 /** What `armAndPowerCycle` did: both steps, for the host's history. */

@@ -20,6 +20,10 @@ export interface ServerFeedOptions {
 
 export interface ServerFeed extends ModelFeed {
   heartbeat(info: Omit<AgentHeartbeat, 'site'>): Promise<void>;
+  /** Any other /agent/v1 call (agent/state/site-boot-client.ts); `path` may carry a query. */
+  request(method: AgentApiMethod, path: string, body?: unknown, timeoutMs?: number): Promise<Reply>;
+  /** The error to throw for an answer that is not the one expected. */
+  failure(reply: Reply, what: string): Error;
   /** Closes the kept-alive connections. */
   close(): void;
 }
@@ -45,10 +49,12 @@ class ServerError extends Error {
   }
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   body: unknown;
 }
+
+export type AgentApiMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 function readReply(res: IncomingMessage): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -76,7 +82,7 @@ export function createServerFeed(options: ServerFeedOptions): ServerFeed {
   const agent = tls ? new Agent({ keepAlive: true, ...(options.ca ? { ca: options.ca } : {}) }) : undefined;
   const timeoutMs = options.timeoutMs ?? 10_000;
 
-  const call = (method: 'GET' | 'POST', path: string, body?: unknown): Promise<Reply> =>
+  const call = (method: AgentApiMethod, path: string, body?: unknown, ms = timeoutMs): Promise<Reply> =>
     new Promise((resolve, reject) => {
       const url = new URL(`agent/v1${path}`, base.href.endsWith('/') ? base.href : `${base.href}/`);
       url.searchParams.set('site', options.site);
@@ -88,10 +94,10 @@ export function createServerFeed(options: ServerFeedOptions): ServerFeed {
       if (payload) headers['content-type'] = 'application/json';
       const req = (tls ? httpsRequest : httpRequest)(
         url,
-        { method, headers, agent, timeout: timeoutMs },
+        { method, headers, agent, timeout: ms },
         (res) => void readReply(res).then(resolve, reject),
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no answer in ${ms} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         const hint = err.code ? TLS_HINTS[err.code] : undefined;
         const why = hint ? `${hint} (${err.code})` : err.message;
@@ -122,6 +128,8 @@ export function createServerFeed(options: ServerFeedOptions): ServerFeed {
       const reply = await call('POST', '/heartbeat', { ...info, site: options.site });
       if (reply.status !== 200) throw failure(reply, 'heartbeat');
     },
+    request: call,
+    failure,
     close: () => agent?.destroy(),
   };
 }
