@@ -18,6 +18,7 @@ import type { AgentActivities } from '../activities/agent-activities';
 import type { ServerActivities } from '../activities/server-activities';
 import {
   agentTaskQueue,
+  BootEventBatchSchema,
   DEFAULT_STEP_TIMEOUTS,
   HOST_STEPS,
   SERVER_TASK_QUEUE,
@@ -32,7 +33,8 @@ import {
   type StepTimeouts,
 } from '../schemas/rollout';
 import { HostGroupAttribute } from '../schemas/search-attributes';
-import { bootEventSignal, hostStatusQuery } from './messages';
+import { BootWatchdog } from './boot-watchdog';
+import { bootEventSignal, bootEventsSignal, hostStatusQuery } from './messages';
 
 const { loadHostSpec, siteReachability } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,
@@ -48,6 +50,11 @@ const local = proxyLocalActivities<ServerActivities>({ startToCloseTimeout: '1 m
  * host spec loaded locally) and always check the boot step order; older histories replay as they ran.
  */
 const FOLDED_STEPS = 'fold-host-steps';
+/**
+ * Newer runs still (on top of FOLDED_STEPS): boot events come in batches, one watchdog timer serves
+ * every boot step, and the agent disarms the host itself at its last checkpoint.
+ */
+const BATCHED = 'boot-event-batches';
 
 /** How often a host waiting for its site's silent agents asks again whether they are back. */
 const UNREACHABLE_RECHECK = '1 minute';
@@ -86,7 +93,7 @@ interface HostRun {
   jobOptions: ActivityOptions;
   workflowId: string;
   /** Boot events as they arrive, and the step in progress (both read by hostStatusQuery). */
-  progress: { events: BootEvent[]; current: ResumePoint };
+  progress: { events: BootEvent[]; current: ResumePoint; disarmed?: { stage: number; at: string } };
   outcomes: JobOutcome[];
   /** Boot events before this index came before the stage's arming. */
   mark: number;
@@ -94,6 +101,9 @@ interface HostRun {
   after?: number;
   /** Arm and power cycle run as one activity (FOLDED_STEPS). */
   folded: boolean;
+  /** Batches, one watchdog, disarm by the agent (BATCHED). */
+  batched: boolean;
+  watchdog: BootWatchdog;
 }
 
 async function runJobs(run: HostRun, list: Stage['preShutdown'], what: string): Promise<void> {
@@ -150,7 +160,10 @@ async function awaitEvent(
   const seen = () => progress.events.slice(mark).some(fits);
   // An event that came with the previous step's signal needs no timer (two history events fewer).
   const already = run.folded && seen();
-  if (!already && !(await condition(seen, timeoutMs)) && !(await waitOutSilentSite(run, seen, timeoutMs))) {
+  const came = run.batched
+    ? await run.watchdog.until(seen, Date.now() + timeoutMs)
+    : await condition(seen, timeoutMs);
+  if (!already && !came && !(await waitOutSilentSite(run, seen, timeoutMs))) {
     throw new StepFailure(
       progress.current,
       `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
@@ -166,7 +179,11 @@ async function armAndPowerCycle(run: HostRun, stage: Stage): Promise<void> {
   const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
   const summary = `arm ${target.host} and power-cycle it through its ${target.bmc?.type ?? 'missing'} BMC`;
   const { site, host, mac, bmc } = target;
-  const input = { site, host, mac, bmc, commit: run.input.commit, stage: stage.stage, workflowId, key };
+  const last = run.target.stages.at(-1)?.stage === stage.stage;
+  const input = {
+    ...{ site, host, mac, bmc, commit: run.input.commit, stage: stage.stage, workflowId, key },
+    ...(run.batched ? { batches: true, disarmAtCheckpoint: last } : {}),
+  };
   try {
     const result = await run.agent.armAndPowerCycle.executeWithOptions({ ...run.agentOptions, summary }, [
       input,
@@ -214,13 +231,23 @@ async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void
     }
     case 'dhcp':
     case 'ipxe':
-    case 'checkpoint':
       await awaitEvent(run, step, timeouts[step], stage.stage);
       break;
+    case 'checkpoint': {
+      await awaitEvent(run, step, timeouts[step], stage.stage);
+      // Left running, the boot timer ends with the workflow for free; jobs or a next stage outlast it.
+      const more = stage.validation.length > 0 || run.target.stages.at(-1)?.stage !== stage.stage;
+      if (run.batched && more) run.watchdog.stop();
+      break;
+    }
     case 'kernel':
       if (stage.kernelFromAgent) await awaitEvent(run, 'kernel', timeouts.kernel, stage.stage);
       break;
     case 'disarm':
+      if (run.batched && run.progress.disarmed?.stage === stage.stage) {
+        log.info('disarmed by the agent at the checkpoint', { host: target.host, ...run.progress.disarmed });
+        break;
+      }
       await agent.disarmNetboot({ mac: target.mac, workflowId });
       break;
     case 'validation':
@@ -232,6 +259,7 @@ async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void
 /** After a failure: netboot disarmed, and the failure with where a retry resumes, as the workflow's error. */
 async function hostFailed(run: HostRun, err: unknown): Promise<never> {
   const { target, agent, workflowId } = run;
+  run.watchdog.stop();
   if (isCancellation(err)) {
     await CancellationScope.nonCancellable(() => agent.disarmNetboot({ mac: target.mac, workflowId }));
     throw err;
@@ -284,13 +312,23 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
   const jobs = proxyActivities<AgentActivities>(jobOptions);
   const progress: HostRun['progress'] = { events: [], current: { stage: 1, step: 'pre-shutdown' } };
   setHandler(bootEventSignal, (event) => void progress.events.push(event));
+  setHandler(bootEventsSignal, (batch) => {
+    // A malformed signal is dropped, not thrown: a throwing handler fails every workflow task after.
+    const parsed = BootEventBatchSchema.safeParse(batch);
+    if (!parsed.success)
+      return log.warn('malformed boot-events signal dropped', { error: parsed.error.message });
+    progress.events.push(...parsed.data.events);
+    if (parsed.data.disarmed) progress.disarmed = parsed.data.disarmed;
+  });
   setHandler(hostStatusQuery, () => ({
     step: progress.current.step,
     stage: progress.current.stage,
     events: progress.events,
   }));
 
-  const folded = patched(FOLDED_STEPS);
+  // A run with the newer marker has the older one's behaviour too, without a second marker event.
+  const batched = patched(BATCHED);
+  const folded = batched || patched(FOLDED_STEPS);
   const spec = { commit: input.commit, site: input.site, host: input.host };
   const target = folded ? await local.loadHostSpec(spec) : await loadHostSpec(spec);
   upsertSearchAttributes([{ key: HostGroupAttribute, value: target.group }]);
@@ -311,6 +349,8 @@ export async function reprovisionHostWorkflow(input: ReprovisionHostInput): Prom
     outcomes: [],
     mark: 0,
     folded,
+    batched,
+    watchdog: new BootWatchdog(),
   };
   const start = input.resumeFrom
     ? { ...input.resumeFrom, step: resumeStep(input.resumeFrom.step) }
