@@ -1,134 +1,138 @@
 // Scale benchmark of the rollout workflows (not a test): N sim hosts with a real boot delay, one
 // host group with max_concurrent M, on a Temporal server: the dev server, or temporal-server on
-// PostgreSQL (scripts/temporal-pg.sh) with --address. Prints wall time against the ideal
-// ceil(N/M) * boot, history events per host, and CPU per host of this process (server worker and
-// sim agent), of the Temporal server process and of PostgreSQL's processes.
-//
-//   npx tsx scripts/bench/rollout.ts [--hosts 1000] [--boot 30] [--max-concurrent 100] [--address host:port]
-//     [--namespace vaquero-bench]
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// PostgreSQL (scripts/temporal-pg.sh) with --address. Per run it prints wall time against the ideal
+// ceil(N/M) * boot; history events over every run of every workflow (a site rollout continues as
+// new), the largest single history and the largest payload of any event; CPU per host of Vaquero's
+// processes, the Temporal server and PostgreSQL; and which worker process did which work. Runs are
+// then printed side by side against issue 12's targets, with `vaquero validate` / `plan` at scale
+// (scripts/bench/sot.ts) when --sot is given.
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { applyWorkflowId, SERVER_TASK_QUEUE, type SiteRolloutResult } from '../../schemas/rollout';
-import type { ApplyCommitResult } from '../../workflows/apply-commit';
-import { writeSimSot } from '../../test/helpers/sim-sot';
-import { launchVaquero } from '../../test/helpers/vaquero-env';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { runReport, summaryTable } from './lib/rollout-report';
+import { measureRollout, type RunFigures, type RunSpec } from './lib/rollout-run';
+
+const usage = `npx tsx scripts/bench/rollout.ts [options]
+
+  --hosts N --boot S --max-concurrent M   one run (default 1000, 30, 100)
+  --run N:S:M                             a run; repeat for several, printed side by side
+  --preset issue12                        issue 12's runs: --run 1000:30:100 --run 10000:120:1000
+                                          --sot 10000,50000
+  --servers K                             K real \`vaquero server\` processes share the vaquero-server
+                                          worker (default 0: the worker runs in this process)
+  --history-limit E                       the site rollout continues as new past E events
+  --sot N1,N2                             also validate and plan a synthetic SoT of these sizes
+  --address host:port                     Temporal (default $TEMPORAL_ADDRESS or 127.0.0.1:7233)
+  --namespace NS                          default vaquero-bench; each run terminates what runs there
+  --help`;
+
+const PRESETS: Record<string, { runs: string[]; sot: string }> = {
+  issue12: { runs: ['1000:30:100', '10000:120:1000'], sot: '10000,50000' },
+};
 
 const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '1000' },
     boot: { type: 'string', default: '30' },
     'max-concurrent': { type: 'string', default: '100' },
+    run: { type: 'string', multiple: true },
+    preset: { type: 'string' },
+    servers: { type: 'string', default: '0' },
+    'history-limit': { type: 'string' },
+    sot: { type: 'string' },
     address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' },
     // Its own namespace lets two runs share a server: each terminates what runs in its namespace.
     namespace: { type: 'string', default: 'vaquero-bench' },
+    help: { type: 'boolean' },
   },
 });
-const address = values.address;
-const hosts = Number(values.hosts);
-const bootS = Number(values.boot);
-const maxConcurrent = Number(values['max-concurrent']);
 
-const ticksPerS = Number(execFileSync('getconf', ['CLK_TCK']).toString());
-
-/** User + system CPU of a process so far, in ms (fields 14 and 15 of /proc/<pid>/stat). */
-function cpuMsOf(pid: string): number {
-  const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerS;
+function fail(message: string): never {
+  console.error(`${message}\n\n${usage}`);
+  process.exit(2);
 }
 
-/** The Temporal server listening on the frontend port (dev server or temporal-server). */
-function temporalServerCpuMs(): number | undefined {
-  try {
-    const port = address.split(':').pop();
-    const line = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString();
-    const pid = /pid=(\d+)/.exec(line)?.[1];
-    return pid ? cpuMsOf(pid) : undefined;
-  } catch {
-    return undefined;
-  }
+function positive(text: string, what: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v <= 0) fail(`${what}: ${text} is not a positive whole number`);
+  return v;
 }
 
-/** PostgreSQL's processes (pooled connections stay, so their CPU is still counted at the end). */
-function postgresCpuMs(): number {
-  let pids: string[] = [];
-  try {
-    pids = execFileSync('pgrep', ['-x', 'postgres']).toString().split('\n').filter(Boolean);
-  } catch {
-    return 0;
-  }
-  return pids.reduce((sum, pid) => {
-    try {
-      return sum + cpuMsOf(pid);
-    } catch {
-      return sum;
-    }
-  }, 0);
+function runSpec(text: string): RunSpec {
+  const [hosts, boot, mc, extra] = text.split(':');
+  if (!hosts || !boot || !mc || extra !== undefined)
+    fail(`--run ${text}: expected hosts:boot:max_concurrent`);
+  return {
+    hosts: positive(hosts, '--run hosts'),
+    bootS: positive(boot, '--run boot'),
+    maxConcurrent: positive(mc, '--run max_concurrent'),
+  };
 }
 
-const work = await mkdtemp(path.join(tmpdir(), 'vaquero-bench-'));
-await writeSimSot(work, { site: 'bench', hosts, bootS, maxConcurrent, net: 128 });
-const env = await launchVaquero({
-  fixture: work,
-  sites: ['bench'],
-  simTimeScale: 1,
-  namespace: values.namespace,
-  address,
-});
-try {
-  const sha = await env.commit('bench');
-  const cpu0 = process.cpuUsage();
-  const server0 = temporalServerCpuMs();
-  const pg0 = postgresCpuMs();
-  const t0 = Date.now();
-  const apply = await env.client.workflow.start('applyCommitWorkflow', {
-    taskQueue: SERVER_TASK_QUEUE,
-    workflowId: applyWorkflowId(sha),
-    args: [
-      {
-        commit: sha,
-        source: env.sot,
-        timeouts: { dhcp: 120_000, ipxe: 120_000, kernel: 120_000, checkpoint: 300_000 },
-      },
-    ],
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const preset = values.preset === undefined ? undefined : PRESETS[values.preset];
+if (values.preset !== undefined && !preset)
+  fail(`--preset ${values.preset}: known presets are ${Object.keys(PRESETS).join(', ')}`);
+const specs = (values.run ?? preset?.runs ?? []).map(runSpec);
+if (specs.length === 0)
+  specs.push({
+    hosts: positive(values.hosts, '--hosts'),
+    bootS: positive(values.boot, '--boot'),
+    maxConcurrent: positive(values['max-concurrent'], '--max-concurrent'),
   });
-  const { rollouts } = (await apply.result()) as ApplyCommitResult;
-  const rolloutId = rollouts[0]?.workflowId ?? '';
-  const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
-  const wallS = (Date.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const server1 = temporalServerCpuMs();
-  const pgMs = postgresCpuMs() - pg0;
-  const idealS = Math.ceil(hosts / maxConcurrent) * bootS;
+const servers = values.servers === '0' ? 0 : positive(values.servers, '--servers');
+const historyLimit = values['history-limit'] && positive(values['history-limit'], '--history-limit');
+const sotSizes = values.sot ?? preset?.sot;
 
-  const events = async (id: string) =>
-    (await env.client.workflow.getHandle(id).fetchHistory()).events?.length ?? 0;
-  const sample = result.succeeded.slice(0, 50);
-  let hostEvents = 0;
-  for (const h of sample) hostEvents += await events(`host/bench/${h}/${sha.slice(0, 7)}`);
-  const perHost = hostEvents / Math.max(1, sample.length);
-  const rolloutEvents = await events(rolloutId);
-  const applyEvents = await events(applyWorkflowId(sha));
-  const total = perHost * hosts + rolloutEvents + applyEvents;
-  const ms = (n: number) => `${n.toFixed(1)} ms`;
-  const report = [
-    `hosts ${hosts}, boot ${bootS} s, max_concurrent ${maxConcurrent}: ${result.phase}, ${result.succeeded.length} succeeded, ${result.failed.length} failed`,
-    `wall time ${wallS.toFixed(1)} s vs ideal ceil(N/M) * boot = ${idealS} s: ratio ${(wallS / idealS).toFixed(3)}, overhead ${(wallS - idealS).toFixed(1)} s`,
-    `history events: ${perHost.toFixed(1)} per host workflow (mean of ${sample.length}), rollout ${rolloutEvents}, apply ${applyEvents}; ${(total / hosts).toFixed(1)} per host in all`,
-    `CPU of this process (server worker + sim agent): ${ms((cpu.user + cpu.system) / 1000 / hosts)} per host (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s)`,
-    server0 !== undefined && server1 !== undefined
-      ? `CPU of the Temporal server at ${address}: ${ms((server1 - server0) / hosts)} per host (${((server1 - server0) / 1000).toFixed(1)} s)`
-      : `CPU of the Temporal server at ${address}: not found`,
-    ...(pgMs > 0 ? [`CPU of PostgreSQL: ${ms(pgMs / hosts)} per host (${(pgMs / 1000).toFixed(1)} s)`] : []),
-  ];
-  console.log(report.join('\n'));
-  const out = path.join(process.cwd(), '.vaquero', 'bench-rollout.txt');
-  await mkdir(path.dirname(out), { recursive: true });
-  await writeFile(out, `${report.join('\n')}\n`);
-} finally {
-  await env.close();
-  await rm(work, { recursive: true, force: true });
+/** scripts/bench/sot.ts in its own process (it measures child processes' peak RSS). */
+function sotBench(sizes: string): Promise<{ text: string; result: unknown }> {
+  const script = fileURLToPath(new URL('./sot.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', script, '--hosts', sizes],
+      { maxBuffer: 16 * 1024 * 1024 },
+      (err, out, errText) => {
+        if (err) return reject(new Error(`scripts/bench/sot.ts failed: ${errText.slice(-2000)}`));
+        const lines = out.trimEnd().split('\n');
+        const result = lines.find((l) => l.startsWith('RESULT '));
+        resolve({
+          text: lines.filter((l) => !l.startsWith('RESULT ')).join('\n'),
+          result: result ? JSON.parse(result.slice('RESULT '.length)) : undefined,
+        });
+      },
+    );
+  });
 }
+
+// With the workflows in server processes, nothing here installs the quiet runtime the tests use.
+if (servers > 0) Runtime.install({ logger: new DefaultLogger('WARN') });
+const report: string[] = [];
+const say = (lines: string[]) => {
+  console.log(lines.join('\n'));
+  report.push(...lines);
+};
+const runs: RunFigures[] = [];
+for (const spec of specs) {
+  const run = await measureRollout(spec, {
+    address: values.address,
+    namespace: values.namespace,
+    servers,
+    historyLimit: historyLimit || undefined,
+  });
+  runs.push(run);
+  say([...runReport(run), '']);
+}
+say([summaryTable(runs), '']);
+const sot = sotSizes ? await sotBench(sotSizes) : undefined;
+if (sot) say(['vaquero validate / plan --json of a synthetic SoT (scripts/bench/sot.ts):', sot.text, '']);
+console.log(`RESULT ${JSON.stringify({ runs, sot: sot?.result })}`);
+const out = path.join(process.cwd(), '.vaquero', 'bench-rollout.txt');
+await mkdir(path.dirname(out), { recursive: true });
+await writeFile(out, `${report.join('\n')}\n`);
