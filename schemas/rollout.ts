@@ -51,6 +51,11 @@ export const BootEventSchema = z.object({
   stage: z.int().min(1).optional(),
   at: z.string(),
   detail: z.string().optional(),
+  /**
+   * False: a broadcast every agent of the broadcast domain sees (a DISCOVER), kept as evidence and in
+   * the logs but not sent to the workflow; the agent the host chose reports its REQUEST.
+   */
+  reported: z.literal(false).optional(),
 });
 export type BootEvent = z.infer<typeof BootEventSchema>;
 

@@ -103,7 +103,11 @@ export function handleDhcp(packet: DhcpPacket, ctx: HandlerContext): HandlerResu
     case MessageType.Discover:
       return {
         ...answer(packet, lease, ctx, MessageType.Offer),
-        event: event(`DISCOVER -> OFFER ${lease.ipv4}${lease.armed ? '' : ' (not armed)'}`),
+        // Every agent of the broadcast domain answers it: the one the host chooses reports its REQUEST.
+        event: {
+          ...event(`DISCOVER -> OFFER ${lease.ipv4}${lease.armed ? '' : ' (not armed)'}`),
+          reported: false,
+        },
       };
     case MessageType.Request:
       return request(packet, lease, ctx, event);

@@ -146,6 +146,8 @@ export class SignalingEventSink implements BootEventSink {
   }
 
   emit(event: BootEvent): void {
+    // Reported by the agent the host chose (schemas/rollout.ts `reported`), or by none: not journaled.
+    if (event.reported === false) return;
     const entry: Entry = { seq: ++this.seq, id: randomUUID(), event };
     // Not fsynced: this runs on the packet path, a process crash keeps the page cache, and an event
     // lost to a power cut of the agent only makes its step time out and be retried.
