@@ -10,6 +10,8 @@ import { AGENT_USAGE, agentConfig, configMessage } from './args';
 import type { AgentConfig } from './config';
 import type { Logger } from './state/event-delivery';
 import { createServerFeed } from './feed/server-feed';
+import { SiteBootClient } from './feed/site-boot-client';
+import { watchArms } from './state/arms-watch';
 import { createFileFeed } from './feed/file-feed';
 import type { ModelFeed } from './feed/model-feed';
 import { ModelCache } from './state/model-cache';
@@ -81,7 +83,13 @@ export async function startAgent(
     await clientConnection.close().catch(() => undefined);
     throw err;
   }
-  const boot = createBootState(config.stateDir, client, logger);
+  const boot = createBootState(config.stateDir, client, logger, remote?.boot);
+  // With a server, the site's arms live there; this agent's netboot.json follows them (docs/ha.md).
+  const arms = remote && watchArms(remote.boot, boot.netboot, logger);
+  const stopArms = async () => {
+    boot.reporter?.close();
+    await arms?.stop();
+  };
 
   let stopping = false;
   const feed: ModelFeed | undefined = config.modelDir
@@ -89,6 +97,7 @@ export async function startAgent(
     : remote?.feed;
   const modelServices = feed
     ? await startModelServices(config, feed, { boot, logger, stopping: () => stopping }, async () => {
+        await stopArms();
         remote?.stop();
         await closeEvents(boot);
         await clientConnection.close().catch(() => undefined);
@@ -109,6 +118,8 @@ export async function startAgent(
     async stop() {
       stopping = true;
       await worker.stop();
+      await boot.reporter?.flush();
+      await stopArms();
       remote?.stop();
       await modelServices?.stop();
       await closeEvents(boot);
@@ -257,6 +268,7 @@ async function serverFeed(config: AgentConfig, logger: AgentLogger) {
   const timer = setInterval(() => void beat(), config.heartbeatMs);
   return {
     feed,
+    boot: new SiteBootClient(feed, agent),
     stop() {
       clearInterval(timer);
       feed.close();

@@ -8,6 +8,9 @@ import { createSecretResolver } from '../activities/jobs/secrets';
 import { BootTraffic } from './state/boot-traffic';
 import { NetbootTable } from './state/netboot-table';
 import { PowerLedger } from './state/power-ledger';
+import { SeenReporter } from './state/arms-watch';
+import type { SiteBootClient } from './feed/site-boot-client';
+import type { PowerLedger as PowerLedgerPort } from '../activities/agent-activities';
 import { createCommandPower } from '../activities/power/command-power';
 import { createIpmiPower } from '../activities/power/ipmi-power';
 import { createRedfishPower } from '../activities/power/redfish-power';
@@ -42,24 +45,37 @@ export interface AgentBootState {
   events: SignalingEventSink;
   /** What every boot event goes through first: it remembers when each MAC was last heard. */
   traffic: BootTraffic;
+  /** The site's power ledger at the server; absent: the one on this agent's disk. */
+  ledger?: PowerLedgerPort;
+  /** Reports armed MACs' boot traffic to the server (with `shared`). */
+  reporter?: SeenReporter;
 }
 
-/** The netboot table and boot event path of an agent's state directory. */
-export function createBootState(stateDir: string, client: Client, logger: Logger): AgentBootState {
-  const netboot = new NetbootTable(path.join(stateDir, 'netboot.json'));
+/**
+ * The netboot table and boot event path of an agent's state directory. With `shared` (an agent with
+ * a server), the arms and the power ledger are the site's at the server, and netboot.json their cache.
+ */
+export function createBootState(
+  stateDir: string,
+  client: Client,
+  logger: Logger,
+  shared?: SiteBootClient,
+): AgentBootState {
+  const netboot = new NetbootTable(path.join(stateDir, 'netboot.json'), shared);
   const events = new SignalingEventSink({
     client,
     netboot,
     logger,
     journal: path.join(stateDir, 'events.jsonl'),
   });
-  const traffic = new BootTraffic(events, path.join(stateDir, 'boot-traffic.log'));
-  return { netboot, events, traffic };
+  const reporter = shared && new SeenReporter(events, shared, (mac) => netboot.isArmedNow(mac), logger);
+  const traffic = new BootTraffic(reporter ?? events, path.join(stateDir, 'boot-traffic.log'));
+  return { netboot, events, traffic, ...(shared ? { ledger: shared, reporter } : {}) };
 }
 
 /** The agent's Temporal worker on `vaquero-agent-<site>`, with its datacenter activities wired. */
 export async function createAgentWorker(options: AgentWorkerOptions) {
-  const { netboot, events, traffic } =
+  const { netboot, events, traffic, ledger } =
     options.boot ?? createBootState(options.stateDir, options.client, options.logger);
   const sim = new SimLab({
     events: traffic,
@@ -72,7 +88,7 @@ export async function createAgentWorker(options: AgentWorkerOptions) {
   const activities = createAgentActivities({
     site: options.site,
     netboot,
-    ledger: new PowerLedger(path.join(options.stateDir, 'power-ledger.log')),
+    ledger: ledger ?? new PowerLedger(path.join(options.stateDir, 'power-ledger.log')),
     traffic,
     inDoubtGraceMs: options.inDoubtGraceMs ?? 120_000,
     powerDriver(target, bmc) {

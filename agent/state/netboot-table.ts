@@ -1,9 +1,18 @@
 import type { ArmEntry } from '../../schemas/agent';
 import { readJsonIfExists, writeFileAtomic } from '../../activities/store/atomic-file';
 
+/** Where the site's arms are held when an agent has a server (agent/feed/site-boot-client.ts). */
+export interface SharedArms {
+  /** Resolves with the site's revision once the arm is durable at the server. */
+  arm(entry: ArmEntry): Promise<number>;
+  disarm(mac: string, workflowId?: string): Promise<{ revision: number; disarmed: boolean }>;
+}
+
 /**
  * Which MACs are armed, kept on the agent's disk (written atomically) so an agent restart neither
  * forgets an armed host nor leaves one looping in PXE. An unarmed MAC boots from its local disk.
+ * With `shared`, the server holds the site's arms (docs/ha.md): an arm or disarm completes there
+ * first, and this file is the agent's cache of them, replaced as the agent's watch sees them move.
  */
 export class NetbootTable {
   // The load is shared: two first calls at once must not each build a map and lose the other's entry.
@@ -11,8 +20,13 @@ export class NetbootTable {
   /** The same map once read: the DHCP loop answers synchronously (`isArmedNow`). */
   private loaded: Map<string, ArmEntry> | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** The newest site revision this cache holds: an older watch answer must not undo a newer arm. */
+  private revision = -1;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly shared?: SharedArms,
+  ) {}
 
   private load(): Promise<Map<string, ArmEntry>> {
     this.entries ??= (async () => {
@@ -35,19 +49,47 @@ export class NetbootTable {
   }
 
   async arm(entry: ArmEntry): Promise<void> {
+    const revision = await this.shared?.arm(entry);
     const entries = await this.load();
+    if (revision !== undefined) this.revision = Math.max(this.revision, revision);
     entries.set(entry.mac, entry);
     await this.save(entries);
   }
 
   /** Disarms a MAC; with a workflow id, only if that workflow armed it (a newer arm is left alone). */
   async disarm(mac: string, workflowId?: string): Promise<boolean> {
+    const remote = await this.shared?.disarm(mac, workflowId);
     const entries = await this.load();
+    if (remote) {
+      this.revision = Math.max(this.revision, remote.revision);
+      const mine = entries.get(mac);
+      if (remote.disarmed && mine && (!workflowId || mine.workflowId === workflowId)) {
+        entries.delete(mac);
+        await this.save(entries);
+      }
+      return remote.disarmed;
+    }
     const current = entries.get(mac);
     if (!current || (workflowId && current.workflowId !== workflowId)) return false;
     entries.delete(mac);
     await this.save(entries);
     return true;
+  }
+
+  /** The site's arms as the server's watch returned them; false (kept as is) when older than held. */
+  async replace(arms: readonly ArmEntry[], revision: number): Promise<boolean> {
+    const entries = await this.load();
+    if (revision < this.revision) return false;
+    this.revision = revision;
+    entries.clear();
+    for (const entry of arms) entries.set(entry.mac, entry);
+    await this.save(entries);
+    return true;
+  }
+
+  /** The site revision the cache holds (-1: none yet, e.g. the file of a previous run). */
+  heldRevision(): number {
+    return this.revision;
   }
 
   async lookup(mac: string): Promise<ArmEntry | undefined> {
