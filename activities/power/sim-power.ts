@@ -12,12 +12,16 @@ import type { PowerDriver, PowerState, PowerTarget } from './power-driver';
 
 type SimBmc = Extract<Bmc, { type: 'sim' }>;
 
-/** When each boot event comes, as a fraction of the host's boot_delay after a power cycle. */
-const BOOT_SEQUENCE: [BootEventKind, number][] = [
-  ['dhcp', 0.1],
-  ['ipxe', 0.2],
-  ['kernel', 0.4],
-  ['checkpoint', 1],
+/**
+ * When each boot event comes after a power cycle: a fraction of the host's boot_delay, plus a few
+ * hundred ms (scaled, at most 5% of the delay). DHCP once the firmware's POST is over, then, as on a
+ * real machine, the iPXE script and the kernel within about a second; the checkpoint at the end.
+ */
+const BOOT_SEQUENCE: [BootEventKind, number, number][] = [
+  ['dhcp', 0.3, 0],
+  ['ipxe', 0.3, 400],
+  ['kernel', 0.3, 900],
+  ['checkpoint', 1, 0],
 ];
 
 export interface SimLabOptions {
@@ -105,9 +109,10 @@ export class SimLab {
   /** Emits the boot's remaining events at their times (at once for those already due). */
   private schedule(boot: BootInProgress): void {
     let last = 0;
-    for (const [kind, fraction] of BOOT_SEQUENCE) {
+    const scale = this.options.timeScale ?? 1;
+    for (const [kind, fraction, afterMs] of BOOT_SEQUENCE) {
       if (kind === boot.failStage) break;
-      const due = boot.startedAt + boot.delayMs * fraction;
+      const due = boot.startedAt + boot.delayMs * fraction + Math.min(afterMs * scale, boot.delayMs * 0.05);
       last = Math.max(last, due);
       const timer = setTimeout(
         () => {
