@@ -93,18 +93,19 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
     run('git', ['-C', repo, '-c', 'user.name=vaquero-test', '-c', 'user.email=test@example.net', ...args]);
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
 
+  // Before any native connection: the bundle helper installs the (quiet) runtime.
+  const workflowCode = options.serverWorker === false ? undefined : await workflowBundle();
   const native = await NativeConnection.connect({ address });
   const store = new FileModelStore(path.join(stateDir, 'store'));
   const server =
-    options.serverWorker === false
-      ? undefined
-      : await createServerWorker({
-          connection: native,
-          namespace,
-          client,
-          store,
-          workflows: { workflowBundle: await workflowBundle() },
-        });
+    workflowCode &&
+    (await createServerWorker({
+      connection: native,
+      namespace,
+      client,
+      store,
+      workflows: { workflowBundle: workflowCode },
+    }));
   const running: Promise<void>[] = server ? [server.run()] : [];
   const agents = new Map<string, { worker: Worker; done: Promise<void>; sim: SimLab }>();
 
