@@ -10,6 +10,7 @@ import type { Model } from '../schemas/model';
 import type { BootEvent } from '../schemas/rollout';
 import type { Agent } from '../schemas/site';
 import { armedBackend, leasesFromModel, relayFilter, servedCidrs, type HostLease } from './dhcp/leases';
+import { bootAddresses, type BootAddress } from './dhcp/interfaces';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
 import { createAssetApp, type AssetLog } from './http/app';
 import { newRefusalCounts, type BootRefusalCounts } from './http/boot-guard';
@@ -225,9 +226,12 @@ function startDhcp({
   backend,
   events,
 }: ServiceContext): Promise<DhcpServer> {
+  const interfaces = config.bootInterface ? [config.bootInterface] : undefined;
+  if (interfaces) checkBootAddress(interfaces, bootAddress);
   // `mode`/`proxyPort` are the proxy-mode options of agent/dhcp/server.ts.
   const options: DhcpServerOptions & { mode?: 'server' | 'proxy'; proxyPort?: number } = {
     interface: config.bootInterface,
+    ...(interfaces ? { interfaces } : {}),
     address: bootAddress,
     port: config.dhcpPort,
     backend,
@@ -237,6 +241,21 @@ function startDhcp({
     ...(config.proxyPort !== undefined ? { proxyPort: config.proxyPort } : {}),
   };
   return startDhcpServer(options);
+}
+
+/** The server identifier is an address of the boot interface: another agent's would divert its clients. */
+function checkBootAddress(interfaces: readonly string[], bootAddress: string): void {
+  let addresses: BootAddress[];
+  try {
+    addresses = bootAddresses(interfaces);
+  } catch (err) {
+    throw new ServiceConfigError((err as Error).message);
+  }
+  if (addresses.some((a) => a.address === bootAddress)) return;
+  const have = addresses.map((a) => a.address).join(', ');
+  throw new ServiceConfigError(
+    `the boot address ${bootAddress} is not on ${interfaces.join(', ')} (it has ${have}): pass --boot-address or --agent-name`,
+  );
 }
 
 function startTftp({ config, deps, events }: ServiceContext): Promise<TftpServer> {

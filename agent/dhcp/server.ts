@@ -2,24 +2,32 @@
 import dgram from 'node:dgram';
 import type { BootEventSink } from '../../schemas/rollout';
 import { LogSampler, type LogSamplerOptions } from '../log-sampler';
-import { decode, encode, type DhcpPacket } from './codec';
+import { decode, encode, macOf, type DhcpPacket } from './codec';
 import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome, type HandlerResult } from './handler';
+import { bootAddresses, onLink, type BootAddress } from './interfaces';
 import type { LeaseBackend } from './leases';
 import { handleProxyDhcp, PXE_PORT } from './proxy';
 
 export type DhcpLogger = (entry: DhcpLog & { from?: string }) => void;
 
 export interface DhcpServerOptions {
-  /**
-   * The interface to serve. Node's dgram has no SO_BINDTODEVICE, and a socket bound to a unicast
-   * address never sees the broadcast DISCOVERs of clients without an address. So the socket binds
-   * 0.0.0.0 and "only this interface" is given by running the agent in a network namespace that holds
-   * just the boot interface (docs/agent.md, "Network namespace"); the name is only reported in logs.
-   */
+  /** The boot interface's name, for logs (see `interfaces` for binding to it). */
   interface?: string;
+  /**
+   * The boot interfaces to answer on; none: every interface (a socket on 0.0.0.0). Node's dgram has
+   * no SO_BINDTODEVICE or IP_PKTINFO, so "only these" is built from addresses: a socket on each of
+   * their IPv4 addresses takes unicasts (relays, renewals; nothing sent to another interface's
+   * address reaches it), and one on 255.255.255.255 the broadcasts of clients without an address,
+   * which every interface delivers there. Such a client is answered only when its reservation is on
+   * a boot interface's network, from the socket of that interface's address: Linux sends a limited
+   * broadcast out of the interface that owns the source address (not where the routes point), so no
+   * reply leaves on another network. A running agent can also be isolated in a network namespace
+   * holding only the boot interface (docs/agent.md, "Network namespace").
+   */
+  interfaces?: readonly string[];
   /** The server's address on the boot network: server identifier (option 54). */
   address: string;
-  /** Where to bind; 0.0.0.0 by default (see `interface`). */
+  /** Where to bind without `interfaces`; 0.0.0.0 by default. */
   bindAddress?: string;
   port?: number;
   /**
@@ -42,7 +50,11 @@ export interface DhcpServerOptions {
   now?: () => Date;
 }
 
-export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped', number>;
+/** `off-link`: a broadcast from a host whose reservation is on none of the boot interfaces' networks. */
+export type DhcpCounters = Record<
+  DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped' | 'off-link',
+  number
+>;
 type LogKind = keyof DhcpCounters | 'socket-error';
 
 /** Replies handed to a socket and not yet sent (see `send`). */
@@ -78,6 +90,8 @@ interface LoopState {
   now: () => Date;
   /** Every line a packet causes, sampled per kind: a flood is counted, not written out. */
   log: (kind: LogKind, entry: DhcpLog & { from?: string }) => void;
+  /** With `interfaces`: the sockets bound to each boot address, by kind, that broadcasts are answered from. */
+  local?: { addresses: BootAddress[]; sockets: Map<string, dgram.Socket> };
 }
 
 function newCounters(): DhcpCounters {
@@ -91,6 +105,7 @@ function newCounters(): DhcpCounters {
     declined: 0,
     released: 0,
     'unserved-relay': 0,
+    'off-link': 0,
     malformed: 0,
     'send-error': 0,
     'send-dropped': 0,
@@ -100,7 +115,7 @@ function newCounters(): DhcpCounters {
 /** One datagram: decoded, handed to the handler of its port and mode, the reply sent. Never throws. */
 function onDatagram(
   state: LoopState,
-  socket: dgram.Socket,
+  received: dgram.Socket,
   kind: SocketKind,
   msg: Buffer,
   rinfo: dgram.RemoteInfo,
@@ -119,6 +134,14 @@ function onDatagram(
       });
       return;
     }
+    const socket = replySocket(state, received, kind, decoded.packet);
+    if (!socket) {
+      counters['off-link']++;
+      const mac = macOf(decoded.packet);
+      const msg = `broadcast from ${mac}: its reservation is on none of the boot interfaces' networks`;
+      log('off-link', { level: 'info', msg, mac, xid: decoded.packet.xid, from });
+      return;
+    }
     const result = handle(state, kind, decoded.packet, rinfo);
     counters[result.outcome]++;
     if (result.log) log(result.outcome, { ...result.log, from });
@@ -133,6 +156,28 @@ function onDatagram(
       from,
     });
   }
+}
+
+const BROADCAST = '255.255.255.255';
+const ZERO = '0.0.0.0';
+
+/**
+ * The socket to answer from: a broadcast is answered from the boot address on the network of the
+ * host's reservation, so the reply leaves by that interface; undefined when no boot interface is.
+ */
+function replySocket(
+  state: LoopState,
+  received: dgram.Socket,
+  kind: SocketKind,
+  packet: DhcpPacket,
+): dgram.Socket | undefined {
+  const local = state.local;
+  if (!local || received !== local.sockets.get(`${kind} ${BROADCAST}`)) return received;
+  const lease = packet.giaddr === ZERO ? state.opts.backend.lookupHost(macOf(packet)) : undefined;
+  // An unknown MAC gets no answer anyway, and relays unicast: the handler decides.
+  if (!lease) return received;
+  const address = onLink(local.addresses, lease.ipv4);
+  return address && local.sockets.get(`${kind} ${address.address}`);
 }
 
 function handle(
@@ -209,17 +254,18 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       state.log('socket-error', { level: 'warn', msg: `socket error: ${err.message}` }),
     );
   };
-  const bindAddress = opts.bindAddress ?? '0.0.0.0';
+  const addresses = opts.interfaces?.length ? bootAddresses(opts.interfaces) : undefined;
+  if (addresses) state.local = { addresses, sockets: new Map() };
   const sockets: dgram.Socket[] = [];
   const closeAll = () =>
     Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() =>
       sampled.flush(),
     );
-  const open = async (port: number, kind: SocketKind): Promise<dgram.Socket> => {
+  const openOne = async (port: number, kind: SocketKind, address: string): Promise<dgram.Socket> => {
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
     listen(socket, kind);
     try {
-      await bind(socket, port, bindAddress);
+      await bind(socket, port, address);
     } catch (err) {
       socket.close();
       await closeAll();
@@ -230,6 +276,19 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     // that address like any other: without a default route or `ip route add 255.255.255.255/32 dev <if>`
     // in the namespace, sends fail with ENETUNREACH (logged and counted as send-error).
     socket.setBroadcast(true);
+    state.local?.sockets.set(`${kind} ${address}`, socket);
+    return socket;
+  };
+  // One socket per boot address and one for broadcasts (see `interfaces`), all on the port the first
+  // one got (port 0: any free port).
+  const open = async (port: number, kind: SocketKind): Promise<dgram.Socket> => {
+    if (!addresses) return openOne(port, kind, opts.bindAddress ?? '0.0.0.0');
+    const [first, ...rest] = addresses;
+    if (!first) throw new Error('no boot address');
+    const socket = await openOne(port, kind, first.address);
+    const bound = socket.address().port;
+    for (const { address } of rest) await openOne(bound, kind, address);
+    await openOne(bound, kind, BROADCAST);
     return socket;
   };
   const main = await open(opts.port ?? SERVER_PORT, 'dhcp');
@@ -238,9 +297,12 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       ? await open(opts.proxyPort ?? PXE_PORT, 'pxe')
       : undefined;
   const ports = pxe ? ` and ${pxe.address().port}` : '';
+  const where = addresses
+    ? addresses.map((a) => `${a.interface} (${a.address})`).join(', ')
+    : (opts.interface ?? 'all interfaces');
   opts.log({
     level: 'info',
-    msg: `DHCP ${mode} on ${opts.interface ?? 'all interfaces'} as ${opts.address}, port ${main.address().port}${ports}`,
+    msg: `DHCP ${mode} on ${where} as ${opts.address}, port ${main.address().port}${ports}`,
   });
   return {
     port: main.address().port,

@@ -18,6 +18,8 @@ export interface UdhcpcOptions {
   tries?: number;
   /** Seconds between them (-T; udhcpc's default 3 when unset). */
   timeoutS?: number;
+  /** More udhcpc arguments (`-V PXEClient`, `-x 0x5d:0000`, ...). */
+  args?: string[];
 }
 
 /**
@@ -30,7 +32,7 @@ export async function udhcpc(
   ns: string,
   link: string,
   dir: string,
-  { tries = 5, timeoutS }: UdhcpcOptions = {},
+  { tries = 5, timeoutS, args = [] }: UdhcpcOptions = {},
 ): Promise<Map<string, string>> {
   const script = path.join(dir, 'udhcpc.sh');
   const out = path.join(dir, 'udhcpc.env');
@@ -39,7 +41,7 @@ export async function udhcpc(
   await chmod(script, 0o755);
   const timeout = timeoutS === undefined ? [] : ['-T', String(timeoutS)];
   await net.exec(ns, BUSYBOX ?? 'busybox', [
-    ...['udhcpc', '-n', '-q', '-f', '-t', String(tries), ...timeout, '-i', link, '-s', script],
+    ...['udhcpc', '-n', '-q', '-f', '-t', String(tries), ...timeout, ...args, '-i', link, '-s', script],
   ]);
   const lines = (await readFile(out, 'utf8')).split('\n').filter((line) => line.includes('='));
   return new Map(lines.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
