@@ -22,7 +22,7 @@ export interface DhcpServerOptions {
    * a boot interface's network, from the socket of that interface's address: Linux sends a limited
    * broadcast out of the interface that owns the source address (not where the routes point), so no
    * reply leaves on another network. A running agent can also be isolated in a network namespace
-   * holding only the boot interface (docs/agent.md, "Network namespace").
+   * holding only the boot interface (docs/agent.md, "Boot interface").
    */
   interfaces?: readonly string[];
   /** The server's address on the boot network: server identifier (option 54). */
@@ -272,9 +272,9 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       throw err;
     }
     sockets.push(socket);
-    // Replies to clients without an address go to 255.255.255.255 (RFC 2131 section 4.1). Linux routes
-    // that address like any other: without a default route or `ip route add 255.255.255.255/32 dev <if>`
-    // in the namespace, sends fail with ENETUNREACH (logged and counted as send-error).
+    // Replies to clients without an address go to 255.255.255.255 (RFC 2131 section 4.1). From a socket
+    // on 0.0.0.0 Linux routes that address like any other: without a default route or `ip route add
+    // 255.255.255.255/32 dev <if>` sends fail with ENETUNREACH (logged and counted as send-error).
     socket.setBroadcast(true);
     state.local?.sockets.set(`${kind} ${address}`, socket);
     return socket;

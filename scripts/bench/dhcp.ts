@@ -124,6 +124,8 @@ async function startServer(name: string, net: BenchNet, dir: string, hosts: Benc
       'dhcp',
       '--sot',
       sot,
+      '--interface',
+      net.ifServer,
     ]);
     const tail = drain(child);
     await waitForLine(child, /^READY/, 60_000);

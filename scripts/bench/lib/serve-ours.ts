@@ -1,5 +1,5 @@
 // Our protocol servers as the benchmarks run them, one per process, inside the server namespace:
-//   tsx scripts/bench/serve-ours.ts dhcp|tftp|http --sot <dir> [--root <dir>] [--port <n>]
+//   tsx scripts/bench/serve-ours.ts dhcp|tftp|http --sot <dir> [--root <dir>] [--port <n>] [--interface <if>]
 // Prints READY when listening; log lines and boot events are counted, not written (the peers run with
 // per-request logging off too), and the counts are printed on SIGTERM.
 // Not agent/services.ts on purpose: each benchmark measures one protocol against its peer (dnsmasq/Kea,
@@ -7,7 +7,7 @@
 // host armed rather than the agent's file, which would measure the disk.
 import { serve } from '@hono/node-server';
 import { parseArgs } from 'node:util';
-import { leasesFromModel, mapBackend } from '../../../agent/dhcp/leases';
+import { leasesFromModel, mapBackend, relayFilter, servedCidrs } from '../../../agent/dhcp/leases';
 import { startDhcpServer } from '../../../agent/dhcp/server';
 import { createAssetApp } from '../../../agent/http/app';
 import { startTftpServer } from '../../../agent/tftp/server';
@@ -21,6 +21,8 @@ const { values, positionals } = parseArgs({
     root: { type: 'string' },
     port: { type: 'string' },
     hosts: { type: 'string', default: '1000' },
+    /** The boot interface, bound to as the agent binds it (its relay filter on too). */
+    interface: { type: 'string' },
   },
 });
 const kind = positionals[0];
@@ -34,8 +36,9 @@ if (kind === 'dhcp') {
   const model = await loadBenchModel(values.sot);
   const server = await startDhcpServer({
     address: SERVER_IP,
+    ...(values.interface ? { interface: values.interface, interfaces: [values.interface] } : {}),
     port: values.port ? Number(values.port) : undefined,
-    backend: mapBackend(leasesFromModel(model, SITE)),
+    backend: mapBackend(leasesFromModel(model, SITE), relayFilter(servedCidrs(model, SITE))),
     events,
     log,
   });
