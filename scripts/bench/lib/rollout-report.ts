@@ -30,7 +30,7 @@ export function runReport(r: RunFigures): string[] {
   const where = r.servers > 0 ? `${r.servers} vaquero server processes` : 'the server worker in this process';
   return [
     `hosts ${n(r.hosts)}, boot ${r.bootS} s, max_concurrent ${n(r.maxConcurrent)}, ${where}: ${r.phase}, ${n(r.succeeded)} succeeded, ${n(r.failed)} failed`,
-    `wall time ${r.wallS.toFixed(1)} s vs ideal ceil(N/M) * boot = ${r.idealS} s: ratio ${(r.wallS / r.idealS).toFixed(3)}, overhead ${(r.wallS - r.idealS).toFixed(1)} s`,
+    `wall time ${r.wallS.toFixed(1)} s vs ideal ceil(N/M) * boot = ${r.idealS} s: ratio ${(r.wallS / r.idealS).toFixed(3)}, overhead ${(r.wallS - r.idealS).toFixed(1)} s; load average ${r.load[0].toFixed(2)} at the start, ${r.load[1].toFixed(2)} at the end`,
     `history events, every run of every workflow: ${n(h.events)} in ${n(h.runs)} runs of ${n(h.workflows)} workflows, ${(h.events / r.hosts).toFixed(1)} per host (` +
       Object.entries(h.eventsByKind)
         .map(([kind, e]) => `${kind} ${n(e)}`)
@@ -59,6 +59,11 @@ const rows: Row[] = [
   { figure: 'outcome', target: 'completed', value: (r) => `${r.phase} ${n(r.succeeded)}/${n(r.failed)}` },
   { figure: 'wall s', target: '', value: (r) => r.wallS.toFixed(1) },
   { figure: 'ideal s', target: '', value: (r) => String(r.idealS) },
+  {
+    figure: 'load average, start / end',
+    target: '',
+    value: (r) => r.load.map((l) => l.toFixed(1)).join(' / '),
+  },
   {
     figure: 'wall / ideal',
     target: '<= 1.10 (1k), <= 1.15 (10k)',

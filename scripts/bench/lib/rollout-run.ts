@@ -1,7 +1,7 @@
 // One measured rollout of N sim hosts (scripts/bench/rollout.ts): the `vaquero-server` worker in
 // this process or in `servers` real `vaquero server` processes, the site's sim agent here.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { hostname, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { applyWorkflowId, SERVER_TASK_QUEUE, type SiteRolloutResult } from '../../../schemas/rollout';
 import type { ApplyCommitResult } from '../../../workflows/apply-commit';
@@ -41,6 +41,8 @@ export interface RunFigures extends RunSpec {
   failed: number;
   wallS: number;
   idealS: number;
+  /** The 1-minute load average as the rollout started and as it ended: was the machine quiet? */
+  load: [number, number];
   history: Omit<HistoryFigures, 'workers'>;
   /** CPU during the rollout, ms: this process, the server processes, Temporal, PostgreSQL. */
   cpuMs: { bench: number; servers: number; temporal: number | undefined; postgres: number };
@@ -98,6 +100,7 @@ export async function measureRollout(spec: RunSpec, options: RunOptions): Promis
     const servers0 = servers.map((s) => s.cpuMs());
     const temporal0 = temporalServerCpuMs(options.address);
     const pg0 = postgresCpuMs();
+    const load0 = loadavg()[0] ?? 0;
     const t0 = Date.now();
     const apply = await env.client.workflow.start('applyCommitWorkflow', {
       taskQueue: SERVER_TASK_QUEUE,
@@ -116,6 +119,7 @@ export async function measureRollout(spec: RunSpec, options: RunOptions): Promis
     const rolloutId = rollouts[0]?.workflowId ?? '';
     const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
     const wallS = (Date.now() - t0) / 1000;
+    const loadAvgEnd = loadavg()[0] ?? 0;
     const benchCpu = process.cpuUsage(cpu0);
     const serverShares = await Promise.all(
       servers.map(async (s, i) => ({
@@ -144,6 +148,7 @@ export async function measureRollout(spec: RunSpec, options: RunOptions): Promis
       failed: result.counts?.failed ?? result.failed.length,
       wallS,
       idealS: Math.ceil(hosts / maxConcurrent) * bootS,
+      load: [load0, loadAvgEnd],
       history,
       cpuMs,
       processes: shares(workers, bench, serverShares),
