@@ -10,14 +10,13 @@ import type { Model } from '../schemas/model';
 import type { BootEvent } from '../schemas/rollout';
 import type { Agent } from '../schemas/site';
 import { armedBackend, leasesFromModel, relayFilter, servedCidrs, type HostLease } from './dhcp/leases';
-import { bootAddresses, type BootAddress } from './dhcp/interfaces';
+import { agentEntry, checkBootAddress, ServiceConfigError } from './agent-entry';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
 import { createAssetApp, type AssetLog } from './http/app';
 import { newRefusalCounts, type BootRefusalCounts } from './http/boot-guard';
 import type { ModelCache } from './state/model-cache';
 import { startRadvd, type Radvd } from './ra';
 import { startTftpServer, type TftpServer } from './tftp/server';
-import { own } from '../schemas/common';
 
 export interface BootServicesConfig {
   site: string;
@@ -72,34 +71,7 @@ export interface BootServices {
   stop(): Promise<void>;
 }
 
-/** A bad configuration found at start: reported as one line, the agent exits 2. */
-export class ServiceConfigError extends Error {}
-
-function agentEntry(model: Model, config: BootServicesConfig): Agent {
-  const site = own(model.sites, config.site)?.site;
-  if (!site) throw new ServiceConfigError(`the model has no site ${config.site}`);
-  const agent = config.agentName
-    ? site.agents.find((a) => a.name === config.agentName)
-    : soleAgent(site.agents, config);
-  if (!agent)
-    throw new ServiceConfigError(
-      `site ${config.site} has no agent named ${config.agentName}; it has ${site.agents.map((a) => a.name).join(', ')}`,
-    );
-  return agent;
-}
-
-/**
- * Without --agent-name: the site's only agent, or the one whose asset_url is on --boot-address.
- * Taking the first of several made a second agent claim the first one's address as its own.
- */
-function soleAgent(agents: readonly Agent[], config: BootServicesConfig): Agent {
-  if (agents.length === 1 && agents[0]) return agents[0];
-  const mine = agents.find((a) => new URL(a.asset_url).hostname === config.bootAddress);
-  if (mine) return mine;
-  throw new ServiceConfigError(
-    `site ${config.site} has ${agents.length} agents (${agents.map((a) => a.name).join(', ')}): pass --agent-name`,
-  );
-}
+export { ServiceConfigError };
 
 /** TFTP sees an IP, not a MAC: the lease table says whose the IP is. */
 export function tftpEventMapper(leases: () => ReadonlyMap<string, HostLease>, inner: BootEventSink) {
@@ -141,7 +113,7 @@ export async function startBootServices(
 ): Promise<BootServices> {
   const { models, log } = deps;
   const first = await models.ready();
-  const agent = agentEntry(first.model, config);
+  const agent = agentEntry(first.model, config.site, config.agentName, config.bootAddress);
   const assetUrl = new URL(agent.asset_url);
   const bootAddress = config.bootAddress ?? assetUrl.hostname;
   if (!/^\d+\.\d+\.\d+\.\d+$/.test(bootAddress))
@@ -241,21 +213,6 @@ function startDhcp({
     ...(config.proxyPort !== undefined ? { proxyPort: config.proxyPort } : {}),
   };
   return startDhcpServer(options);
-}
-
-/** The server identifier is an address of the boot interface: another agent's would divert its clients. */
-function checkBootAddress(interfaces: readonly string[], bootAddress: string): void {
-  let addresses: BootAddress[];
-  try {
-    addresses = bootAddresses(interfaces);
-  } catch (err) {
-    throw new ServiceConfigError((err as Error).message);
-  }
-  if (addresses.some((a) => a.address === bootAddress)) return;
-  const have = addresses.map((a) => a.address).join(', ');
-  throw new ServiceConfigError(
-    `the boot address ${bootAddress} is not on ${interfaces.join(', ')} (it has ${have}): pass --boot-address or --agent-name`,
-  );
 }
 
 function startTftp({ config, deps, events }: ServiceContext): Promise<TftpServer> {
