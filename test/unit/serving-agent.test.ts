@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { MessageType } from '../../agent/dhcp/codec';
+import { createAssetApp } from '../../agent/http/app';
 import { handleDhcp } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, relayFilter, servedCidrs } from '../../agent/dhcp/leases';
 import { ipxeScript, renderStage } from '../../sot/boot-chain';
@@ -86,4 +87,33 @@ test('a relayed DISCOVER from a rack the agent does not serve is ignored and cou
   const served = discover('10.11.0.1', '52:54:00:10:01:01');
   assert.equal(served.outcome, 'offer');
   assert.equal(served.reply?.to.address, '10.11.0.1');
+});
+
+test("an agent's HTTP server hands out its own chain and stage scripts", async () => {
+  const mac = '52:54:00:10:01:01';
+  const entry = {
+    ...{ mac, site: 'lab1', host: 'st-01', commit: 'c1', stage: 1 },
+    ...{
+      workflowId: 'reprovision-lab1-st-01',
+      armedAt: '2026-01-01T00:00:00Z',
+      token: 'st-01-token-of-this-test',
+    },
+  };
+  const app = createAssetApp({
+    models: { forCommit: () => Promise.resolve(model), current: () => model },
+    site: 'lab1',
+    agent: 'lab1-agent-b',
+    netboot: { lookup: (m) => Promise.resolve(m === mac ? entry : undefined) },
+    events: { emit: () => undefined },
+    filesDir: path.join(dir, 'no-files'),
+    log: () => undefined,
+  });
+  const chain = await (await app.request('/boot.ipxe')).text();
+  assert.match(chain, /chain --autofree http:\/\/10\.10\.0\.6:8080\/ipxe\//);
+  const script = await (await app.request('/ipxe/52-54-00-10-01-01')).text();
+  assert.match(
+    script,
+    /^kernel http:\/\/10\.10\.0\.6:8080\/files\/ubuntu\/24\.04\.1\/vmlinuz\?token=st-01-token-of-this-test /m,
+  );
+  assert.doesNotMatch(script, /10\.10\.0\.5/);
 });
