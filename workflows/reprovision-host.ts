@@ -189,6 +189,9 @@ async function armAndPowerCycle(run: HostRun, stage: Stage): Promise<void> {
       input,
     ]);
     log.info('armed and power-cycled', { host: target.host, ...result });
+    // A disarm reported while the activity ran may predate its retry's new arming (an agent killed
+    // mid-cycle, its host booted meanwhile): only a later report spares the disarm activity.
+    run.progress.disarmed = undefined;
   } catch (err) {
     const armFailed =
       err instanceof ActivityFailure &&
