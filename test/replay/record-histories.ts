@@ -22,7 +22,8 @@ import { launchVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
 const historiesDir = fileURLToPath(new URL('./histories', import.meta.url));
 // Not vaquero-test: a test run going on at the same time terminates everything running there.
-const NAMESPACE = 'vaquero-record';
+// $VAQUERO_RECORD_NAMESPACE: two people recording on one server at once.
+const NAMESPACE = process.env.VAQUERO_RECORD_NAMESPACE ?? 'vaquero-record';
 const FAST = { dhcp: 5_000, ipxe: 5_000, kernel: 5_000, checkpoint: 5_000 };
 /** Host histories kept per scenario: they differ little from one another, and the files add up. */
 const MAX_HOSTS = 3;
@@ -36,6 +37,11 @@ interface Scenario {
   before?(env: VaqueroEnv): void | Promise<void>;
   /** Drives the rollout by signals, as an operator would, until it can finish. */
   drive?(env: VaqueroEnv, rolloutId: string): Promise<void>;
+  /**
+   * Keeps only the host workflows' histories: a scenario of the host workflow's own shape (the
+   * rollout's is recorded by the others, and must not be tied to this one's changes).
+   */
+  hostsOnly?: boolean;
 }
 
 async function waitFor(env: VaqueroEnv, id: string, phase: RolloutStatus['phase']): Promise<void> {
@@ -85,6 +91,17 @@ const scenarios: Record<string, Scenario> = {
       await signal(env, id, 'resume');
     },
   },
+  // Boot events in batches, one watchdog timer, the host disarmed by its agent (patch boot-event-batches).
+  'host-boot-batches': { expect: 'completed', hostsOnly: true },
+  'host-boot-batches-timeout': {
+    expect: 'aborted',
+    hostsOnly: true,
+    before: (env) => env.fault('sim1/cp-01', 'checkpoint'),
+    async drive(env, id) {
+      await waitFor(env, id, 'halted');
+      await signal(env, id, 'abort', '"stop: checkpoint missed"');
+    },
+  },
 };
 
 /** Child workflow ids in the order the parent started them. */
@@ -114,7 +131,8 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
       throw new Error(`${name}: rollout ended ${result.phase}, expected ${scenario.expect}`);
 
     const rolloutHistory = await env.client.workflow.getHandle(rolloutId).fetchHistory();
-    const ids = [apply.workflowId, rolloutId, ...childIds(rolloutHistory).slice(0, MAX_HOSTS)];
+    const hosts = childIds(rolloutHistory).slice(0, MAX_HOSTS);
+    const ids = scenario.hostsOnly ? hosts : [apply.workflowId, rolloutId, ...hosts];
     const dir = path.join(historiesDir, name);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });

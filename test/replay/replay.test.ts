@@ -22,6 +22,8 @@ const SCENARIOS = [
   'rollout-retry-host',
   'rollout-approval-pause-resume',
 ];
+/** Scenarios of the host workflow's own shapes: host histories only (record-histories `hostsOnly`). */
+const HOST_SCENARIOS = ['host-boot-batches', 'host-boot-batches-timeout'];
 
 interface Recorded extends HistoryAndWorkflowId {
   file: string;
@@ -85,6 +87,16 @@ describe('replay of recorded workflow histories', () => {
       assert.ok(
         files.some((h) => h.workflowId.startsWith('host/')),
         `${scenario}: no host history`,
+      );
+    }
+  });
+
+  test('the host workflow with batched boot events is recorded, succeeded and failed', () => {
+    for (const scenario of HOST_SCENARIOS) {
+      const files = histories.filter((h) => h.file.startsWith(`${scenario}${path.sep}`));
+      assert.ok(
+        files.some((h) => JSON.stringify(h.json).includes('"boot-events"')),
+        `${scenario}: no host history with a boot-events signal (npm run record:histories -- ${scenario})`,
       );
     }
   });
