@@ -1,17 +1,17 @@
-import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Plan, SitePlan } from '../schemas/plan';
-import type { SiteRolloutResult } from '../schemas/rollout';
 import { renderStage } from '../sot/boot-chain';
 import { formatDiagnostic } from '../sot/diagnostics';
 import { checkoutRevision, ensureCommit, RevisionError } from '../sot/git-checkout';
 import { planChanges, type CarriedHosts } from '../sot/plan';
 import { validateSot } from '../sot/validate';
 import type { Model } from '../schemas/model';
-import type { HostSpec } from '../schemas/rollout';
+import type { HostSpec, PlanSummary } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
 import { awaitHostsClosed } from './host-results';
+import { closedRollout, PlanPages } from './plan-pages';
 import type { ActiveRollout, ModelStore } from './store/model-store';
 import { own } from '../schemas/common';
 
@@ -20,6 +20,8 @@ export interface ServerActivityDeps {
   client: Client;
   /** What the server knows of each site's agents (their heartbeats); none: every site is `unknown`. */
   siteReachability?: (site: string) => 'reachable' | 'unreachable' | 'unknown';
+  /** Hosts per part of a stored plan at most (default PART_HOSTS). */
+  planPartHosts?: number;
 }
 
 async function revision(store: ModelStore, commit: string): Promise<Model> {
@@ -65,23 +67,10 @@ export async function hostSpec(
   };
 }
 
-async function closedRollout(client: Client, workflowId: string): Promise<SiteRolloutResult | undefined> {
-  const ctx = Context.current();
-  const beat = setInterval(() => ctx.heartbeat(), 10_000);
-  try {
-    return (await client.workflow.getHandle(workflowId).result()) as SiteRolloutResult;
-  } catch (err) {
-    // Gone, failed or terminated: nothing to take over, the plan against its commit stands.
-    log.warn('superseded rollout did not close cleanly', { workflowId, error: (err as Error).message });
-    return undefined;
-  } finally {
-    clearInterval(beat);
-  }
-}
-
 /** Orchestration work, run by the server on `vaquero-server`. */
 export function createServerActivities(deps: ServerActivityDeps) {
   const { store } = deps;
+  const pages = new PlanPages(store, (commit) => revision(store, commit), deps.planPartHosts);
   return {
     loadHostSpec: (input: { commit: string; site: string; host: string }) => hostSpec(store, input),
 
@@ -137,6 +126,19 @@ export function createServerActivities(deps: ServerActivityDeps) {
         input.commit,
       );
     },
+
+    /** The plan of every site, each stored under its key: the apply passes keys, not plans. */
+    async planSites(input: { commit: string; previous?: string | null }): Promise<PlanSummary> {
+      const previous = input.previous === null ? undefined : (input.previous ?? (await store.getApplied()));
+      return pages.planSites(input.commit, previous);
+    },
+
+    /** Hosts of a stored plan from `offset`, at most one payload's worth (the rollout asks part by part). */
+    loadPlanPart: (input: { key: string; offset: number }) => pages.part(input.key, input.offset),
+
+    /** Waits for a superseded rollout and stores the replan with its unreached hosts carried over. */
+    takeOverPlan: (input: { commit: string; previous: string; site: string; workflowId: string }) =>
+      pages.takeOver(deps.client, input),
 
     async replanSite(input: {
       commit: string;

@@ -1,5 +1,11 @@
 // What `vaquero rollout` prints: pure functions from rollout data to text, no Temporal calls.
-import { sha7, type HostProgress, type RolloutStatus, type SiteRolloutResult } from '../schemas/rollout';
+import {
+  resultCounts,
+  sha7,
+  type HostProgress,
+  type RolloutStatus,
+  type SiteRolloutResult,
+} from '../schemas/rollout';
 
 /** One rollout as `rollout list` shows it; `counts` is missing when the rollout did not say. */
 export interface RolloutRow {
@@ -122,6 +128,13 @@ export function statusText(view: StatusView, now: Date): string {
     ]);
   }
   if (shown.length > 0) lines.push('', table(rows));
+  const { page } = status;
+  if (page && (page.offset > 0 || page.offset + page.limit < page.total)) {
+    const last = Math.min(page.total, page.offset + page.limit);
+    lines.push(
+      `  (hosts ${page.offset + 1}-${last} of ${page.total} shown: --offset, --limit and --state page through them)`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -152,6 +165,7 @@ export function hostChanges(previous: StatusView | undefined, next: StatusView):
 
 /** How a closed rollout ended, from its result. */
 export function resultLine(workflowId: string, r: SiteRolloutResult): string {
-  const counts = `${r.succeeded.length} succeeded, ${r.failed.length} failed, ${r.remaining.length} not started`;
+  const n = resultCounts(r);
+  const counts = `${n.succeeded} succeeded, ${n.failed} failed, ${n.remaining} not started`;
   return `${workflowId} ${r.phase}: ${counts}${r.failed.length > 0 ? ` (failed: ${r.failed.join(', ')})` : ''}`;
 }

@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client';
 import type { CliConfig } from '../schemas/cli-config';
-import type { RolloutStatus, SiteRolloutResult } from '../schemas/rollout';
+import { resultCounts, type RolloutStatus, type SiteRolloutResult } from '../schemas/rollout';
 import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
 import { CliError, parse, type Io } from './io';
 import {
@@ -18,6 +18,7 @@ import {
   type RolloutSignalInputs,
   type RolloutSignalName,
 } from '../server/rollouts/signals';
+import { StatusPageQuerySchema } from '../schemas/api';
 import { listText, resultLine, statusText, timestamp, type RolloutRow } from './rollout-format';
 import { parseInterval, watchRollout } from './rollout-watch';
 import { watchAllRollouts } from './rollout-watch-all';
@@ -27,7 +28,8 @@ const USAGE = `usage: vaquero rollout <subcommand> [--address host:port] [--name
 
 subcommands:
   list [--site S] [--all] [--json]    running rollouts (--all: closed ones too), newest first
-  status <site|id> [--json]           phase, why it waits, wave, counts, and every host not pending
+  status <site|id> [--json]           phase, why it waits, wave, counts, and the hosts not pending
+    [--state S] [--offset N] [--limit N]  a page of hosts (default: the first 1000), e.g. --state failed
   watch <site|id> [--interval 1s]     the status until the rollout closes; exit 0 if it completed, else 1
   watch [--interval 1s]               every running rollout, and those that start later, until Ctrl-C
   pause <site|id>                     start no more hosts; hosts in flight finish
@@ -85,15 +87,12 @@ async function rowOf(t: Temporal, info: WorkflowExecutionInfo): Promise<RolloutR
     }
     if (info.status.name !== 'COMPLETED') return { ...row, phase: info.status.name.toLowerCase() };
     const result = (await handle.result()) as SiteRolloutResult;
-    const [succeeded, failed, pending] = [result.succeeded, result.failed, result.remaining].map(
-      (l) => l.length,
-    );
-    const total = (succeeded ?? 0) + (failed ?? 0) + (pending ?? 0);
+    const { succeeded, failed, remaining } = resultCounts(result);
     const counts = {
-      total,
-      succeeded: succeeded ?? 0,
-      failed: failed ?? 0,
-      pending: pending ?? 0,
+      total: succeeded + failed + remaining,
+      succeeded,
+      failed,
+      pending: remaining,
       running: 0,
     };
     return { ...row, phase: result.phase, counts };
@@ -141,17 +140,34 @@ async function closedSummary(t: Temporal, rollout: Rollout, queryError: unknown)
 }
 
 const status: Subcommand = async (args, io, config) => {
-  const { values, positionals } = parse(args, { ...CONNECTION, json: { type: 'boolean', default: false } });
+  const { values, positionals } = parse(args, {
+    ...CONNECTION,
+    json: { type: 'boolean', default: false },
+    state: { type: 'string' },
+    offset: { type: 'string' },
+    limit: { type: 'string' },
+  });
   const [target] = positionals;
   if (!target || positionals.length > 1)
-    throw new CliError('usage: vaquero rollout status <site|workflow-id> [--json]');
+    throw new CliError(
+      'usage: vaquero rollout status <site|workflow-id> [--json] [--state <state>] [--offset N] [--limit N]',
+    );
+  const page = StatusPageQuerySchema.safeParse({
+    state: values.state,
+    offset: values.offset,
+    limit: values.limit,
+  });
+  if (!page.success)
+    throw new CliError(
+      `rollout status: ${page.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return withTemporal(values, config, async (t) => {
     const rollout = await findRollout(t, target);
     const { description } = rollout;
     const execution = description.status.name;
     let rolloutStatus: RolloutStatus;
     try {
-      rolloutStatus = await queryStatus(t, rollout.handle);
+      rolloutStatus = await queryStatus(t, rollout.handle, undefined, page.data);
     } catch (err) {
       if (execution === 'RUNNING' || values.json) throw err;
       io.out(await closedSummary(t, rollout, err));
@@ -230,7 +246,7 @@ const retryHost: Subcommand = async (args, io, config) => {
   return withTemporal(values, config, async (t) => {
     const rollout = await runningRollout(t, target);
     // The rollout ignores retry-host for a host that has not failed; say so rather than send in vain.
-    const current = await queryStatus(t, rollout.handle).catch(() => undefined);
+    const current = await queryStatus(t, rollout.handle, undefined, { host }).catch(() => undefined);
     const entry = current ? own(current.hosts, host) : undefined;
     if (current && !entry) throw new CliError(`host ${host} is not in ${rollout.workflowId}`, 1);
     if (entry && entry.state !== 'failed')

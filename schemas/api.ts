@@ -13,6 +13,14 @@ export const RolloutParamsSchema = z.object({
 export const RolloutSignalSchema = z.enum(SIGNAL_NAMES);
 export type RolloutSignal = z.infer<typeof RolloutSignalSchema>;
 
+/** `?offset=&limit=&state=&host=`: a page of a rollout's hosts (counts always cover all of them). */
+export const StatusPageQuerySchema = z.strictObject({
+  offset: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(0).max(5_000).optional(),
+  state: z.enum(['pending', 'running', 'succeeded', 'failed', 'skipped', 'carried-over']).optional(),
+  host: z.string().max(253).optional(),
+});
+
 export const ListRolloutsQuerySchema = z.object({
   site: SiteNameSchema.optional(),
   /** Closed rollouts too, not only running ones. */

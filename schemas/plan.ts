@@ -48,3 +48,19 @@ export const PlanSchema = z.object({
   sites: z.array(SitePlanSchema),
 });
 export type Plan = z.infer<typeof PlanSchema>;
+
+/** Segments of a plan key: a commit, a site id, and an optional tag (a takeover's replan). */
+const PLAN_KEY = /^[0-9a-zA-Z_-]+(\.[0-9a-zA-Z_-]+)*(\/[0-9a-zA-Z_-]+){1,2}$/;
+
+/**
+ * Where a site's plan for a commit is stored: rollouts carry this key, never the plan, so that no
+ * workflow input, result or query answer grows with the site (Temporal refuses payloads over 2 MB).
+ */
+export function planKey(commit: string, site: string, tag?: string): string {
+  return checkPlanKey(`${commit}/${site}${tag ? `/${tag}` : ''}`);
+}
+
+export function checkPlanKey(key: string): string {
+  if (!PLAN_KEY.test(key)) throw new Error(`invalid plan key ${JSON.stringify(key)}`);
+  return key;
+}

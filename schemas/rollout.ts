@@ -224,7 +224,9 @@ export const HOST_STATE_CODES: Record<HostProgress['state'], string> = {
   skipped: 'k',
   'carried-over': 'c',
 };
-const STATE_OF_CODE = new Map(Object.entries(HOST_STATE_CODES).map(([k, v]) => [v, k as HostProgress['state']]));
+const STATE_OF_CODE = new Map(
+  Object.entries(HOST_STATE_CODES).map(([k, v]) => [v, k as HostProgress['state']]),
+);
 export function hostStateOf(code: string | undefined): HostProgress['state'] | undefined {
   return code === undefined ? undefined : STATE_OF_CODE.get(code);
 }
@@ -257,7 +259,9 @@ export const SitePlanHeadSchema = SitePlanSchema.pick({
   max_fail: true,
 }).extend({
   groups: z.array(GroupRulesSchema),
-  waves: z.array(z.object({ index: z.int(), canary: z.boolean(), groups: z.array(z.string()), hosts: z.int() })),
+  waves: z.array(
+    z.object({ index: z.int(), canary: z.boolean(), groups: z.array(z.string()), hosts: z.int() }),
+  ),
 });
 export type SitePlanHead = z.infer<typeof SitePlanHeadSchema>;
 

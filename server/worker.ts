@@ -14,6 +14,8 @@ export interface ServerWorkerOptions {
   siteReachability?: ServerActivityDeps['siteReachability'];
   /** A pre-built bundle (production, tests that share one) or the path of workflows/index.ts. */
   workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
+  /** How many hosts a part of a stored plan holds at most (tests use small parts). */
+  planPartHosts?: number;
   /** Where the activities this worker runs are counted. */
   metrics?: Pick<ServerMetrics, 'activities'>;
 }
@@ -45,6 +47,7 @@ export async function createServerWorker(options: ServerWorkerOptions): Promise<
     store: options.store,
     client: options.client,
     siteReachability: options.siteReachability,
+    planPartHosts: options.planPartHosts,
   });
   const counter = options.metrics?.activities;
   const types = new Set(Object.keys(activities));

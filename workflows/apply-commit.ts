@@ -33,6 +33,11 @@ export interface ApplyCommitResult {
 
 /** Applies of this release claim the applied pointer in Git order before planning (issue 18). */
 export const APPLY_IN_ORDER_PATCH = 'apply-in-order';
+/** Applies of this release store each site's plan and pass its key: no payload grows with the site. */
+export const PLANS_BY_REFERENCE_PATCH = 'plans-by-reference';
+
+/** What starting a site's rollout needs: the plan itself (older histories) or its stored key. */
+type SiteToRoll = { site: string; hosts: number; waves: number } & ({ plan: SitePlan } | { planKey: string });
 
 type Claimed = { previous: string | null | undefined } | { stale: ApplyCommitResult };
 
@@ -80,10 +85,17 @@ export async function applyCommitWorkflow(input: ApplyCommitInput): Promise<Appl
     if ('stale' in claimed) return claimed.stale;
     previous = claimed.previous;
   }
-  const plan = await activities.planCommit({ commit, previous });
+  const sites: SiteToRoll[] = patched(PLANS_BY_REFERENCE_PATCH)
+    ? (await activities.planSites({ commit, previous })).sites
+    : (await activities.planCommit({ commit, previous })).sites.map((plan) => ({
+        site: plan.site,
+        hosts: plan.waves.reduce((n, w) => n + w.hosts.length, 0),
+        waves: plan.waves.length,
+        plan,
+      }));
   const result: ApplyCommitResult = { commit, rollouts: [], unchangedSites: [] };
   if (inOrder) result.outcome = 'applied';
-  for (const site of plan.sites) {
+  for (const site of sites) {
     const rollout = await rollOutSite(input, site, inOrder);
     if (rollout) result.rollouts.push(rollout);
     else result.unchangedSites.push(site.site);
@@ -97,11 +109,11 @@ export async function applyCommitWorkflow(input: ApplyCommitInput): Promise<Appl
 /** Supersedes the site's active rollout and starts this commit's; undefined when no host changes. */
 async function rollOutSite(
   input: ApplyCommitInput,
-  site: SitePlan,
+  site: SiteToRoll,
   inOrder: boolean,
 ): Promise<ApplyCommitResult['rollouts'][number] | undefined> {
   const { commit } = input;
-  const hosts = site.waves.reduce((n, w) => n + w.hosts.length, 0);
+  const { hosts } = site;
   if (hosts === 0) return undefined;
   const workflowId = rolloutWorkflowId(site.site, commit);
   const active = await activities.getActiveRollout({ site: site.site });
@@ -120,7 +132,7 @@ async function rollOutSite(
       {
         site: site.site,
         commit,
-        plan: site,
+        ...('planKey' in site ? { planKey: site.planKey } : { plan: site.plan }),
         supersedes,
         timeouts: input.timeouts,
         ...(input.rolloutHistoryLimit ? { historyLimit: input.rolloutHistoryLimit } : {}),
@@ -128,7 +140,7 @@ async function rollOutSite(
     ],
     parentClosePolicy: ParentClosePolicy.ABANDON,
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-    staticSummary: `roll ${sha7(commit)} out to ${site.site}: ${hosts} hosts in ${site.waves.length} waves`,
+    staticSummary: `roll ${sha7(commit)} out to ${site.site}: ${hosts} hosts in ${site.waves} waves`,
     typedSearchAttributes: [
       { key: SiteAttribute, value: site.site },
       { key: CommitAttribute, value: commit },

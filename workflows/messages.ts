@@ -1,7 +1,7 @@
 // Signals and queries, in one file that the server, the agent and the CLI import without workflow code.
 // The registered name is what operators type: `temporal workflow signal --name pause --workflow-id ...`.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { BootEvent, BootEventBatch, RolloutStatus } from '../schemas/rollout';
+import type { BootEvent, BootEventBatch, RolloutStatus, StatusPage } from '../schemas/rollout';
 
 /** Stop starting hosts; hosts already being reprovisioned finish. */
 export const pauseSignal = defineSignal<[]>('pause');
@@ -14,7 +14,8 @@ export const abortSignal = defineSignal<[reason?: string]>('abort');
 export const retryHostSignal = defineSignal<[host: string]>('retry-host');
 /** Sent by a newer commit's rollout: finish hosts in flight, start no more. Input: the newer commit. */
 export const supersedeSignal = defineSignal<[commit: string]>('supersede');
-export const statusQuery = defineQuery<RolloutStatus>('status');
+/** Counts and a page of hosts (default: the first 1,000): `--input '{"state":"failed"}'` lists failures. */
+export const statusQuery = defineQuery<RolloutStatus, [page?: StatusPage]>('status');
 
 /** A DHCP/TFTP/HTTP/checkpoint event of the host, from its site's agent. */
 export const bootEventSignal = defineSignal<[event: BootEvent]>('boot-event');

@@ -1,5 +1,11 @@
 import type { SitePlan } from '../schemas/plan';
-import type { HostProgress, RolloutPhase, RolloutStatus } from '../schemas/rollout';
+import {
+  DEFAULT_STATUS_HOSTS,
+  type HostProgress,
+  type RolloutPhase,
+  type RolloutStatus,
+  type StatusPage,
+} from '../schemas/rollout';
 import { own } from '../schemas/common';
 
 /** The rollout's bookkeeping: per-host progress and the counts the `status` query reports. */
@@ -15,6 +21,11 @@ export class RolloutState {
   retriesCount = false;
   /** Reprovisions started and not ended, per group: what the group's batch (max_concurrent) bounds. */
   private readonly active = new Map<string, number>();
+  /**
+   * Failures per group ('' for the site), counted once per change: conditions ask on every
+   * activation, and a count over 10,000 hosts each time costs more than the rollout itself.
+   */
+  private failCounts: Map<string, number> | undefined;
 
   constructor(
     readonly site: string,
@@ -26,6 +37,7 @@ export class RolloutState {
 
   reset(plan: SitePlan): void {
     this.plan = plan;
+    this.touch();
     for (const wave of plan.waves) {
       for (const h of wave.hosts) {
         const carried = h.reasons.some((r) => r.startsWith('carried over'));
@@ -54,18 +66,33 @@ export class RolloutState {
       .sort();
   }
 
+  /** A host's state or attempt changed outside begin/end: failures are counted again. */
+  touch(): void {
+    this.failCounts = undefined;
+  }
+
   failures(group?: string): number {
-    const counts = (h: HostProgress) =>
-      h.state === 'failed' || (this.retriesCount && h.state === 'running' && h.attempt > 1);
-    return Object.values(this.hosts).filter((h) => counts(h) && (!group || h.group === group)).length;
+    if (!this.failCounts) {
+      const counts = new Map<string, number>([['', 0]]);
+      for (const h of Object.values(this.hosts)) {
+        if (!(h.state === 'failed' || (this.retriesCount && h.state === 'running' && h.attempt > 1)))
+          continue;
+        counts.set('', counts.get('')! + 1);
+        counts.set(h.group, (counts.get(h.group) ?? 0) + 1);
+      }
+      this.failCounts = counts;
+    }
+    return this.failCounts.get(group ?? '') ?? 0;
   }
 
   begin(group: string): void {
     this.active.set(group, this.inFlight(group) + 1);
+    this.touch();
   }
 
   end(group: string): void {
     this.active.set(group, this.inFlight(group) - 1);
+    this.touch();
   }
 
   /** Hosts in flight, of one group or of all. */
@@ -98,9 +125,18 @@ export class RolloutState {
     return this.retriesCount ? 'failed (or retrying) hosts' : 'failed hosts';
   }
 
-  status(): RolloutStatus {
+  /** Counts of every host, and the hosts of one page (default: the first DEFAULT_STATUS_HOSTS). */
+  status(page: StatusPage = {}): RolloutStatus {
     const all = Object.values(this.hosts);
     const count = (...states: HostProgress['state'][]) => all.filter((h) => states.includes(h.state)).length;
+    const offset = page.offset ?? 0;
+    const limit = page.limit ?? DEFAULT_STATUS_HOSTS;
+    let matching = Object.entries(this.hosts);
+    if (page.host !== undefined) matching = matching.filter(([name]) => name === page.host);
+    if (page.state) matching = matching.filter(([, h]) => h.state === page.state);
+    const hosts: Record<string, HostProgress> = {};
+    for (const [name, h] of matching.slice(offset, offset + limit))
+      Object.defineProperty(hosts, name, { value: h, enumerable: true, writable: true, configurable: true });
     return {
       site: this.site,
       commit: this.commit,
@@ -115,7 +151,8 @@ export class RolloutState {
         succeeded: count('succeeded', 'skipped'),
         failed: count('failed'),
       },
-      hosts: this.hosts,
+      hosts,
+      page: { offset, limit, total: matching.length },
     };
   }
 }

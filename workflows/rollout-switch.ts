@@ -2,6 +2,7 @@ import { condition, getExternalWorkflowHandle, workflowInfo } from '@temporalio/
 import type { Wave } from '../schemas/plan';
 import type { ClosedHost, RolloutCarry, SiteRolloutInput } from '../schemas/rollout';
 import type { RolloutState } from './rollout-state';
+import { compactHosts } from './rollout-plan';
 
 /** Events after which a site rollout continues as new: its history stays far below Temporal's 10,240 warning. */
 export const DEFAULT_HISTORY_LIMIT = 2_500;
@@ -30,6 +31,8 @@ export interface Switchable {
   readonly retries: string[];
   readonly paused: boolean;
   readonly approved: boolean;
+  /** Where the plan is stored: the carry then holds host states compactly. */
+  readonly planKey: string | undefined;
   /** Set once the canary (and its approval) are behind: only the slot scheduler's phase switches. */
   switchable: boolean;
   switching: boolean;
@@ -71,7 +74,7 @@ export async function handOverWhenDue(r: Switchable): Promise<'switch'> {
 
 /** The compact state the next run starts from; call it after the handlers have drained. */
 export function carryOf(r: Switchable): RolloutCarry {
-  const hosts = JSON.parse(JSON.stringify(r.state.hosts)) as RolloutCarry['hosts'];
+  const hosts = JSON.parse(JSON.stringify(r.state.hosts)) as NonNullable<RolloutCarry['hosts']>;
   const retries = [...r.retries];
   const inFlight: RolloutCarry['inFlight'] = [];
   for (const [host, run] of r.running) {
@@ -87,7 +90,8 @@ export function carryOf(r: Switchable): RolloutCarry {
     paused: r.paused,
     approved: r.approved,
     retries,
-    hosts,
+    // A stored plan's hosts carry in a character each; only older rollouts carry every record.
+    ...(r.planKey ? { planKey: r.planKey, ...compactHosts({ plan: r.state.plan, hosts }) } : { hosts }),
     inFlight,
   };
 }
@@ -100,13 +104,15 @@ export function unstarted(state: RolloutState, waves: Wave[]): Wave[] {
 
 /** Takes the carried hosts in flight as this run's own: they hold their group's slots until they end. */
 export function adoptCarried(r: Switchable, carry: RolloutCarry): void {
-  Object.assign(r.state.hosts, JSON.parse(JSON.stringify(carry.hosts)) as RolloutCarry['hosts']);
+  if (carry.hosts)
+    Object.assign(r.state.hosts, JSON.parse(JSON.stringify(carry.hosts)) as RolloutCarry['hosts']);
   r.state.wave = carry.wave;
   r.retries.push(...carry.retries);
   for (const { host, workflowId } of carry.inFlight) {
     r.running.set(host, { workflowId, detached: true, started: true, adopted: true });
     r.state.begin(r.state.host(host).group);
   }
+  r.state.touch();
 }
 
 function record(r: Switchable, host: string, closed: ClosedHost): void {

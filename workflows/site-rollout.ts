@@ -48,9 +48,11 @@ import {
   type RunningHost,
 } from './rollout-switch';
 import { RolloutState } from './rollout-state';
+import { compactResult, loadPlan, NO_PLAN, restoreHosts, takeOver } from './rollout-plan';
+import { retryLoop } from './rollout-retries';
 import { own } from '../schemas/common';
 
-const { awaitRolloutClosed, awaitHostsClosed, replanSite } = proxyActivities<ServerActivities>({
+const { awaitHostsClosed } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,
   startToCloseTimeout: '30 days',
   heartbeatTimeout: '1 minute',
@@ -85,19 +87,43 @@ class SiteRollout {
   switching = false;
   frozen = false;
   readonly running = new Map<string, RunningHost>();
+  /** Where the plan is stored (rollouts of this release), or undefined: the input holds it. */
+  planKey: string | undefined;
+  /** The stored plan is read and the carried progress restored: host names mean something. */
+  ready: boolean;
 
   constructor(readonly input: SiteRolloutInput) {
-    this.state = new RolloutState(input.site, input.commit, input.plan);
+    this.planKey = input.carry?.planKey ?? input.planKey;
+    this.ready = this.planKey === undefined;
+    this.state = new RolloutState(input.site, input.commit, input.plan ?? NO_PLAN);
     this.sideBySide = patched('rollout-retries-side-by-side');
     this.state.retriesCount = this.sideBySide;
     this.cancelOnClose = patched('host-cancel-on-close');
     this.noBarrier = patched('rollout-no-wave-barrier');
     this.canSwitch = patched('rollout-continue-as-new');
     if (input.carry) {
-      adoptCarried(this, input.carry);
+      if (this.ready) adoptCarried(this, input.carry);
       this.paused = input.carry.paused;
       this.approved = input.carry.approved;
     }
+  }
+
+  /** Reads the stored plan and restores the carried progress; retries asked for meanwhile are kept. */
+  async load(): Promise<void> {
+    if (this.ready || !this.planKey) return;
+    this.state.reset(await loadPlan(this.planKey));
+    const { carry } = this.input;
+    if (carry) {
+      restoreHosts(this.state, carry);
+      adoptCarried(this, carry);
+    }
+    this.ready = true;
+    this.keepFailedRetries();
+  }
+
+  private keepFailedRetries(): void {
+    const keep = [...new Set(this.retries)].filter((h) => own(this.state.hosts, h)?.state === 'failed');
+    this.retries.splice(0, this.retries.length, ...keep);
   }
 
   stopping(): boolean {
@@ -113,7 +139,7 @@ class SiteRollout {
   setHandlers(): void {
     const { state } = this;
     const run = () => (this.canSwitch ? { run: this.input.carry?.run ?? 1, switching: this.switching } : {});
-    setHandler(statusQuery, () => ({ ...state.status(), ...run() }));
+    setHandler(statusQuery, (page) => ({ ...state.status(page), ...run() }));
     setHandler(pauseSignal, () => void (this.paused = true));
     setHandler(resumeSignal, () => void (this.paused = false));
     setHandler(approveSignal, () => void (this.approved = true));
@@ -123,7 +149,9 @@ class SiteRollout {
     });
     setHandler(supersedeSignal, (commit) => void (this.supersededBy = commit));
     setHandler(retryHostSignal, (host) => {
-      if (own(state.hosts, host)?.state === 'failed' && !this.retries.includes(host)) this.retries.push(host);
+      // Before the stored plan is read no host is known yet: kept, and checked once it is.
+      const failed = !this.ready || own(state.hosts, host)?.state === 'failed';
+      if (failed && !this.retries.includes(host)) this.retries.push(host);
     });
   }
 
@@ -156,6 +184,7 @@ class SiteRollout {
     entry.state = 'running';
     entry.step = undefined;
     entry.error = undefined;
+    state.touch();
     const resumeFrom = entry.attempt > 1 ? entry.failedAt : undefined;
     const workflowId = hostWorkflowId(input.site, planned.host, input.commit, entry.attempt);
     // Started while this run hands over: it must outlive the run, whose next run follows it.
@@ -202,32 +231,6 @@ class SiteRollout {
     return this.state.plan.waves.flatMap((w) => w.hosts).find((h) => h.host === host);
   }
 
-  async retryLoop(): Promise<void> {
-    if (this.sideBySide) return this.retrySideBySide();
-    for (;;) {
-      await condition(() => this.retries.length > 0);
-      const host = this.retries.shift();
-      const planned = host
-        ? this.state.plan.waves.flatMap((w) => w.hosts).find((h) => h.host === host)
-        : undefined;
-      if (planned) await this.runHost(planned);
-    }
-  }
-
-  /** Each retry starts as soon as its group has a slot, beside the others; none once stopping. */
-  async retrySideBySide(): Promise<void> {
-    const { state } = this;
-    const startable = () => this.retries.findIndex((h) => state.hasSlot(state.host(h).group));
-    for (;;) {
-      await condition(() => this.stopping() || startable() >= 0);
-      if (this.stopping()) return;
-      const [host] = this.retries.splice(startable(), 1);
-      const planned = host && state.host(host).state === 'failed' ? this.planned(host) : undefined;
-      // A cancelled retry (abort) is accounted for in runHost; nothing waits on its promise.
-      if (planned) void this.runHost(planned).catch(() => undefined);
-    }
-  }
-
   /** Closes only when no host is in flight or waiting to be retried, and the rollout is not halted. */
   async settle(): Promise<void> {
     const { state } = this;
@@ -259,25 +262,10 @@ class SiteRollout {
     }
   }
 
-  /** With `supersedes`: waits for the previous rollout, and takes over the hosts it did not reach. */
-  async takeOver(): Promise<void> {
-    const { input } = this;
-    if (!input.supersedes) return;
-    const { workflowId, commit } = input.supersedes;
-    this.setPhase('waiting-previous', `rollout ${workflowId} to finish its hosts in flight`);
-    const previous = await awaitRolloutClosed({ workflowId });
-    if (previous && previous.remaining.length > 0) {
-      const carried = { hosts: previous.remaining, reason: `carried over from ${workflowId}` };
-      this.state.reset(
-        await replanSite({ commit: input.commit, previous: commit, site: input.site, carried }),
-      );
-    }
-  }
-
   async main(): Promise<void> {
     const { state } = this;
     const { carry } = this.input;
-    if (!carry) await this.takeOver();
+    if (!carry) await takeOver(this);
     for (const wave of state.plan.waves) {
       if (this.noBarrier && !wave.canary) {
         this.switchable = this.canSwitch;
@@ -312,10 +300,10 @@ class SiteRollout {
 
   result(): SiteRolloutResult {
     const { input, state } = this;
+    const base = { site: input.site, commit: input.commit, phase: state.phase };
+    if (this.planKey) return compactResult(base, state, this.planKey);
     return {
-      site: input.site,
-      commit: input.commit,
-      phase: state.phase,
+      ...base,
       succeeded: [...state.names('succeeded'), ...state.names('skipped')].sort(),
       failed: state.names('failed'),
       remaining: [...state.names('pending'), ...state.names('carried-over')].sort(),
@@ -335,10 +323,11 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
     { key: CommitAttribute, value: input.commit },
   ]);
   rollout.setHandlers();
+  await rollout.load();
   if (input.carry) void followAdopted(rollout, awaitHostsClosed);
   try {
     const main = rollout.abortScope.run(() => {
-      void rollout.retryLoop().catch(() => undefined);
+      void retryLoop(rollout).catch(() => undefined);
       return rollout.main();
     });
     const handOver = rollout.canSwitch ? handOverWhenDue(rollout) : new Promise<never>(() => undefined);

@@ -3,7 +3,8 @@
 // etcd refuses a request over 1.5 MiB (--max-request-bytes), and a large site's model can be bigger.
 // A revision is therefore gzip-compressed and cut into chunks of CHUNK_BYTES stored under the
 // content's SHA-256 (`chunks/<sha256>/<i>`); the revision key (`revisions/<commit>`) holds a small
-// manifest written last, so a reader sees a whole revision or none, never a part.
+// manifest written last, so a reader sees a whole revision or none, never a part. A rollout's plan
+// (`plans/<commit>/<site>`) is stored the same way: workflows pass its key, not the plan.
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
@@ -11,6 +12,7 @@ import type { Namespace } from 'etcd3';
 import { z } from 'zod';
 import { APPLIED_HISTORY_LIMIT, AppliedEntrySchema, type AppliedEntry } from '../../schemas/applied';
 import { ModelSchema, type Model } from '../../schemas/model';
+import { checkPlanKey, SitePlanSchema, type SitePlan } from '../../schemas/plan';
 import type { ActiveRollout, ModelStore } from './model-store';
 
 const gzipAsync = promisify(gzip);
@@ -37,6 +39,7 @@ const keys = {
   applied: 'applied',
   history: 'applied-history',
   rollout: (site: string) => `rollouts/${site}`,
+  plan: (key: string) => `plans/${key}`,
 };
 
 function checkId(what: string, id: string): string {
@@ -53,9 +56,9 @@ export class EtcdModelStore implements ModelStore {
     this.ns = client.namespace(prefix);
   }
 
-  async putRevision(commit: string, model: Model): Promise<void> {
-    checkId('commit id', commit);
-    const packed = await gzipAsync(Buffer.from(JSON.stringify(model)));
+  /** Writes `value` gzip-compressed in chunks, then the manifest under `key`: readers see all or nothing. */
+  private async putPacked(key: string, value: unknown): Promise<void> {
+    const packed = await gzipAsync(Buffer.from(JSON.stringify(value)));
     const sha256 = createHash('sha256').update(packed).digest('hex');
     const chunks = Math.max(1, Math.ceil(packed.length / CHUNK_BYTES));
     for (let i = 0; i < chunks; i++)
@@ -64,7 +67,28 @@ export class EtcdModelStore implements ModelStore {
         .value(packed.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))
         .exec();
     const manifest: Manifest = { encoding: 'gzip', sha256, chunks, bytes: packed.length };
-    await this.ns.put(keys.revision(commit)).value(JSON.stringify(manifest)).exec();
+    await this.ns.put(key).value(JSON.stringify(manifest)).exec();
+  }
+
+  private async getPacked(key: string, what: string): Promise<unknown> {
+    const text = await this.ns.get(key).string();
+    if (text === null) return undefined;
+    const manifest = ManifestSchema.parse(JSON.parse(text));
+    const parts: Buffer[] = [];
+    for (let i = 0; i < manifest.chunks; i++) {
+      const part = await this.ns.get(keys.chunk(manifest.sha256, i)).buffer();
+      if (!part) throw new Error(`${what}: chunk ${i} of ${manifest.chunks} is missing`);
+      parts.push(part);
+    }
+    const packed = Buffer.concat(parts);
+    if (createHash('sha256').update(packed).digest('hex') !== manifest.sha256)
+      throw new Error(`${what}: stored chunks do not match their checksum`);
+    return JSON.parse((await gunzipAsync(packed)).toString('utf8')) as unknown;
+  }
+
+  async putRevision(commit: string, model: Model): Promise<void> {
+    checkId('commit id', commit);
+    await this.putPacked(keys.revision(commit), model);
     this.cache.set(commit, model);
   }
 
@@ -72,21 +96,26 @@ export class EtcdModelStore implements ModelStore {
     checkId('commit id', commit);
     const cached = this.cache.get(commit);
     if (cached) return cached;
-    const text = await this.ns.get(keys.revision(commit)).string();
-    if (text === null) return undefined;
-    const manifest = ManifestSchema.parse(JSON.parse(text));
-    const parts: Buffer[] = [];
-    for (let i = 0; i < manifest.chunks; i++) {
-      const part = await this.ns.get(keys.chunk(manifest.sha256, i)).buffer();
-      if (!part) throw new Error(`revision ${commit}: chunk ${i} of ${manifest.chunks} is missing`);
-      parts.push(part);
-    }
-    const packed = Buffer.concat(parts);
-    if (createHash('sha256').update(packed).digest('hex') !== manifest.sha256)
-      throw new Error(`revision ${commit}: stored chunks do not match their checksum`);
-    const model = ModelSchema.parse(JSON.parse((await gunzipAsync(packed)).toString('utf8')));
+    const json = await this.getPacked(keys.revision(commit), `revision ${commit}`);
+    if (json === undefined) return undefined;
+    const model = ModelSchema.parse(json);
     this.cache.set(commit, model);
     return model;
+  }
+
+  async putPlan(key: string, plan: SitePlan): Promise<void> {
+    await this.putPacked(keys.plan(checkPlanKey(key)), plan);
+  }
+
+  async getPlan(key: string): Promise<SitePlan | undefined> {
+    const json = await this.getPacked(keys.plan(checkPlanKey(key)), `plan ${key}`);
+    return json === undefined ? undefined : SitePlanSchema.parse(json);
+  }
+
+  /** Every stored plan's key (for `vaquero migrate`). */
+  async listPlans(): Promise<string[]> {
+    const all = await this.ns.getAll().prefix('plans/').keys();
+    return all.map((k) => k.slice('plans/'.length)).sort();
   }
 
   async getApplied(): Promise<string | undefined> {

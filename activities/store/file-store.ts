@@ -2,6 +2,7 @@ import path from 'node:path';
 import { APPLIED_HISTORY_LIMIT, type AppliedEntry } from '../../schemas/applied';
 import { ModelSchema, type Model } from '../../schemas/model';
 import { readFileIfExists, readJsonIfExists, writeFileAtomic } from './atomic-file';
+import { checkPlanKey, SitePlanSchema, type SitePlan } from '../../schemas/plan';
 import type { ActiveRollout, ModelStore } from './model-store';
 import { own } from '../../schemas/common';
 
@@ -45,6 +46,19 @@ export class FileModelStore implements ModelStore {
     const model = ModelSchema.parse(json);
     this.cache.set(commit, model);
     return model;
+  }
+
+  private planFile(key: string): string {
+    return path.join(this.dir, 'plans', ...checkPlanKey(key).split('/')) + '.json';
+  }
+
+  async putPlan(key: string, plan: SitePlan): Promise<void> {
+    await writeFileAtomic(this.planFile(key), JSON.stringify(plan));
+  }
+
+  async getPlan(key: string): Promise<SitePlan | undefined> {
+    const json = await readJsonIfExists(this.planFile(key));
+    return json === undefined ? undefined : SitePlanSchema.parse(json);
   }
 
   private async pointers(): Promise<Pointers> {

@@ -1,5 +1,6 @@
 import type { AppliedEntry } from '../../schemas/applied';
 import type { Model } from '../../schemas/model';
+import type { SitePlan } from '../../schemas/plan';
 
 export interface ActiveRollout {
   workflowId: string;
@@ -10,6 +11,9 @@ export interface ActiveRollout {
 export interface ModelStore {
   putRevision(commit: string, model: Model): Promise<void>;
   getRevision(commit: string): Promise<Model | undefined>;
+  /** A site's rollout plan under its key (`planKey`): written once by the apply, read in pages by the rollout. */
+  putPlan(key: string, plan: SitePlan): Promise<void>;
+  getPlan(key: string): Promise<SitePlan | undefined>;
   /** The last commit an apply accepted: its rollouts start (or started) from here on. */
   getApplied(): Promise<string | undefined>;
   /** Moves the pointer unconditionally, without history (`vaquero migrate`, applies of older releases). */

@@ -15,6 +15,7 @@ import {
 import { sendRolloutSignal } from '../rollouts/signals';
 import {
   ListRolloutsQuerySchema,
+  StatusPageQuerySchema,
   RolloutParamsSchema,
   RolloutSignalSchema,
   SIGNAL_BODIES,
@@ -89,7 +90,7 @@ async function sendSignal(t: Temporal, rollout: Rollout, signal: RolloutSignal, 
   const input = SIGNAL_BODIES[signal].parse(body);
   if ('host' in input) {
     const { host } = input;
-    const entry = own((await queryStatus(t, handle)).hosts, host);
+    const entry = own((await queryStatus(t, handle, undefined, { host })).hosts, host);
     if (!entry) throw new HTTPException(404, { message: `host ${host} is not in ${workflowId}` });
     if (entry.state !== 'failed')
       throw new HTTPException(409, {
@@ -119,7 +120,8 @@ export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
 
   app.get('/rollouts/:site/:sha7/status', async (c) => {
     const rollout = await rolloutOf(t, c.req.param());
-    const status = await queryStatus(t, rollout.handle);
+    const page = valid(StatusPageQuerySchema, c.req.query(), 'query');
+    const status = await queryStatus(t, rollout.handle, undefined, page);
     const { runId, startTime, closeTime } = rollout.description;
     return c.json({
       workflowId: rollout.workflowId,

@@ -7,7 +7,7 @@ import { planChanges } from '../../sot/plan';
 import type { ModelStore } from '../../activities/store/model-store';
 import { bootInterface } from '../../schemas/host';
 import type { Model } from '../../schemas/model';
-import { queryStatus, type Temporal } from '../rollouts/rollout-client';
+import { queryAllHosts, type Temporal } from '../rollouts/rollout-client';
 import type { AppDeps, AppEnv } from './deps';
 import { own } from '../../schemas/common';
 
@@ -41,7 +41,7 @@ async function siteHosts(store: ModelStore, t: Temporal, siteId: string) {
   // The last rollout of the site knows each host's last reprovision; hosts it did not touch have none.
   const active = await store.getActiveRollout(siteId);
   const status = active
-    ? await queryStatus(t, t.client.workflow.getHandle(active.workflowId)).catch(() => undefined)
+    ? await queryAllHosts(t, t.client.workflow.getHandle(active.workflowId)).catch(() => undefined)
     : undefined;
   const hosts = site.hosts.map((h) => {
     const iface = bootInterface(h);

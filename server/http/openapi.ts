@@ -82,8 +82,26 @@ function rolloutPaths(): Record<string, unknown> {
     '/rollouts/{site}/{sha7}/status': {
       get: {
         operationId: 'rolloutStatus',
-        summary: "The rollout's status query: phase, why it waits, wave, counts and hosts",
-        parameters: rolloutParams,
+        summary: "The rollout's status query: phase, why it waits, wave, counts and a page of hosts",
+        parameters: [
+          ...rolloutParams,
+          { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } },
+          {
+            name: 'limit',
+            in: 'query',
+            description: 'Hosts in the page (default 1000)',
+            schema: { type: 'integer', minimum: 0, maximum: 5000 },
+          },
+          {
+            name: 'state',
+            in: 'query',
+            schema: {
+              type: 'string',
+              enum: ['pending', 'running', 'succeeded', 'failed', 'skipped', 'carried-over'],
+            },
+          },
+          { name: 'host', in: 'query', description: 'Only this host', schema: { type: 'string' } },
+        ],
         responses: { '200': json(RolloutStatusResponseSchema, 'The status'), ...errors },
       },
     },

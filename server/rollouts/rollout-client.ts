@@ -12,7 +12,12 @@ import {
   type WorkflowExecutionInfo,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { hostWorkflowId, RolloutStatusSchema, type RolloutStatus } from '../../schemas/rollout';
+import {
+  hostWorkflowId,
+  RolloutStatusSchema,
+  type RolloutStatus,
+  type StatusPage,
+} from '../../schemas/rollout';
 import { hostStatusQuery, statusQuery } from '../../workflows/messages';
 import { RolloutClientError } from './errors';
 
@@ -132,12 +137,40 @@ export async function findRollout(t: Temporal, idOrSite: string): Promise<Rollou
   return { workflowId, handle, description };
 }
 
-export async function queryStatus(t: Temporal, handle: WorkflowHandle, timeoutMs = QUERY_TIMEOUT_MS) {
-  const raw = await t.client.connection.withDeadline(Date.now() + timeoutMs, () => handle.query(statusQuery));
+/** The rollout's counts and one page of its hosts (default: the first DEFAULT_STATUS_HOSTS). */
+export async function queryStatus(
+  t: Temporal,
+  handle: WorkflowHandle,
+  timeoutMs = QUERY_TIMEOUT_MS,
+  page?: StatusPage,
+) {
+  const raw = await t.client.connection.withDeadline(Date.now() + timeoutMs, () =>
+    page ? handle.query(statusQuery, page) : handle.query(statusQuery),
+  );
   const parsed = RolloutStatusSchema.safeParse(raw);
   if (!parsed.success)
     throw new RolloutClientError(`${handle.workflowId} answered the status query with an unknown shape`, 1);
   return parsed.data;
+}
+
+/** Hosts asked per query when every host is wanted: a query answer stays far below gRPC's 4 MB. */
+const ALL_HOSTS_PAGE = 5_000;
+
+/** The status with every host, read page by page (a 50,000-host rollout answers in ten queries). */
+export async function queryAllHosts(t: Temporal, handle: WorkflowHandle): Promise<RolloutStatus> {
+  const first = await queryStatus(t, handle, QUERY_TIMEOUT_MS, { limit: ALL_HOSTS_PAGE });
+  // Rollouts of older releases answer with every host and no page.
+  for (let offset = ALL_HOSTS_PAGE; first.page && offset < first.page.total; offset += ALL_HOSTS_PAGE) {
+    const next = await queryStatus(t, handle, QUERY_TIMEOUT_MS, { offset, limit: ALL_HOSTS_PAGE });
+    for (const [name, h] of Object.entries(next.hosts))
+      Object.defineProperty(first.hosts, name, {
+        value: h,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  }
+  return first;
 }
 
 /** "stage 1 dhcp" for each running host, from its own workflow; a host that does not answer has none. */

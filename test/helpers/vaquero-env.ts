@@ -58,6 +58,8 @@ export interface VaqueroOptions {
   address?: string;
   /** False: no `vaquero-server` worker in this process (the rollout benchmark runs server processes). */
   serverWorker?: boolean;
+  /** Hosts per part of a stored plan (the rollout then reads its plan in several parts). */
+  planPartHosts?: number;
 }
 
 /** A Vaquero that its caller stops with close(): terminates what runs, stops workers, deletes files. */
@@ -105,6 +107,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       client,
       store,
       workflows: { workflowBundle: workflowCode },
+      planPartHosts: options.planPartHosts,
     }));
   const running: Promise<void>[] = server ? [server.run()] : [];
   const agents = new Map<string, { worker: Worker; done: Promise<void>; sim: SimLab }>();

@@ -75,7 +75,7 @@ test('kill -9 of the agent in the middle of a power cycle: the rollout completes
     .getHandle(rollouts[0]?.workflowId ?? '')
     .result()) as SiteRolloutResult;
   assert.equal(result.phase, 'completed');
-  assert.equal(result.succeeded.length, 20);
+  assert.equal(result.succeeded!.length, 20);
   const cycles = await env.cycles();
   assert.equal(cycles.size, 20);
   for (const [host, n] of cycles) assert.equal(n, 1, `${host} was power-cycled ${n} times`);

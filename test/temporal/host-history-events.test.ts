@@ -45,12 +45,12 @@ test('a sim rollout: host workflow events per host bounded, every boot step in i
   const { rollouts } = (await apply.result()) as ApplyCommitResult;
   const rolloutId = rollouts[0]?.workflowId ?? '';
   const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
-  assert.equal(result.succeeded.length, HOSTS, JSON.stringify(result));
+  assert.equal(result.succeeded!.length, HOSTS, JSON.stringify(result));
 
   const historyOf = async (id: string) =>
     (await env.client.workflow.getHandle(id).fetchHistory()).events ?? [];
   let hostEvents = 0;
-  for (const host of result.succeeded) {
+  for (const host of result.succeeded!) {
     const events = await historyOf(`host/ev/${host}/${sha.slice(0, 7)}`);
     hostEvents += events.length;
     const batches = events

@@ -14,10 +14,20 @@ import {
   rolloutWorkflowId,
   SERVER_TASK_QUEUE,
   type RolloutStatus,
+  type SiteRolloutInput,
   type SiteRolloutResult,
 } from '../../schemas/rollout';
 import { statusQuery } from '../../workflows/messages';
 import { startVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
+
+/** The decoded arguments the run started with (JSON payloads). */
+function startInput(history: { events?: { workflowExecutionStartedEventAttributes?: unknown }[] | null }) {
+  const attrs = history.events?.[0]?.workflowExecutionStartedEventAttributes as
+    { input?: { payloads?: { data?: Uint8Array | null }[] | null } | null } | undefined;
+  return (attrs?.input?.payloads ?? []).map(
+    (p) => JSON.parse(Buffer.from(p.data ?? []).toString('utf8')) as unknown,
+  );
+}
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
 const HOSTS = Array.from({ length: 12 }, (_, i) => `wk-${String(i + 1).padStart(2, '0')}`);
@@ -59,7 +69,8 @@ async function apply(env: VaqueroEnv, commit: string): Promise<void> {
 }
 
 test('a rollout continues as new past its history limit; signals and status work across', async (t) => {
-  const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.005 });
+  // Parts of five hosts: each run reads its stored plan in three parts.
+  const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.005, planPartHosts: 5 });
   if (!env) return;
   await twelveHostSite(env);
   const sha = await env.commit('twelve workers');
@@ -73,6 +84,13 @@ test('a rollout continues as new past its history limit; signals and status work
   const before = await status();
   assert.equal(before.run, 1);
   assert.equal(before.counts.total, 12);
+  // Paged: counts cover every host, `hosts` only the page asked for.
+  const page = await env.client.workflow.getHandle(id).query(statusQuery, { offset: 10, limit: 5 });
+  assert.deepEqual(Object.keys(page.hosts), ['wk-11', 'wk-12']);
+  assert.deepEqual(page.page, { offset: 10, limit: 5, total: 12 });
+  assert.equal(page.counts.total, 12);
+  const one = await env.client.workflow.getHandle(id).query(statusQuery, { host: 'wk-07' });
+  assert.deepEqual(Object.keys(one.hosts), ['wk-07']);
 
   // Pause while the first run hands over: the next run starts paused, the hosts in flight finish.
   await until('the first switch begins', async () => ((await status()).switching ? true : undefined));
@@ -88,6 +106,9 @@ test('a rollout continues as new past its history limit; signals and status work
     return s.counts.running === 0 ? s : undefined;
   });
   assert.equal(idle.hosts['wk-03']?.state, 'failed', 'the failed host of the first run is carried');
+  const failed = await env.client.workflow.getHandle(id).query(statusQuery, { state: 'failed' });
+  assert.deepEqual(Object.keys(failed.hosts), ['wk-03']);
+  assert.equal(failed.page?.total, 1);
   await delay(1_000);
   assert.equal((await status()).counts.pending, idle.counts.pending, 'no host starts while paused');
 
@@ -103,11 +124,11 @@ test('a rollout continues as new past its history limit; signals and status work
   await apply(env, newer);
   const result = (await env.client.workflow.getHandle(id).result()) as SiteRolloutResult;
   assert.equal(result.phase, 'superseded');
-  assert.ok(result.succeeded.includes('wk-03'), 'the retried host counts');
+  assert.ok(result.succeeded!.includes('wk-03'), 'the retried host counts');
   assert.deepEqual(result.failed, [], JSON.stringify(result));
-  assert.deepEqual([...result.succeeded, ...result.remaining].sort(), HOSTS);
-  assert.ok(result.remaining.length > 0, 'the supersede came mid-way');
-  for (const host of result.succeeded) {
+  assert.deepEqual([...result.succeeded!, ...result.remaining!].sort(), HOSTS);
+  assert.ok(result.remaining!.length > 0, 'the supersede came mid-way');
+  for (const host of result.succeeded!) {
     const attempt = host === 'wk-03' ? 2 : 1;
     const d = await env.client.workflow.getHandle(hostWorkflowId('sim1', host, sha, attempt)).describe();
     assert.equal(d.status.name, 'COMPLETED', `${host} ran to its end across the switches`);
@@ -122,13 +143,23 @@ test('a rollout continues as new past its history limit; signals and status work
       (history.events?.length ?? 0) <= LIMIT * 3,
       `run ${run.runId}: ${history.events?.length} events`,
     );
+    // Plans by reference: the input names the stored plan, a carry holds one character per host.
+    const [input] = startInput(history) as [SiteRolloutInput];
+    assert.equal(input.plan, undefined, 'no plan in the input');
+    assert.match(input.planKey ?? '', new RegExp(`^${sha}/sim1$`));
+    if (input.carry) {
+      assert.equal(input.carry.hosts, undefined, 'no host records in the carry');
+      assert.equal(input.carry.states?.length, 12);
+    }
+    const parts = (history.events ?? []).filter((e) => e.markerRecordedEventAttributes).length;
+    assert.ok(parts >= 3, `run ${run.runId} read its plan in parts (${parts} markers)`);
   }
   const next = (await env.client.workflow
     .getHandle(rolloutWorkflowId('sim1', newer))
     .result()) as SiteRolloutResult;
   assert.equal(next.phase, 'completed');
   assert.ok(
-    result.remaining.every((h) => next.succeeded.includes(h)),
+    result.remaining!.every((h) => next.succeeded!.includes(h)),
     'the newer rollout took them over',
   );
 });

@@ -91,7 +91,7 @@ describe('hosts in flight: retries, slots, and when a rollout closes', () => {
     const id = await apply(env, sha, { dhcp: 5_000, ipxe: 5_000, kernel: 5_000, checkpoint: 10_000 });
     const result = (await env.client.workflow.getHandle(id).result()) as SiteRolloutResult;
     assert.equal(result.phase, 'completed');
-    assert.deepEqual(result.succeeded, ['wk-01', 'wk-02', 'wk-03', 'wk-04']);
+    assert.deepEqual(result.succeeded, ['wk-01', 'wk-02', 'wk-03', 'wk-04'], JSON.stringify(result));
     const runs = await Promise.all(
       ['wk-01', 'wk-02', 'wk-03', 'wk-04'].map((h) =>
         env.client.workflow.getHandle(hostWorkflowId('sim1', h, sha)).describe(),
@@ -135,7 +135,7 @@ describe('hosts in flight: retries, slots, and when a rollout closes', () => {
     await env.cli('workflow', 'signal', '--workflow-id', id, '--name', 'retry-host', '--input', '"wk-03"');
     const result = (await handle.result()) as SiteRolloutResult;
     assert.equal(result.phase, 'completed');
-    assert.deepEqual(result.succeeded, ['wk-01', 'wk-02', 'wk-03', 'wk-04']);
+    assert.deepEqual(result.succeeded, ['wk-01', 'wk-02', 'wk-03', 'wk-04'], JSON.stringify(result));
     assert.deepEqual(result.failed, []);
 
     const describe = (host: string, attempt = 1) =>

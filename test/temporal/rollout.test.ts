@@ -57,7 +57,7 @@ describe('site rollout on a real Temporal server with sim BMCs', () => {
     assert.equal(rollout?.workflowId, `rollout/sim1/${sha.slice(0, 7)}`);
     const result = (await env.client.workflow.getHandle(rollout.workflowId).result()) as SiteRolloutResult;
     assert.equal(result.phase, 'completed');
-    assert.equal(result.succeeded.length, 20);
+    assert.equal(result.succeeded!.length, 20);
     const cycles = await env.cycles();
     assert.equal(cycles.size, 20);
     assert.ok(
@@ -118,7 +118,7 @@ describe('site rollout on a real Temporal server with sim BMCs', () => {
     const result = (await env.client.workflow.getHandle(id).result()) as SiteRolloutResult;
     assert.equal(result.phase, 'aborted');
     assert.deepEqual(result.failed, ['cp-01']);
-    assert.equal(result.remaining.length, 19);
+    assert.equal(result.remaining!.length, 19);
   });
 
   test('retry-host from the CLI resumes a failed canary, and the rollout goes on', async (t) => {
@@ -133,7 +133,7 @@ describe('site rollout on a real Temporal server with sim BMCs', () => {
     await env.cli('workflow', 'signal', '--workflow-id', id, '--name', 'retry-host', '--input', '"cp-01"');
     const result = (await env.client.workflow.getHandle(id).result()) as SiteRolloutResult;
     assert.equal(result.phase, 'completed');
-    assert.equal(result.succeeded.length, 20);
+    assert.equal(result.succeeded!.length, 20);
     const cycles = await env.cycles();
     assert.equal(cycles.get('sim1/cp-01'), 2, 'the retry power-cycles the canary once more');
     assert.ok([...cycles].every(([host, n]) => host === 'sim1/cp-01' || n === 1));
@@ -194,20 +194,20 @@ describe('site rollout on a real Temporal server with sim BMCs', () => {
 
     const resultA = (await env.client.workflow.getHandle(a).result()) as SiteRolloutResult;
     assert.equal(resultA.phase, 'superseded');
-    assert.ok(resultA.remaining.length > 0 && resultA.succeeded.length > 0);
+    assert.ok(resultA.remaining!.length > 0 && resultA.succeeded!.length > 0);
     const resultB = (await env.client.workflow
       .getHandle(b.rollouts[0]?.workflowId ?? '')
       .result()) as SiteRolloutResult;
     assert.equal(resultB.phase, 'completed');
     assert.deepEqual(
-      [...resultA.succeeded, ...resultB.succeeded].sort(),
-      [...resultA.succeeded, ...resultA.remaining].sort(),
+      [...resultA.succeeded!, ...resultB.succeeded!].sort(),
+      [...resultA.succeeded!, ...resultA.remaining!].sort(),
     );
     const cycles = await env.cycles();
     assert.equal(cycles.size, 20);
     for (const [host, n] of cycles) assert.equal(n, 1, `${host} was power-cycled ${n} times`);
     const statusB = await status(env, b.rollouts[0]?.workflowId ?? '');
     const carried = Object.values(statusB.hosts).filter((h) => h.state === 'succeeded').length;
-    assert.equal(carried, resultA.remaining.length);
+    assert.equal(carried, resultA.remaining!.length);
   });
 });
