@@ -132,6 +132,21 @@ test(
       body: JSON.stringify(arm),
     });
     assert.equal(put.status, 200, await put.text());
+    // The real server's limits: a body over 64 KiB is refused before it is read, bad JSON is a 400.
+    const headers = { authorization: `Bearer ${AGENT_TOKEN}`, 'content-type': 'application/json' };
+    const arms = `${rig.server.url}/agent/v1/arms/52:54:00:99:00:0c`;
+    const huge = await fetch(arms, {
+      method: 'PUT',
+      headers,
+      body: JSON.stringify({ pad: 'x'.repeat(100_000) }),
+    });
+    assert.equal(huge.status, 413);
+    assert.equal((await fetch(arms, { method: 'PUT', headers, body: '{"mac": ' })).status, 400);
+    assert.equal(
+      (await fetch(`${rig.server.url}/agent/v1/arms/__proto__`, { method: 'PUT', headers, body: '{}' }))
+        .status,
+      400,
+    );
     for (let i = 0; !(await cachedArms(b)).some((e) => e.mac === mac); i++) {
       assert.ok(i * SAMPLE_MS < VISIBLE_MS, 'the arm did not reach agent B');
       await sleep(SAMPLE_MS);
