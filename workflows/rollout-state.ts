@@ -1,3 +1,4 @@
+import { MAX_CONCURRENT } from '../schemas/host-group';
 import type { SitePlan } from '../schemas/plan';
 import {
   DEFAULT_STATUS_HOSTS,
@@ -103,10 +104,14 @@ export class RolloutState {
     return n;
   }
 
-  /** Whether one more host of the group may start now without exceeding its batch. */
+  /**
+   * Whether one more host of the group may start now without exceeding its batch, nor the site's
+   * MAX_CONCURRENT: groups that do not depend on each other run side by side, and their batches
+   * together may be more children than Temporal lets one workflow have pending.
+   */
   hasSlot(group: string): boolean {
     const batch = this.plan.groups.find((g) => g.group === group)?.batch ?? 1;
-    return this.inFlight(group) < batch;
+    return this.inFlight(group) < batch && this.inFlight() < MAX_CONCURRENT;
   }
 
   /** The failure budget is spent when the site's or a group's failures exceed what it tolerates. */
