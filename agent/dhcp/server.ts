@@ -18,11 +18,10 @@ export interface DhcpServerOptions {
    * no SO_BINDTODEVICE or IP_PKTINFO, so "only these" is built from addresses: a socket on each of
    * their IPv4 addresses takes unicasts (relays, renewals; nothing sent to another interface's
    * address reaches it), and one on 255.255.255.255 the broadcasts of clients without an address,
-   * which every interface delivers there. Such a client is answered only when its reservation is on
-   * a boot interface's network, from the socket of that interface's address: Linux sends a limited
-   * broadcast out of the interface that owns the source address (not where the routes point), so no
-   * reply leaves on another network. A running agent can also be isolated in a network namespace
-   * holding only the boot interface (docs/agent.md, "Boot interface").
+   * which every interface delivers there. Such a client is answered from a boot address's socket:
+   * Linux sends a limited broadcast out of the interface that owns the source address (not where the
+   * routes point), so no reply leaves on another network. A running agent can also be isolated in a
+   * network namespace holding only the boot interface (docs/agent.md, "Boot interface").
    */
   interfaces?: readonly string[];
   /** The server's address on the boot network: server identifier (option 54). */
@@ -50,11 +49,7 @@ export interface DhcpServerOptions {
   now?: () => Date;
 }
 
-/** `off-link`: a broadcast from a host whose reservation is on none of the boot interfaces' networks. */
-export type DhcpCounters = Record<
-  DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped' | 'off-link',
-  number
->;
+export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped', number>;
 type LogKind = keyof DhcpCounters | 'socket-error';
 
 /** Replies handed to a socket and not yet sent (see `send`). */
@@ -105,7 +100,6 @@ function newCounters(): DhcpCounters {
     declined: 0,
     released: 0,
     'unserved-relay': 0,
-    'off-link': 0,
     malformed: 0,
     'send-error': 0,
     'send-dropped': 0,
@@ -135,13 +129,6 @@ function onDatagram(
       return;
     }
     const socket = replySocket(state, received, kind, decoded.packet);
-    if (!socket) {
-      counters['off-link']++;
-      const mac = macOf(decoded.packet);
-      const msg = `broadcast from ${mac}: its reservation is on none of the boot interfaces' networks`;
-      log('off-link', { level: 'info', msg, mac, xid: decoded.packet.xid, from });
-      return;
-    }
     const result = handle(state, kind, decoded.packet, rinfo);
     counters[result.outcome]++;
     if (result.log) log(result.outcome, { ...result.log, from });
@@ -159,25 +146,23 @@ function onDatagram(
 }
 
 const BROADCAST = '255.255.255.255';
-const ZERO = '0.0.0.0';
 
 /**
- * The socket to answer from: a broadcast is answered from the boot address on the network of the
- * host's reservation, so the reply leaves by that interface; undefined when no boot interface is.
+ * The socket to answer from: a broadcast is answered from a boot address, so the reply leaves by a
+ * boot interface: the one on the network of the host's reservation, else the first (several subnets
+ * on one wire, the agent with an address in one of them).
  */
 function replySocket(
   state: LoopState,
   received: dgram.Socket,
   kind: SocketKind,
   packet: DhcpPacket,
-): dgram.Socket | undefined {
+): dgram.Socket {
   const local = state.local;
   if (!local || received !== local.sockets.get(`${kind} ${BROADCAST}`)) return received;
-  const lease = packet.giaddr === ZERO ? state.opts.backend.lookupHost(macOf(packet)) : undefined;
-  // An unknown MAC gets no answer anyway, and relays unicast: the handler decides.
-  if (!lease) return received;
-  const address = onLink(local.addresses, lease.ipv4);
-  return address && local.sockets.get(`${kind} ${address.address}`);
+  const lease = state.opts.backend.lookupHost(macOf(packet));
+  const address = (lease && onLink(local.addresses, lease.ipv4)) ?? local.addresses[0];
+  return (address && local.sockets.get(`${kind} ${address.address}`)) ?? received;
 }
 
 function handle(
