@@ -21,6 +21,8 @@ interface StoreEnd {
   /** Another instance over the same data, with no cache: what a read-back must go through. */
   reopen(): ModelStore;
   revisions(): Promise<string[]>;
+  /** Keys of the stored rollout plans: a rollout in flight reads its plan by key. */
+  plans(): Promise<string[]>;
   rollouts(): Promise<Map<string, ActiveRollout>>;
   close(): void;
 }
@@ -41,11 +43,25 @@ function fileEnd(dir: string): StoreEnd {
       { rollouts?: Record<string, ActiveRollout> } | undefined;
     return new Map(Object.entries(pointers?.rollouts ?? {}));
   };
+  // plans/<commit>/<site>.json, and plans/<commit>/<site>/<tag>.json for a takeover's replan.
+  const plans = async () => {
+    try {
+      const files = await readdir(path.join(dir, 'plans'), { recursive: true });
+      return files
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.slice(0, -'.json'.length).split(path.sep).join('/'))
+        .sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  };
   return {
     label: `file:${dir}`,
     store: new FileModelStore(dir),
     reopen: () => new FileModelStore(dir),
     revisions: async () => (await list()).sort(),
+    plans,
     rollouts,
     close: () => undefined,
   };
@@ -68,6 +84,7 @@ async function etcdEnd(endpoints: string[], prefix: string): Promise<StoreEnd> {
     store,
     reopen: () => new EtcdModelStore(client, prefix),
     revisions: () => store.listRevisions(),
+    plans: () => store.listPlans(),
     rollouts: () => store.listActiveRollouts(),
     close: () => client.close(),
   };
@@ -148,6 +165,21 @@ async function copy(from: StoreEnd, to: StoreEnd, force: boolean, io: Io): Promi
       1,
     );
 
+  // A plan is written once per commit and site and never changed: what is missing is copied.
+  const plans: string[] = [];
+  for (const key of await from.plans()) {
+    const there = await to.store.getPlan(key);
+    if (!there || (force && !isDeepStrictEqual(there, await from.store.getPlan(key)))) plans.push(key);
+  }
+  for (const key of plans) {
+    const sitePlan = await from.store.getPlan(key);
+    if (sitePlan) await to.store.putPlan(key, sitePlan);
+  }
+  const check = to.reopen();
+  for (const key of plans)
+    if (!isDeepStrictEqual(await check.getPlan(key), await from.store.getPlan(key)))
+      throw new CliError(`verification failed: plan ${key} reads back different at ${to.label}`, 1);
+
   const writes = force ? [...plan.copy, ...plan.differ] : plan.copy;
   for (const commit of writes) {
     const model = await from.store.getRevision(commit);
@@ -159,7 +191,7 @@ async function copy(from: StoreEnd, to: StoreEnd, force: boolean, io: Io): Promi
   await verify(from, to, commits, applied, rollouts);
   io.out(
     `${from.label} -> ${to.label}: ${commits.length} revisions (${writes.length} written, ${plan.same.length} already there), ` +
-      `applied ${applied ?? '(none)'}, ${rollouts.size} active rollouts; verified\n`,
+      `${plans.length} plans written, applied ${applied ?? '(none)'}, ${rollouts.size} active rollouts; verified\n`,
   );
 }
 

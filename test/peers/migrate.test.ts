@@ -14,6 +14,7 @@ import { main } from '../../cli/main';
 import { CliError, type Io } from '../../cli/io';
 import { migrateCommand } from '../../cli/migrate';
 import type { Model } from '../../schemas/model';
+import type { SitePlan } from '../../schemas/plan';
 import { startEtcd, type TestEtcd } from '../helpers/etcd';
 import { sotMin } from '../helpers/sot';
 
@@ -62,6 +63,9 @@ async function fill(store: ModelStore): Promise<Model> {
   await store.setApplied('c2');
   await store.setActiveRollout('fra1', { workflowId: 'rollout/fra1/c2', commit: 'c2' });
   await store.setActiveRollout('iad1', { workflowId: 'rollout/iad1/c1', commit: 'c1' });
+  // The plans the active rollouts read by key (one a takeover's replan).
+  await store.putPlan('c2/fra1', plan('fra1'));
+  await store.putPlan('c2/fra1/takeover', plan('fra1'));
   return second;
 }
 
@@ -71,6 +75,24 @@ async function assertFilled(store: ModelStore, second: Model): Promise<void> {
   assert.equal(await store.getApplied(), 'c2');
   assert.deepEqual(await store.getActiveRollout('fra1'), { workflowId: 'rollout/fra1/c2', commit: 'c2' });
   assert.deepEqual(await store.getActiveRollout('iad1'), { workflowId: 'rollout/iad1/c1', commit: 'c1' });
+  assert.deepEqual(await store.getPlan('c2/fra1'), plan('fra1'));
+  assert.deepEqual(await store.getPlan('c2/fra1/takeover'), plan('fra1'));
+}
+
+function plan(site: string): SitePlan {
+  const hosts = [{ host: 'web-1', group: 'web', reasons: ['kernel changed'] }];
+  return {
+    site,
+    name: site,
+    approval_required: false,
+    canary_size: 1,
+    max_fail: 0,
+    groups: [],
+    waves: [{ index: 1, canary: true, groups: ['web'], hosts }],
+    unchanged: [],
+    removed: [],
+    skipped: [],
+  };
 }
 
 describe('vaquero migrate', () => {
@@ -82,12 +104,12 @@ describe('vaquero migrate', () => {
     assert.equal(first.code, 0, first.err);
     assert.match(
       first.out,
-      /2 revisions \(2 written, 0 already there\), applied c2, 2 active rollouts; verified/,
+      /2 revisions \(2 written, 0 already there\), 2 plans written, applied c2, 2 active rollouts; verified/,
     );
     await assertFilled(new EtcdModelStore(client, '/m1/'), second);
     const again = await migrate(...args);
     assert.equal(again.code, 0, again.err);
-    assert.match(again.out, /2 revisions \(0 written, 2 already there\)/);
+    assert.match(again.out, /2 revisions \(0 written, 2 already there\), 0 plans written/);
   });
 
   test('etcd -> file copies everything back', async () => {
