@@ -103,6 +103,8 @@ export async function startAgent(
         await clientConnection.close().catch(() => undefined);
       })
     : undefined;
+  // A retried arm on this agent keeps the arming (and token) of its crashed attempt only if it sees it.
+  await Promise.race([arms?.ready, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
   const worker = keepWorkerRunning(config, {
     client,
     boot,
