@@ -10,7 +10,7 @@ import { temporalUp } from '../helpers/server-process';
 import { repoRoot } from '../helpers/sot';
 
 const NAMESPACE = process.env.VAQUERO_TEST_NAMESPACE ?? 'vaquero-test';
-const HOSTS = 20;
+const HOSTS = 24;
 
 function bench(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -31,7 +31,8 @@ test('the rollout benchmark: two server processes share the work, every run coun
     t.skip('no Temporal server (bash scripts/temporal-dev.sh start)');
     return;
   }
-  const args = ['--run', `${HOSTS}:2:10`, '--servers', '2', '--history-limit', '60'];
+  // Four at a time past a 40-event limit: the rollout continues as new two or three times.
+  const args = ['--run', `${HOSTS}:1:4`, '--servers', '2', '--history-limit', '40'];
   const { code, out, err } = await bench([...args, '--namespace', NAMESPACE, '--sot', '200']);
   assert.equal(code, 0, `${out}\n${err}`);
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
@@ -54,7 +55,8 @@ test('the rollout benchmark: two server processes share the work, every run coun
     h.events,
     Object.values(h.eventsByKind).reduce((a, b) => a + b, 0),
   );
-  assert.ok(h.largestRun.events > 0 && h.largestRun.events < h.eventsByKind.rollout! + 1);
+  // The largest single run is smaller than the rollout's runs together: they were summed.
+  assert.ok(h.largestRun.events > 0 && h.largestRun.events < (h.eventsByKind.rollout ?? 0));
   assert.ok(h.largestPayload && h.largestPayload.bytes > 0 && h.largestPayload.field, 'a payload found');
 
   // Both servers did work, and their /metrics agree with what the histories say they ran.
