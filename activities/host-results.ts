@@ -46,19 +46,55 @@ async function closedOnce(client: Client, ids: string[]): Promise<{ workflowId: 
   return closed;
 }
 
+/** Every this many polls by visibility, each id is described too: visibility may lag or miss one. */
+const SWEEP_EVERY = 30;
+/** Host workflows closed this long before the run began are looked for too (the switch's own race). */
+const CLOSE_MARGIN_MS = 60_000;
+
+/**
+ * Ids of `ids` whose workflow closed, by one visibility query on the rollout (all runs of it are
+ * the children's parent id) instead of one describe per host: 1,000 hosts in flight are one call.
+ */
+async function closedByVisibility(
+  client: Client,
+  ids: Set<string>,
+  parent: string,
+  since: string,
+): Promise<{ workflowId: string; status: string }[]> {
+  const after = new Date(Date.parse(since) - CLOSE_MARGIN_MS).toISOString();
+  const query =
+    `ParentWorkflowId = ${JSON.stringify(parent)} AND ExecutionStatus != "Running" ` +
+    `AND CloseTime >= ${JSON.stringify(after)}`;
+  const closed: { workflowId: string; status: string }[] = [];
+  for await (const info of client.workflow.list({ query }))
+    if (ids.has(info.workflowId)) closed.push({ workflowId: info.workflowId, status: info.status.name });
+  return closed;
+}
+
+export interface AwaitHostsInput {
+  workflowIds: string[];
+  pollMs?: number;
+  /** The rollout's workflow id and when the asking run began: closed hosts are found by one query. */
+  parent?: string;
+  since?: string;
+}
+
 /**
  * Waits until at least one of the host workflows has closed and returns how each closed one ended.
  * A continued site rollout learns this way the outcome of hosts that an earlier run started: their
  * completion events went to that run's history, not to the new one.
  */
-export async function awaitHostsClosed(
-  client: Client,
-  input: { workflowIds: string[]; pollMs?: number },
-): Promise<ClosedHost[]> {
+export async function awaitHostsClosed(client: Client, input: AwaitHostsInput): Promise<ClosedHost[]> {
   const ctx = Context.current();
-  const pollMs = input.pollMs ?? Math.max(1_000, input.workflowIds.length * 5);
-  for (;;) {
-    const closed = await closedOnce(client, input.workflowIds);
+  const { parent, since } = input;
+  const byQuery = parent !== undefined && since !== undefined;
+  const pollMs = input.pollMs ?? (byQuery ? 2_000 : Math.max(1_000, input.workflowIds.length * 5));
+  const ids = new Set(input.workflowIds);
+  for (let poll = 0; ; poll++) {
+    const closed =
+      byQuery && poll % SWEEP_EVERY !== SWEEP_EVERY - 1
+        ? await closedByVisibility(client, ids, parent, since)
+        : await closedOnce(client, input.workflowIds);
     if (closed.length > 0) return Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
     ctx.heartbeat();
     await delay(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {

@@ -10,7 +10,7 @@ import type { Model } from '../schemas/model';
 import type { HostSpec, PlanSummary } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
-import { awaitHostsClosed } from './host-results';
+import { awaitHostsClosed, type AwaitHostsInput } from './host-results';
 import { closedRollout, PlanPages } from './plan-pages';
 import type { ActiveRollout, ModelStore } from './store/model-store';
 import { own } from '../schemas/common';
@@ -163,8 +163,7 @@ export function createServerActivities(deps: ServerActivityDeps) {
     setActiveRollout: ({ site, ...rollout }: { site: string } & ActiveRollout) =>
       store.setActiveRollout(site, rollout),
     awaitRolloutClosed: (input: { workflowId: string }) => closedRollout(deps.client, input.workflowId),
-    awaitHostsClosed: (input: { workflowIds: string[]; pollMs?: number }) =>
-      awaitHostsClosed(deps.client, input),
+    awaitHostsClosed: (input: AwaitHostsInput) => awaitHostsClosed(deps.client, input),
   };
 }
 

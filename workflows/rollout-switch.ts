@@ -132,12 +132,21 @@ function record(r: Switchable, host: string, closed: ClosedHost): void {
 /** Follows the adopted hosts until each has ended, recording how. */
 export async function followAdopted(
   r: Switchable,
-  awaitHostsClosed: (input: { workflowIds: string[] }) => Promise<ClosedHost[]>,
+  awaitHostsClosed: (input: {
+    workflowIds: string[];
+    parent?: string;
+    since?: string;
+  }) => Promise<ClosedHost[]>,
 ): Promise<void> {
   const adopted = () => [...r.running].filter(([, h]) => h.adopted && h.workflowId);
   for (let open = adopted(); open.length > 0; open = adopted()) {
     const hostOf = new Map(open.map(([host, h]) => [h.workflowId!, host]));
-    const closed = await awaitHostsClosed({ workflowIds: [...hostOf.keys()] });
+    const info = workflowInfo();
+    const closed = await awaitHostsClosed({
+      workflowIds: [...hostOf.keys()],
+      parent: info.workflowId,
+      since: info.runStartTime.toISOString(),
+    });
     for (const c of closed) {
       const host = hostOf.get(c.workflowId);
       if (host) record(r, host, c);
