@@ -42,6 +42,8 @@ interface Scenario {
    * rollout's is recorded by the others, and must not be tied to this one's changes).
    */
   hostsOnly?: boolean;
+  /** Passed to the rollout as its history limit: it continues as new, and every run is recorded. */
+  historyLimit?: number;
 }
 
 async function waitFor(env: VaqueroEnv, id: string, phase: RolloutStatus['phase']): Promise<void> {
@@ -91,6 +93,8 @@ const scenarios: Record<string, Scenario> = {
       await signal(env, id, 'resume');
     },
   },
+  // The plan read from the store in parts; the rollout continues as new with a compact carry.
+  'rollout-stored-plan-continue-as-new': { expect: 'completed', historyLimit: 30 },
   // Boot events in batches, one watchdog timer, the host disarmed by its agent (patch boot-event-batches).
   'host-boot-batches': { expect: 'completed', hostsOnly: true },
   'host-boot-batches-timeout': {
@@ -103,6 +107,18 @@ const scenarios: Record<string, Scenario> = {
     },
   },
 };
+
+/** Every run of the rollout, oldest first (more than one when it continued as new). */
+async function rolloutRuns(env: VaqueroEnv, rolloutId: string): Promise<History[]> {
+  const runs: { start: number; runId: string }[] = [];
+  for await (const info of env.client.workflow.list({ query: `WorkflowId = ${JSON.stringify(rolloutId)}` }))
+    runs.push({ start: info.startTime.getTime(), runId: info.runId });
+  runs.sort((a, b) => a.start - b.start);
+  const histories: History[] = [];
+  for (const { runId } of runs)
+    histories.push(await env.client.workflow.getHandle(rolloutId, runId).fetchHistory());
+  return histories;
+}
 
 /** Child workflow ids in the order the parent started them. */
 function childIds(history: History): string[] {
@@ -121,7 +137,14 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
     const apply = await env.client.workflow.start('applyCommitWorkflow', {
       taskQueue: SERVER_TASK_QUEUE,
       workflowId: applyWorkflowId(commit),
-      args: [{ commit, source: env.sot, timeouts: FAST }],
+      args: [
+        {
+          commit,
+          source: env.sot,
+          timeouts: FAST,
+          ...(scenario.historyLimit ? { rolloutHistoryLimit: scenario.historyLimit } : {}),
+        },
+      ],
     });
     // The apply ends once it has started the rollout, which then answers queries.
     await apply.result();
@@ -130,8 +153,9 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
     if (result.phase !== scenario.expect)
       throw new Error(`${name}: rollout ended ${result.phase}, expected ${scenario.expect}`);
 
-    const rolloutHistory = await env.client.workflow.getHandle(rolloutId).fetchHistory();
-    const hosts = childIds(rolloutHistory).slice(0, MAX_HOSTS);
+    const runs = await rolloutRuns(env, rolloutId);
+    const rolloutHistory = runs.at(-1)!;
+    const hosts = childIds(runs[0]!).slice(0, MAX_HOSTS);
     const ids = scenario.hostsOnly ? hosts : [apply.workflowId, rolloutId, ...hosts];
     const dir = path.join(historiesDir, name);
     await rm(dir, { recursive: true, force: true });
@@ -141,6 +165,10 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
         id === rolloutId ? rolloutHistory : await env.client.workflow.getHandle(id).fetchHistory();
       await writeFile(path.join(dir, fileName(id)), `${historyToJSON(history)}\n`);
     }
+    // Earlier runs of a rollout that continued as new: `rollout__sim1__abc__run-1.json` and on.
+    if (!scenario.hostsOnly)
+      for (const [i, history] of runs.slice(0, -1).entries())
+        await writeFile(path.join(dir, fileName(`${rolloutId}/run-${i + 1}`)), `${historyToJSON(history)}\n`);
     return ids;
   } finally {
     await env.close();

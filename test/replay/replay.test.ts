@@ -21,6 +21,7 @@ const SCENARIOS = [
   'rollout-canary-failed-aborted',
   'rollout-retry-host',
   'rollout-approval-pause-resume',
+  'rollout-stored-plan-continue-as-new',
 ];
 /** Scenarios of the host workflow's own shapes: host histories only (record-histories `hostsOnly`). */
 const HOST_SCENARIOS = ['host-boot-batches', 'host-boot-batches-timeout'];
@@ -91,6 +92,22 @@ describe('replay of recorded workflow histories', () => {
     }
   });
 
+  test('a rollout that read its plan from the store and continued as new is recorded, every run', () => {
+    const runs = histories.filter((h) =>
+      h.file.startsWith(`rollout-stored-plan-continue-as-new${path.sep}rollout__`),
+    );
+    assert.ok(runs.length >= 3, `at least two continue-as-new boundaries (${runs.length} runs)`);
+    const inputs = runs.map((r) => startInput(r.json));
+    assert.ok(
+      inputs.every((input) => typeof input.planKey === 'string' && input.plan === undefined),
+      'every run started from a stored plan',
+    );
+    assert.ok(
+      inputs.some((input) => typeof input.carry?.states === 'string' && input.carry.hosts === undefined),
+      'a continued run carries host states, not host records',
+    );
+  });
+
   test('the host workflow with batched boot events is recorded, succeeded and failed', () => {
     for (const scenario of HOST_SCENARIOS) {
       const files = histories.filter((h) => h.file.startsWith(`${scenario}${path.sep}`));
@@ -135,6 +152,18 @@ describe('replay of recorded workflow histories', () => {
     );
   });
 });
+
+/** The decoded input a recorded run started with (proto JSON: payload data in base64). */
+function startInput(json: unknown): {
+  planKey?: unknown;
+  plan?: unknown;
+  carry?: { states?: unknown; hosts?: unknown };
+} {
+  type Started = { input?: { payloads?: { data: string }[] } };
+  const events = (json as { events: { workflowExecutionStartedEventAttributes?: Started }[] }).events;
+  const data = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data ?? 'e30=';
+  return JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as ReturnType<typeof startInput>;
+}
 
 function rolloutOf(histories: Recorded[]): Recorded {
   const rollout = histories.find((h) => h.file.startsWith(`rollout-completed${path.sep}rollout__`));
