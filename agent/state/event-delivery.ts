@@ -218,12 +218,13 @@ export class SignalingEventSink implements BootEventSink {
     batch.release();
     if (this.closed) return this.settle(batch.entries, false);
     const { armed, entries, mac } = batch;
-    const last = armed.disarmAtCheckpoint && entries.some((e) => this.isCheckpointOf(e.event, armed));
+    // The checkpoint's own time: the batch must read the same whichever agent or run sends it.
+    const checkpoint = armed.disarmAtCheckpoint && entries.find((e) => this.isCheckpointOf(e.event, armed));
     const line: BatchLine = {
       batch: entries.map((e) => e.seq),
       workflowId: armed.workflowId,
       stage: armed.stage,
-      ...(last ? { disarm: { stage: armed.stage, at: new Date().toISOString() } } : {}),
+      ...(checkpoint ? { disarm: { stage: armed.stage, at: checkpoint.event.at } } : {}),
     };
     appendJournal(this.journal, line);
     this.chain(mac, () => this.sendBatch(mac, line, entries));
