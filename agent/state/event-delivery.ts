@@ -1,13 +1,13 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { BootEventBatch, BootEventSink } from '../../schemas/rollout';
 import { MAX_BATCH_EVENTS } from '../../schemas/rollout';
 import type { ArmEntry } from '../../schemas/agent';
 import type { BootEvent } from '../../schemas/rollout';
 import { bootEventSignal, bootEventsSignal } from '../../workflows/messages';
 import { appendJournal, readJournal, type BatchLine, type JournalEntry } from './event-journal';
+import { batchRequestId, canonical, sendSignal } from './signal-delivery';
 
 export interface Logger {
   info(msg: string, fields?: object): void;
@@ -60,36 +60,6 @@ export const REPEAT_WINDOW_MS = 30_000;
 /** Keys remembered for the window; beyond it the oldest go first (memory stays bounded). */
 const MAX_REPEAT_KEYS = 50_000;
 export const DEFAULT_BATCH_WINDOW_MS = 2_000;
-
-// gRPC status codes: the workflow is gone, or the request can never succeed.
-const NOT_FOUND = 5;
-const INVALID_ARGUMENT = 3;
-
-/** An event with its stage, its fields in one order: two agents must write the same JSON. */
-function canonical(event: BootEvent, stage: number | undefined): BootEvent {
-  const { kind, mac, at, detail } = event;
-  const s = event.stage ?? stage;
-  return {
-    kind,
-    mac,
-    ...(s !== undefined ? { stage: s } : {}),
-    at,
-    ...(detail !== undefined ? { detail } : {}),
-  };
-}
-
-/**
- * The request id of a batch's signal, made from its workflow and content: the same batch re-sent
- * after a restart, or sent by the site's other agent, is recorded once by the server.
- */
-export function batchRequestId(workflowId: string, batch: BootEventBatch): string {
-  const hex = createHash('sha256')
-    .update(`${workflowId}\n${JSON.stringify(batch)}`)
-    .digest('hex');
-  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20, 32)].join(
-    '-',
-  );
-}
 
 /**
  * Delivers boot events of armed hosts to their reprovision workflow, in order, exactly once,
@@ -294,42 +264,13 @@ export class SignalingEventSink implements BootEventSink {
   }
 
   /** Sends a signal until it is recorded or cannot be; false when the sink was closed first. */
-  private async signal(
-    workflowId: string,
-    signalName: string,
-    requestId: string,
-    arg: unknown,
-    kinds: string,
-  ): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      if (this.closed) return false;
-      try {
-        // The raw call, for its request id: a signal re-sent after a crash between delivery and
-        // acknowledgement is recognised by the server and not added to the history again.
-        await this.client.workflowService.signalWorkflowExecution({
-          namespace: this.client.options.namespace,
-          identity: this.client.options.identity,
-          workflowExecution: { workflowId },
-          signalName,
-          requestId,
-          input: { payloads: [defaultPayloadConverter.toPayload(arg)] },
-        });
-        return true;
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        const message = (err as Error).message;
-        if (code === NOT_FOUND || code === INVALID_ARGUMENT || /not found|already completed/i.test(message)) {
-          this.logger.warn('boot event for a closed workflow dropped', {
-            workflowId,
-            kind: kinds,
-            error: message,
-          });
-          return true;
-        }
-        if (attempt === 1) this.logger.warn('boot event delivery failing, retrying', { error: message });
-        await new Promise((resolve) => setTimeout(resolve, this.retryMs));
-      }
-    }
+  private signal(workflowId: string, name: string, requestId: string, arg: unknown, kinds: string) {
+    const call = { workflowId, name, requestId, arg, kinds };
+    return sendSignal(this.client, call, {
+      retryMs: this.retryMs,
+      logger: this.logger,
+      closed: () => this.closed,
+    });
   }
 
   /**
