@@ -321,6 +321,10 @@ export const RolloutStatusSchema = z.object({
 });
 export type RolloutStatus = z.infer<typeof RolloutStatusSchema>;
 
+/** What an operator's Update answers once it took effect: the rollout's new phase and counts, no hosts. */
+export const RolloutOutcomeSchema = RolloutStatusSchema.omit({ hosts: true, page: true });
+export type RolloutOutcome = z.infer<typeof RolloutOutcomeSchema>;
+
 /** What the `status` query may be asked: a page of hosts, optionally of one state or one host. */
 export const StatusPageSchema = z.object({
   offset: z.int().min(0).optional(),

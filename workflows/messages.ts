@@ -1,7 +1,13 @@
-// Signals and queries, in one file that the server, the agent and the CLI import without workflow code.
+// Signals, updates and queries, in one file that the server, the agent and the CLI import without workflow code.
 // The registered name is what operators type: `temporal workflow signal --name pause --workflow-id ...`.
-import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { BootEvent, BootEventBatch, RolloutStatus, StatusPage } from '../schemas/rollout';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type {
+  BootEvent,
+  BootEventBatch,
+  RolloutOutcome,
+  RolloutStatus,
+  StatusPage,
+} from '../schemas/rollout';
 
 /** Stop starting hosts; hosts already being reprovisioned finish. */
 export const pauseSignal = defineSignal<[]>('pause');
@@ -15,6 +21,14 @@ export const retryHostSignal = defineSignal<[host: string]>('retry-host');
 /** Sent by a newer commit's rollout: finish hosts in flight, start no more. Input: the newer commit. */
 export const supersedeSignal = defineSignal<[commit: string]>('supersede');
 /** Counts and a page of hosts (default: the first 1,000): `--input '{"state":"failed"}'` lists failures. */
+// The operator commands again as Updates, under the same names: a validator refuses them in the wrong
+// state with the reason, and the caller gets the rollout's new state back (`temporal workflow update
+// execute --name approve`). The signals stay for scripts that fire and forget.
+export const pauseUpdate = defineUpdate<RolloutOutcome, []>('pause');
+export const resumeUpdate = defineUpdate<RolloutOutcome, []>('resume');
+export const approveUpdate = defineUpdate<RolloutOutcome, []>('approve');
+export const abortUpdate = defineUpdate<RolloutOutcome, [reason?: string]>('abort');
+export const retryHostUpdate = defineUpdate<RolloutOutcome, [host: string]>('retry-host');
 export const statusQuery = defineQuery<RolloutStatus, [page?: StatusPage]>('status');
 
 /** A DHCP/TFTP/HTTP/checkpoint event of the host, from its site's agent. */
