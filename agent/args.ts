@@ -11,6 +11,7 @@ const OPTIONS = {
   'sim-time-scale': { type: 'string' },
   'sim-power-latency-ms': { type: 'string' },
   'in-doubt-grace-ms': { type: 'string' },
+  'event-batch-ms': { type: 'string' },
   'model-dir': { type: 'string' },
   server: { type: 'string' },
   'token-file': { type: 'string' },
@@ -51,6 +52,7 @@ model source (one of; none: only the Temporal worker runs):
 temporal:
   --temporal-address <h:p>   (TEMPORAL_ADDRESS, 127.0.0.1:7233)   --namespace <ns> (default)
   --state-dir <dir>          model cache, netboot table, journals (/var/lib/vaquero/agent)
+  --event-batch-ms <ms>      how long a host's boot events gather into one signal (2000)
 
 boot services:
   --boot-interface <if>      --boot-address <ipv4>
@@ -70,6 +72,7 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
     simTimeScale: values['sim-time-scale'],
     simPowerLatencyMs: values['sim-power-latency-ms'],
     inDoubtGraceMs: values['in-doubt-grace-ms'],
+    eventBatchMs: values['event-batch-ms'],
     modelDir: values['model-dir'] ?? env.VAQUERO_MODEL_DIR,
     server: values.server ?? env.VAQUERO_SERVER,
     tokenFile: values['token-file'] ?? env.VAQUERO_TOKEN_FILE,

@@ -16,6 +16,19 @@ export const AgentConfigSchema = z
     simTimeScale: z.coerce.number().positive().default(1),
     simPowerLatencyMs: z.coerce.number().int().min(0).default(0),
     inDoubtGraceMs: z.coerce.number().int().min(0).default(120_000),
+    /**
+     * How long a host's first boot event waits for more before they go as one signal (a checkpoint
+     * goes at once). Far below the shortest step timeout: the workflow sees the steps that late.
+     */
+    eventBatchMs: z.coerce
+      .number({ error: 'the event batch window must be a number of ms' })
+      .int()
+      .min(0)
+      .max(
+        10_000,
+        'the event batch window must be at most 10000 ms: the workflow waits that long for each step',
+      )
+      .default(2_000),
 
     /**
      * A file model store (standalone: the server's store directory on the same machine). With a model

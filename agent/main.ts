@@ -83,7 +83,7 @@ export async function startAgent(
     await clientConnection.close().catch(() => undefined);
     throw err;
   }
-  const boot = createBootState(config.stateDir, client, logger, remote?.boot);
+  const boot = createBootState(config.stateDir, client, logger, remote?.boot, config.eventBatchMs);
   // With a server, the site's arms live there; this agent's netboot.json follows them (docs/ha.md).
   const arms = remote && watchArms(remote.boot, boot.netboot, logger);
   const stopArms = async () => {

@@ -60,6 +60,7 @@ export function createBootState(
   client: Client,
   logger: Logger,
   shared?: SiteBootClient,
+  batchWindowMs?: number,
 ): AgentBootState {
   const netboot = new NetbootTable(path.join(stateDir, 'netboot.json'), shared);
   const events = new SignalingEventSink({
@@ -67,6 +68,7 @@ export function createBootState(
     netboot,
     logger,
     journal: path.join(stateDir, 'events.jsonl'),
+    batchWindowMs,
   });
   const reporter = shared && new SeenReporter(events, shared, (mac) => netboot.isArmedNow(mac), logger);
   const traffic = new BootTraffic(reporter ?? events, path.join(stateDir, 'boot-traffic.log'));
