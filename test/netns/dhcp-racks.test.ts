@@ -22,6 +22,7 @@ import {
   type Namespaces,
 } from '../../cli/lab/netns';
 import type { Model } from '../../schemas/model';
+import type { BootEvent } from '../../schemas/rollout';
 import { validateSot } from '../../sot/validate';
 import { BUSYBOX, setMac, udhcpc } from '../helpers/dhcp-client';
 import { startDhcpServerIn } from '../helpers/dhcp-server-process';
@@ -183,6 +184,16 @@ test('two agents on one bridge offer the same DISCOVER the same lease and option
     [env.get('serverid')],
   );
   for (const agent of [agentA, agentB]) assert.equal((await agent.counters()).offer, 1);
+  // What reaches the host's workflow (issue 13 item 3): the DHCP step from the chosen agent only.
+  const reported = (agent: typeof agentA) =>
+    agent.lines
+      .filter((l) => l.startsWith('{"event"'))
+      .map((l) => (JSON.parse(l) as { event: BootEvent }).event)
+      .filter((e) => e.kind === 'dhcp' && e.reported !== false);
+  const [chosen, other] = env.get('serverid') === '10.10.0.5' ? [agentA, agentB] : [agentB, agentA];
+  assert.equal(reported(chosen).length, 1, JSON.stringify(chosen.lines));
+  assert.match(reported(chosen)[0]?.detail ?? '', /^REQUEST \(selecting\) -> ACK 10\.10\.0\.11/);
+  assert.deepEqual(reported(other), [], 'the agent not chosen reports nothing');
 });
 
 test('a relayed DISCOVER is answered by the agent of its rack only; the other counts it', async (t) => {
