@@ -103,15 +103,25 @@ export async function startAgent(
         await clientConnection.close().catch(() => undefined);
       })
     : undefined;
-  // A retried arm on this agent keeps the arming (and token) of its crashed attempt only if it sees it.
-  await Promise.race([arms?.ready, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
-  const worker = keepWorkerRunning(config, {
-    client,
-    boot,
-    logger,
-    secretsEnv: options.secretsEnv ?? process.env,
-    retryMs: options.temporalRetryMs ?? 5000,
+  // A retried arm on this agent keeps the arming (and token) of its crashed attempt only if it sees
+  // it, so the worker waits for the site's arms (5 s at most). Nothing else does: a stop during the
+  // wait ends it, and the agent stops without ever starting the worker.
+  let endWait: () => void = () => undefined;
+  const waited = new Promise<void>((resolve) => {
+    endWait = resolve;
+    setTimeout(resolve, 5_000).unref();
   });
+  const worker = Promise.race([arms?.ready, waited]).then(() =>
+    stopping
+      ? undefined
+      : keepWorkerRunning(config, {
+          client,
+          boot,
+          logger,
+          secretsEnv: options.secretsEnv ?? process.env,
+          retryMs: options.temporalRetryMs ?? 5000,
+        }),
+  );
 
   return {
     models: modelServices?.models,
@@ -119,7 +129,8 @@ export async function startAgent(
     boot,
     async stop() {
       stopping = true;
-      await worker.stop();
+      endWait();
+      await (await worker)?.stop();
       await boot.reporter?.flush();
       await stopArms();
       remote?.stop();
@@ -302,17 +313,25 @@ export async function main(args: string[]): Promise<number> {
     process.stderr.write(`vaquero agent: ${configMessage(err)}\n`);
     return 2;
   }
-  let agent: RunningAgent;
+  // Handled from the start: a stop asked for while the agent starts waits for the start, then stops
+  // it, instead of killing the process with buffered events unflushed.
+  let onSignal: () => void = () => undefined;
+  const stopAsked = new Promise<void>((resolve) => (onSignal = resolve));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
-    agent = await startAgent(config);
-  } catch (err) {
-    process.stderr.write(`vaquero agent: ${describe(err)}\n`);
-    return err instanceof ServiceConfigError || err instanceof RadvdMissingError ? 2 : 1;
+    let agent: RunningAgent;
+    try {
+      agent = await startAgent(config);
+    } catch (err) {
+      process.stderr.write(`vaquero agent: ${describe(err)}\n`);
+      return err instanceof ServiceConfigError || err instanceof RadvdMissingError ? 2 : 1;
+    }
+    await stopAsked;
+    await agent.stop();
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await agent.stop();
-  return 0;
 }

@@ -2,7 +2,7 @@
 // certificate chains to the given CA (the dev CA of `vaquero certs`, or the operator's), plus
 // heartbeats. Every failure is an Error whose message says what to fix; the agent keeps serving
 // from its cache and tries again.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { ModelFeed, SiteRevision } from './model-feed';
 import { ModelSchema } from '../../schemas/model';
@@ -81,6 +81,8 @@ export function createServerFeed(options: ServerFeedOptions): ServerFeed {
   const tls = base.protocol === 'https:';
   const agent = tls ? new Agent({ keepAlive: true, ...(options.ca ? { ca: options.ca } : {}) }) : undefined;
   const timeoutMs = options.timeoutMs ?? 10_000;
+  // A long poll in flight would keep a stopping agent's process alive for its whole timeout.
+  const inFlight = new Set<ClientRequest>();
 
   const call = (method: AgentApiMethod, path: string, body?: unknown, ms = timeoutMs): Promise<Reply> =>
     new Promise((resolve, reject) => {
@@ -97,6 +99,8 @@ export function createServerFeed(options: ServerFeedOptions): ServerFeed {
         { method, headers, agent, timeout: ms },
         (res) => void readReply(res).then(resolve, reject),
       );
+      inFlight.add(req);
+      req.once('close', () => inFlight.delete(req));
       req.on('timeout', () => req.destroy(new Error(`no answer in ${ms} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         const hint = err.code ? TLS_HINTS[err.code] : undefined;
@@ -130,6 +134,9 @@ export function createServerFeed(options: ServerFeedOptions): ServerFeed {
     },
     request: call,
     failure,
-    close: () => agent?.destroy(),
+    close() {
+      for (const req of inFlight) req.destroy(new Error('the agent is stopping'));
+      agent?.destroy();
+    },
   };
 }

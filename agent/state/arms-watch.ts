@@ -41,6 +41,8 @@ export function watchArms(
         if (failing) logger.info('site arms reachable again', { revision: site.revision });
         failing = false;
       } catch (err) {
+        // The stop cut the long poll off: no warning, and no retry timer to hold the process.
+        if (stopping) break;
         if (!failing) logger.warn('site arms unreachable: serving the cached ones', { error: describe(err) });
         failing = true;
         await new Promise<void>((resolve) => {
