@@ -83,9 +83,13 @@ async function bootEvents(client: Client, id: string): Promise<string[]> {
   const kinds: string[] = [];
   for (const event of history.events ?? []) {
     const signal = event.workflowExecutionSignaledEventAttributes;
-    if (signal?.signalName !== 'boot-event') continue;
-    const payload = signal.input?.payloads?.[0]?.data;
-    if (payload) kinds.push((JSON.parse(Buffer.from(payload).toString()) as { kind: string }).kind);
+    const payload = signal?.input?.payloads?.[0]?.data;
+    if (!payload) continue;
+    const data: unknown = JSON.parse(Buffer.from(payload).toString());
+    // One event per signal (older workflows), or a batch of them (`boot-events`).
+    if (signal?.signalName === 'boot-event') kinds.push((data as { kind: string }).kind);
+    if (signal?.signalName === 'boot-events')
+      kinds.push(...(data as { events: { kind: string }[] }).events.map((e) => e.kind));
   }
   return kinds;
 }
