@@ -191,15 +191,25 @@ export async function startStandalone(opts: StandaloneOptions, io: Io): Promise<
       });
     }
     const apiToken = randomBytes(24).toString('hex');
+    const agentToken = randomBytes(24).toString('hex');
     const config = parseServerConfig({
       listen: { host: '127.0.0.1', port: opts.apiPort },
       temporal: { address: temporalAddress },
       store: { dir: path.join(opts.state, 'store') },
       sources: [{ kind: 'local', name: 'sot', dir: opts.sot, poll_seconds: 2 }],
       api: { tokens: [{ name: 'standalone', token: { env: 'VAQUERO_STANDALONE_API_TOKEN' } }] },
+      // Agents beside this process (`vaquero agent --server`, the lab's two) share the site's arms
+      // and power claims through the agent API; one fed by --model-dir keeps them on its own disk.
+      agents: {
+        tokens: [
+          { site: opts.site, name: 'standalone-agents', token: { env: 'VAQUERO_STANDALONE_AGENT_TOKEN' } },
+        ],
+      },
     });
     const { startServer } = await import('../server/main');
-    const server = await startServer(config, { env: { VAQUERO_STANDALONE_API_TOKEN: apiToken } });
+    const server = await startServer(config, {
+      env: { VAQUERO_STANDALONE_API_TOKEN: apiToken, VAQUERO_STANDALONE_AGENT_TOKEN: agentToken },
+    });
     stops.push(() => server.stop());
 
     if (opts.agent) {
@@ -224,9 +234,14 @@ export async function startStandalone(opts: StandaloneOptions, io: Io): Promise<
         ? `server API ${server.url} (token in ${path.join(opts.state, 'api-token')}), agent on ${opts.bootInterface}\n`
         : `server API ${server.url} (token in ${path.join(opts.state, 'api-token')}); model store ${path.join(opts.state, 'store')} for the agent\n`,
     );
-    const tokenFile = await open(path.join(opts.state, 'api-token'), 'w', 0o600);
-    await tokenFile.write(`${apiToken}\n`);
-    await tokenFile.close();
+    for (const [file, token] of [
+      ['api-token', apiToken],
+      ['agent-token', agentToken],
+    ] as const) {
+      const handle = await open(path.join(opts.state, file), 'w', 0o600);
+      await handle.write(`${token}\n`);
+      await handle.close();
+    }
     return { temporalAddress, apiUrl: server.url, apiToken, stop };
   } catch (err) {
     await stop();

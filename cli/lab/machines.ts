@@ -23,6 +23,8 @@ export interface LabMachine {
   uuid: string;
   firmware: 'bios' | 'uefi';
   ipv4: string;
+  /** The boot interface's subnet id: which bridge (rack) the machine's tap is on. */
+  subnet: string;
   /** The IPMI BMC of the host, when it has one. */
   bmc?: { address: string; port: number; username: string };
 }
@@ -40,6 +42,7 @@ export function machinesFromModel(model: Model, siteId: string): LabMachine[] {
       uuid: host.uuid ?? randomUUID(),
       firmware: host.firmware,
       ipv4: iface.ipv4,
+      subnet: iface.subnet,
       ...(host.bmc?.type === 'ipmi'
         ? { bmc: { address: host.bmc.address, port: host.bmc.port, username: host.bmc.username } }
         : {}),

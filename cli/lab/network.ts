@@ -72,13 +72,16 @@ export async function createLabNetwork(names: LabNames, bmcAddresses: string[]):
   }
 }
 
-/** A tap for one machine on the bridge; kept if it exists. QEMU opens it by name in the lab namespace. */
-export async function createTap(names: LabNames, index: number): Promise<string> {
+/**
+ * A tap for one machine on `bridge` (the lab bridge by default); kept if it exists. QEMU opens it by
+ * name in the lab namespace.
+ */
+export async function createTap(names: LabNames, index: number, bridge = names.bridge): Promise<string> {
   const tap = names.tap(index);
   const links = await ip(['-n', names.labNs, '-o', 'link', 'show']);
   if (!links.includes(` ${tap}:`)) {
     await ip(['-n', names.labNs, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-    await ip(['-n', names.labNs, 'link', 'set', tap, 'master', names.bridge]);
+    await ip(['-n', names.labNs, 'link', 'set', tap, 'master', bridge]);
   }
   await linkUp(names.labNs, tap);
   return tap;

@@ -1,6 +1,7 @@
 // `vaquero lab up`: the namespaces, one BMC per machine (machines powered off), `vaquero standalone
-// --no-agent` and the site's agent in the agent namespace, and two forwarders to 127.0.0.1. Each step
-// starts only what does not run yet, so `lab up` run again restarts a killed agent, say.
+// --no-agent` in the agent namespace, the site's two agents (cli/lab/agents.ts), the relayed rack
+// (cli/lab/rack.ts), and two forwarders to 127.0.0.1. Each step starts only what does not run yet,
+// so `lab up` run again restarts a killed agent, say.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, stat } from 'node:fs/promises';
@@ -8,10 +9,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CliError, type Io } from '../io';
 import { BMC_PASSWORD, prepareBmc } from './bmc';
-import { daemon, logSize, waitForLog } from './daemons';
+import { startAgents, startRackDaemons } from './agents';
+import { daemon, waitForLog } from './daemons';
 import { labMachines, REPO, SITE, type LabOptions } from './lab-state';
 import { prepareVm, type LabMachine } from './machines';
 import { createLabNetwork, createTap } from './network';
+import { createRackNetwork, RACK_SUBNET_ID } from './rack';
 
 const run = promisify(execFile);
 const EXAMPLE = path.join(REPO, 'examples/lab');
@@ -70,17 +73,19 @@ async function startMachines(o: LabOptions, machines: LabMachine[]): Promise<voi
     names,
     machines.flatMap((m) => (m.bmc ? [m.bmc.address] : [])),
   );
+  const rack = await createRackNetwork(names);
   for (const m of machines) {
     const vmDir = path.join(o.state, 'vms', m.name);
-    await prepareVm(m, vmDir, await createTap(names, m.index));
+    const bridge = m.subnet === RACK_SUBNET_ID ? rack.rackBridge : names.bridge;
+    await prepareVm(m, vmDir, await createTap(names, m.index, bridge));
     if (!m.bmc) continue;
     const sim = await prepareBmc(m, vmDir, BMC_PASSWORD);
     await daemon(o, `bmc-${m.name}`, ['ip', 'netns', 'exec', names.labNs, ...sim]);
   }
 }
 
-/** Standalone (its own Temporal and the server) and the agent, in the agent namespace. */
-async function startVaquero(o: LabOptions, cache: string): Promise<void> {
+/** Standalone (its own Temporal and the server) in the agent namespace; returns the agents' environment. */
+async function startVaquero(o: LabOptions): Promise<NodeJS.ProcessEnv> {
   const { names } = o;
   // The lab's own Temporal runs in its namespace: a TEMPORAL_ADDRESS of the caller does not apply.
   const env: NodeJS.ProcessEnv = { ...process.env, VAQUERO_LAB_BMC_PASSWORD: BMC_PASSWORD };
@@ -92,18 +97,7 @@ async function startVaquero(o: LabOptions, cache: string): Promise<void> {
   ];
   await daemon(o, 'standalone', standalone, env);
   await waitForLog(o, 'standalone', 'standalone: site');
-  // The agent is a process of its own, as at a real site: killed, `lab up` starts it again, and it
-  // picks up its journaled boot events and in-doubt power cycles from its state directory.
-  const agent = [
-    ...[...inAgentNs, 'agent', '--site', SITE, '--state-dir', path.join(o.state, 'agent')],
-    ...['--temporal-address', '127.0.0.1:7233'],
-    ...['--model-dir', path.join(o.state, 'standalone/store'), '--model-poll-ms', '1000'],
-    ...['--boot-interface', names.agentIf, '--router-advertisements'],
-    ...['--tftp-root', path.join(cache, 'tftp'), '--files-dir', path.join(o.state, 'files')],
-  ];
-  const agentLogFrom = await logSize(o, 'agent');
-  if (await daemon(o, 'agent', agent, env))
-    await waitForLog(o, 'agent', '"msg":"agent started"', agentLogFrom);
+  return env;
 }
 
 /** Temporal's UI and gRPC on 127.0.0.1, through Unix sockets into the agent namespace. */
@@ -121,10 +115,13 @@ export async function labUp(o: LabOptions, io: Io): Promise<void> {
   await prepareState(o, io, cache);
   const machines = await labMachines(o);
   await startMachines(o, machines);
-  await startVaquero(o, cache);
+  await startRackDaemons(o);
+  const env = await startVaquero(o);
   await startForwarders(o);
+  await startAgents(o, cache, env);
   io.out(
     [
+      `lab: agents lab-agent (10.77.0.1) and lab-agent-b (10.77.0.250); rack lab-rack (10.78.0.0/24) behind dhcrelay`,
       `lab: ${machines.length} machines (the first rollout powers them on), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,
       `lab: Temporal UI  http://127.0.0.1:${o.uiPort}`,
       `lab: follow rollouts: TEMPORAL_ADDRESS=127.0.0.1:${o.temporalPort} npx vaquero rollout watch`,
