@@ -1,11 +1,15 @@
-// `vaquero migrate --from <store> --to <store>`: copies every model revision and pointer between the
-// file store and etcd (going HA, or back). Safe to re-run: what is already there and equal is left
+// `vaquero migrate --from <store> --to <store>`: copies every model revision and pointer, the stored
+// rollout plans and the sites' boot states (arms, power claims) between the file store and etcd
+// (going HA, or back). Safe to re-run: what is already there and equal is left
 // alone, what differs is refused unless --force, and everything written is read back to compare.
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { readJsonIfExists } from '../activities/store/atomic-file';
+import { emptyDoc, type BootDoc, type BootDocs } from '../activities/store/boot-state-store';
+import { EtcdBootDocs } from '../activities/store/etcd-boot-docs';
+import { FileBootDocs } from '../activities/store/file-boot-docs';
 import { DEFAULT_ETCD_PREFIX, EtcdModelStore } from '../activities/store/etcd-store';
 import { FileModelStore } from '../activities/store/file-store';
 import type { ActiveRollout, ModelStore } from '../activities/store/model-store';
@@ -24,6 +28,10 @@ interface StoreEnd {
   /** Keys of the stored rollout plans: a rollout in flight reads its plan by key. */
   plans(): Promise<string[]>;
   rollouts(): Promise<Map<string, ActiveRollout>>;
+  /** The sites' boot states: arms of hosts in flight and power claims (docs/ha.md). */
+  boot: BootDocs;
+  /** Another instance over the same documents, with no cache, for the read-back. */
+  reopenBoot(): BootDocs;
   close(): void;
 }
 
@@ -63,6 +71,9 @@ function fileEnd(dir: string): StoreEnd {
     revisions: async () => (await list()).sort(),
     plans,
     rollouts,
+    // Where `vaquero server` keeps them beside a file store (server/main.ts).
+    boot: new FileBootDocs(path.join(dir, 'boot-state')),
+    reopenBoot: () => new FileBootDocs(path.join(dir, 'boot-state')),
     close: () => undefined,
   };
 }
@@ -86,6 +97,8 @@ async function etcdEnd(endpoints: string[], prefix: string): Promise<StoreEnd> {
     revisions: () => store.listRevisions(),
     plans: () => store.listPlans(),
     rollouts: () => store.listActiveRollouts(),
+    boot: new EtcdBootDocs(client, prefix),
+    reopenBoot: () => new EtcdBootDocs(client, prefix),
     close: () => client.close(),
   };
 }
@@ -144,6 +157,47 @@ async function verify(
       );
 }
 
+interface BootPlan extends Plan {
+  /** Each site's document at the source, as read once: the copy writes and verifies exactly that. */
+  docs: Map<string, BootDoc>;
+}
+
+/** A site with no document at the target counts as missing; an equal one is left alone. */
+async function planBootStates(from: StoreEnd, to: StoreEnd): Promise<BootPlan> {
+  const plan: BootPlan = { copy: [], same: [], differ: [], docs: new Map() };
+  for (const site of await from.boot.sites()) {
+    const { doc } = await from.boot.read(site);
+    plan.docs.set(site, doc);
+    const there = (await to.boot.read(site)).doc;
+    if (isDeepStrictEqual(there, doc)) plan.same.push(site);
+    else if (isDeepStrictEqual(there, emptyDoc())) plan.copy.push(site);
+    else plan.differ.push(site);
+  }
+  return plan;
+}
+
+/**
+ * Writes each site's document whole, revision included, so that an agent's watch goes on from the
+ * revision it holds; then reads every one back through a fresh instance.
+ */
+async function copyBootStates(from: StoreEnd, to: StoreEnd, sites: string[]): Promise<number> {
+  const plan = await planBootStates(from, to);
+  for (const site of sites) {
+    const doc = plan.docs.get(site);
+    const { version } = await to.boot.read(site);
+    if (doc && !(await to.boot.write(site, doc, version)))
+      throw new CliError(`the boot state of site ${site} changed at ${to.label} during the copy`, 1);
+  }
+  const check = to.reopenBoot();
+  for (const [site, doc] of plan.docs)
+    if (!isDeepStrictEqual((await check.read(site)).doc, doc))
+      throw new CliError(
+        `verification failed: the boot state of ${site} reads back different at ${to.label}`,
+        1,
+      );
+  return sites.length;
+}
+
 async function copy(from: StoreEnd, to: StoreEnd, force: boolean, io: Io): Promise<void> {
   const commits = await from.revisions();
   const plan = await planRevisions(from, to, commits);
@@ -159,6 +213,8 @@ async function copy(from: StoreEnd, to: StoreEnd, force: boolean, io: Io): Promi
     if (there && !isDeepStrictEqual(there, rollout))
       conflicts.push(`the active rollout of ${site} is ${there.workflowId} at the target`);
   }
+  const boot = await planBootStates(from, to);
+  conflicts.push(...boot.differ.map((site) => `the boot state of site ${site} differs at the target`));
   if (conflicts.length > 0 && !force)
     throw new CliError(
       `${to.label} holds different data; nothing was copied (--force overwrites):\n  ${conflicts.join('\n  ')}`,
@@ -188,10 +244,13 @@ async function copy(from: StoreEnd, to: StoreEnd, force: boolean, io: Io): Promi
   for (const [site, rollout] of rollouts) await to.store.setActiveRollout(site, rollout);
   if (applied) await to.store.setApplied(applied);
 
+  const bootWrites = await copyBootStates(from, to, force ? [...boot.copy, ...boot.differ] : boot.copy);
+
   await verify(from, to, commits, applied, rollouts);
   io.out(
     `${from.label} -> ${to.label}: ${commits.length} revisions (${writes.length} written, ${plan.same.length} already there), ` +
-      `${plans.length} plans written, applied ${applied ?? '(none)'}, ${rollouts.size} active rollouts; verified\n`,
+      `${plans.length} plans written, applied ${applied ?? '(none)'}, ${rollouts.size} active rollouts, ` +
+      `${boot.docs.size} site boot states (${bootWrites} written, ${boot.same.length} already there); verified\n`,
   );
 }
 

@@ -30,6 +30,8 @@ export interface BootDocs {
   read(site: string): Promise<StoredDoc>;
   /** Writes `doc` only while the stored version is still `version`; false when someone wrote first. */
   write(site: string, doc: BootDoc, version: string | undefined): Promise<boolean>;
+  /** The sites that have a document (`vaquero migrate` copies them). */
+  sites(): Promise<string[]>;
   /** Resolves at the site's next write (by any server on these docs), or after `ms`. */
   changed(site: string, ms: number, signal?: AbortSignal): Promise<void>;
 }

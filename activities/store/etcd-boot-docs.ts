@@ -40,6 +40,11 @@ export class EtcdBootDocs implements BootDocs {
     return result.succeeded;
   }
 
+  async sites(): Promise<string[]> {
+    const keys = await this.ns.getAll().prefix('boot/').keys();
+    return keys.map((k) => k.slice('boot/'.length)).sort();
+  }
+
   async changed(site: string, ms: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + ms;
     const start = await this.version(site);

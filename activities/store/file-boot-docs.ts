@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { readFileIfExists, writeFileAtomic } from './atomic-file';
 import { parseDoc, type BootDoc, type BootDocs, type StoredDoc } from './boot-state-store';
@@ -51,6 +52,19 @@ export class FileBootDocs implements BootDocs {
     }
     this.events.emit(site);
     return true;
+  }
+
+  async sites(): Promise<string[]> {
+    try {
+      const names = await readdir(this.dir);
+      return names
+        .filter((n) => /^[a-z0-9][a-z0-9-]{0,62}\.json$/.test(n))
+        .map((n) => n.slice(0, -'.json'.length))
+        .sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
   }
 
   changed(site: string, ms: number, signal?: AbortSignal): Promise<void> {

@@ -6,13 +6,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
+import { BootStateStore } from '../../activities/store/boot-state-store';
+import { EtcdBootDocs } from '../../activities/store/etcd-boot-docs';
 import { EtcdModelStore } from '../../activities/store/etcd-store';
+import { FileBootDocs } from '../../activities/store/file-boot-docs';
 import { FileModelStore } from '../../activities/store/file-store';
 import type { ModelStore } from '../../activities/store/model-store';
 import { validateSot } from '../../sot/validate';
 import { main } from '../../cli/main';
 import { CliError, type Io } from '../../cli/io';
 import { migrateCommand } from '../../cli/migrate';
+import type { ArmEntry } from '../../schemas/agent';
 import type { Model } from '../../schemas/model';
 import type { SitePlan } from '../../schemas/plan';
 import { startEtcd, type TestEtcd } from '../helpers/etcd';
@@ -79,6 +83,19 @@ async function assertFilled(store: ModelStore, second: Model): Promise<void> {
   assert.deepEqual(await store.getPlan('c2/fra1/takeover'), plan('fra1'));
 }
 
+function arm(site: string, i: number): ArmEntry {
+  return {
+    mac: `52:54:00:00:05:0${i}`,
+    site,
+    host: `h${i}`,
+    commit: 'abc1234',
+    stage: 1,
+    workflowId: `host/${site}/h${i}/abc1234`,
+    armedAt: '2026-12-07T14:00:00.000Z',
+    token: 'x'.repeat(32),
+  };
+}
+
 function plan(site: string): SitePlan {
   const hosts = [{ host: 'web-1', group: 'web', reasons: ['kernel changed'] }];
   return {
@@ -104,7 +121,7 @@ describe('vaquero migrate', () => {
     assert.equal(first.code, 0, first.err);
     assert.match(
       first.out,
-      /2 revisions \(2 written, 0 already there\), 2 plans written, applied c2, 2 active rollouts; verified/,
+      /2 revisions \(2 written, 0 already there\), 2 plans written, applied c2, 2 active rollouts, 0 site boot states \(0 written, 0 already there\); verified/,
     );
     await assertFilled(new EtcdModelStore(client, '/m1/'), second);
     const again = await migrate(...args);
@@ -140,6 +157,57 @@ describe('vaquero migrate', () => {
     assert.equal(forced.code, 0, forced.err);
     assert.match(forced.out, /2 written/);
     assert.notDeepEqual(await fresh().getRevision('c2'), other);
+  });
+
+  test('site boot states (arms in flight, power claims) move both ways, verified, once', async () => {
+    const dir = await tempDir();
+    // Where `vaquero server` keeps them: <store dir>/boot-state, or <prefix>boot/ in etcd.
+    const source = new BootStateStore(new FileBootDocs(path.join(dir, 'boot-state')));
+    await source.arm('fra1', arm('fra1', 1));
+    await source.arm('fra1', arm('fra1', 2));
+    await source.disarm('fra1', arm('fra1', 1).mac);
+    await source.arm('iad1', arm('iad1', 3));
+    const begun = new Date().toISOString();
+    await source.begin('fra1', { key: 'host/fra1/h2/abc1234/power-1', mac: arm('fra1', 2).mac, begun });
+    const args = ['--from', `file:${dir}`, '--to', `etcd:${etcd.endpoint}`, '--prefix', '/m5/'];
+    const first = await migrate(...args);
+    assert.equal(first.code, 0, first.err);
+    assert.match(first.out, /2 site boot states \(2 written, 0 already there\); verified/);
+    const target = new BootStateStore(new EtcdBootDocs(client, '/m5/'));
+    // The revision comes along too: an agent's watch goes on from the one it holds.
+    assert.deepEqual(await target.arms('fra1'), await source.arms('fra1'));
+    assert.equal((await target.arms('fra1')).revision, 3);
+    assert.deepEqual(await target.arms('iad1'), await source.arms('iad1'));
+    assert.deepEqual(await target.claim('fra1', 'host/fra1/h2/abc1234/power-1'), {
+      key: 'host/fra1/h2/abc1234/power-1',
+      mac: arm('fra1', 2).mac,
+      begun,
+    });
+    const again = await migrate(...args);
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.out, /2 site boot states \(0 written, 2 already there\)/);
+
+    // Back to a new file store: what a server started on it serves.
+    const back = await tempDir();
+    const home = await migrate('--from', `etcd:${etcd.endpoint}`, '--prefix', '/m5/', '--to', `file:${back}`);
+    assert.equal(home.code, 0, home.err);
+    const served = new BootStateStore(new FileBootDocs(path.join(back, 'boot-state')));
+    assert.deepEqual(await served.arms('fra1'), await source.arms('fra1'));
+    assert.equal((await served.claim('fra1', 'host/fra1/h2/abc1234/power-1'))?.begun, begun);
+
+    // The target armed something else meanwhile: refused, untouched, unless --force.
+    await target.arm('iad1', arm('iad1', 4));
+    const refused = await migrate(...args);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.err,
+      /nothing was copied \(--force overwrites\):\n {2}the boot state of site iad1 differs/,
+    );
+    assert.equal((await target.arms('iad1')).arms.length, 2);
+    const forced = await migrate(...args, '--force');
+    assert.equal(forced.code, 0, forced.err);
+    assert.match(forced.out, /2 site boot states \(1 written, 1 already there\)/);
+    assert.deepEqual(await target.arms('iad1'), await source.arms('iad1'));
   });
 
   test('bad arguments and an unreachable etcd are one clear line each', async () => {
