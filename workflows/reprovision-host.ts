@@ -160,10 +160,10 @@ async function awaitEvent(
   const seen = () => progress.events.slice(mark).some(fits);
   // An event that came with the previous step's signal needs no timer (two history events fewer).
   const already = run.folded && seen();
-  const came = run.batched
-    ? await run.watchdog.until(seen, Date.now() + timeoutMs)
-    : await condition(seen, timeoutMs);
-  if (!already && !came && !(await waitOutSilentSite(run, seen, timeoutMs))) {
+  const came =
+    already ||
+    (run.batched ? await run.watchdog.until(seen, Date.now() + timeoutMs) : await condition(seen, timeoutMs));
+  if (!came && !(await waitOutSilentSite(run, seen, timeoutMs))) {
     throw new StepFailure(
       progress.current,
       `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
