@@ -35,9 +35,17 @@ export function watchArms(
     let failing = false;
     while (!stopping) {
       try {
-        const site = await source.arms(table.heldRevision(), waitMs);
+        const since = table.heldRevision();
+        const site = await source.arms(since, waitMs);
         if (stopping) break;
-        if (site.revision !== table.heldRevision()) await table.replace(site.arms, site.revision);
+        // Every revision this agent holds came from the server's counter, which only grows: an answer
+        // below the one asked about means the store began again, and its state is the site's now.
+        const restarted = site.revision < since;
+        const back = { held: since, revision: site.revision };
+        if (restarted)
+          logger.warn('site arms revision went back (store wiped or restored): taken whole', back);
+        if (restarted || site.revision !== table.heldRevision())
+          await table.replace(site.arms, site.revision, restarted);
         if (failing) logger.info('site arms reachable again', { revision: site.revision });
         failing = false;
       } catch (err) {

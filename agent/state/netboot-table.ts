@@ -76,10 +76,13 @@ export class NetbootTable {
     return true;
   }
 
-  /** The site's arms as the server's watch returned them; false (kept as is) when older than held. */
-  async replace(arms: readonly ArmEntry[], revision: number): Promise<boolean> {
+  /**
+   * The site's arms as the server's watch returned them; false (kept as is) when older than held,
+   * unless `restarted`: the server's counter began again (its store was wiped or restored).
+   */
+  async replace(arms: readonly ArmEntry[], revision: number, restarted = false): Promise<boolean> {
     const entries = await this.load();
-    if (revision < this.revision) return false;
+    if (revision < this.revision && !restarted) return false;
     this.revision = revision;
     entries.clear();
     for (const entry of arms) entries.set(entry.mac, entry);
