@@ -139,7 +139,9 @@ export function statusText(view: StatusView, now: Date): string {
 }
 
 /** The rollout in one line, for `watch` into a file or a pipe: printed again only when it changes. */
-export function summaryLine(status: RolloutStatus): string {
+export function summaryLine(
+  status: Pick<RolloutStatus, 'phase' | 'waitingFor' | 'wave' | 'waves' | 'counts'>,
+): string {
   const waiting = status.waitingFor ? ` (waiting for: ${status.waitingFor})` : '';
   return `${status.phase}${waiting}, wave ${status.wave}/${status.waves}, ${countsText(status.counts)}`;
 }

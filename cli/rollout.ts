@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client';
+import type { WorkflowExecutionInfo } from '@temporalio/client';
 import type { CliConfig } from '../schemas/cli-config';
 import { resultCounts, type RolloutStatus, type SiteRolloutResult } from '../schemas/rollout';
 import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
@@ -14,12 +14,12 @@ import {
   type Temporal,
 } from '../server/rollouts/rollout-client';
 import {
-  sendRolloutSignal,
-  type RolloutSignalInputs,
-  type RolloutSignalName,
-} from '../server/rollouts/signals';
+  runRolloutCommand,
+  type RolloutCommandInputs,
+  type RolloutCommandName,
+} from '../server/rollouts/commands';
 import { StatusPageQuerySchema } from '../schemas/api';
-import { listText, resultLine, statusText, timestamp, type RolloutRow } from './rollout-format';
+import { listText, resultLine, statusText, summaryLine, timestamp, type RolloutRow } from './rollout-format';
 import { parseInterval, watchRollout } from './rollout-watch';
 import { watchAllRollouts } from './rollout-watch-all';
 import { own } from '../schemas/common';
@@ -40,7 +40,8 @@ subcommands:
 
 A site stands for its newest running rollout; an id is rollout/<site>/<sha7>.
 --address defaults to $TEMPORAL_ADDRESS or 127.0.0.1:7233, --namespace to $TEMPORAL_NAMESPACE or default.
-The temporal CLI sends the same signals and query: see docs/operations/rollouts.md.
+Commands are Workflow Updates: a refusal (wrong state, closed rollout) prints its reason and exits 1.
+The temporal CLI sends the same updates, signals and query: see docs/operations/rollouts.md.
 `;
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -188,42 +189,30 @@ const status: Subcommand = async (args, io, config) => {
   });
 };
 
-/** The rollout, which must be running: a signal to a closed one would be lost. */
-async function runningRollout(t: Temporal, target: string): Promise<Rollout> {
-  const rollout = await findRollout(t, target);
-  const execution = rollout.description.status.name;
-  if (execution !== 'RUNNING')
-    throw new CliError(
-      `${rollout.workflowId} is already closed (${execution.toLowerCase()}): signals reach only running rollouts`,
-      1,
-    );
-  return rollout;
-}
-
-async function send<N extends RolloutSignalName>(
+/**
+ * Sends the command as an Update: the rollout's new state on stdout, or its refusal (wrong state,
+ * closed) as one line and exit 1.
+ */
+async function command<N extends RolloutCommandName>(
   io: Io,
-  rollout: Rollout,
+  t: Temporal,
+  target: string,
   name: N,
-  input: RolloutSignalInputs[N],
+  input: RolloutCommandInputs[N],
 ): Promise<number> {
-  try {
-    await sendRolloutSignal(rollout.handle, name, input);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError)
-      throw new CliError(`${rollout.workflowId} closed before the ${name} signal reached it`, 1);
-    throw err;
-  }
-  io.out(`sent ${name} to ${rollout.workflowId}\n`);
+  const rollout = await findRollout(t, target);
+  const outcome = await runRolloutCommand(t, rollout, name, input);
+  io.out(`${rollout.workflowId}: ${name} done; now ${summaryLine(outcome)}\n`);
   return 0;
 }
 
-function plainSignal(name: 'pause' | 'resume' | 'approve'): Subcommand {
+function plainCommand(name: 'pause' | 'resume' | 'approve'): Subcommand {
   return async (args, io, config) => {
     const { values, positionals } = parse(args, CONNECTION);
     const [target] = positionals;
     if (!target || positionals.length > 1)
       throw new CliError(`usage: vaquero rollout ${name} <site|workflow-id>`);
-    return withTemporal(values, config, async (t) => send(io, await runningRollout(t, target), name, {}));
+    return withTemporal(values, config, (t) => command(io, t, target, name, {}));
   };
 }
 
@@ -232,10 +221,7 @@ const abort: Subcommand = async (args, io, config) => {
   const [target] = positionals;
   if (!target || positionals.length > 1)
     throw new CliError('usage: vaquero rollout abort <site|workflow-id> [--reason R]');
-  return withTemporal(values, config, async (t) => {
-    const rollout = await runningRollout(t, target);
-    return send(io, rollout, 'abort', { reason: values.reason });
-  });
+  return withTemporal(values, config, (t) => command(io, t, target, 'abort', { reason: values.reason }));
 };
 
 const retryHost: Subcommand = async (args, io, config) => {
@@ -243,19 +229,7 @@ const retryHost: Subcommand = async (args, io, config) => {
   const [target, host] = positionals;
   if (!target || !host || positionals.length > 2)
     throw new CliError('usage: vaquero rollout retry-host <site|workflow-id> <host>');
-  return withTemporal(values, config, async (t) => {
-    const rollout = await runningRollout(t, target);
-    // The rollout ignores retry-host for a host that has not failed; say so rather than send in vain.
-    const current = await queryStatus(t, rollout.handle, undefined, { host }).catch(() => undefined);
-    const entry = current ? own(current.hosts, host) : undefined;
-    if (current && !entry) throw new CliError(`host ${host} is not in ${rollout.workflowId}`, 1);
-    if (entry && entry.state !== 'failed')
-      throw new CliError(
-        `host ${host} is ${entry.state}, not failed: retry-host retries failed hosts only`,
-        1,
-      );
-    return send(io, rollout, 'retry-host', { host });
-  });
+  return withTemporal(values, config, (t) => command(io, t, target, 'retry-host', { host }));
 };
 
 /** Until SIGINT or SIGTERM: watching every rollout has no end of its own. */
@@ -291,9 +265,9 @@ const subcommands: Record<string, Subcommand> = {
   list,
   status,
   watch,
-  pause: plainSignal('pause'),
-  resume: plainSignal('resume'),
-  approve: plainSignal('approve'),
+  pause: plainCommand('pause'),
+  resume: plainCommand('resume'),
+  approve: plainCommand('approve'),
   abort,
   'retry-host': retryHost,
 };

@@ -1,6 +1,6 @@
 // Request and response bodies of /api/v1, validated with zod and exported to the OpenAPI document.
 import { z } from 'zod';
-import { RolloutStatusSchema, SIGNAL_NAMES } from './rollout';
+import { RolloutOutcomeSchema, RolloutStatusSchema, SIGNAL_NAMES } from './rollout';
 
 /** Site names go into a visibility query, so only DNS-label-like ones are accepted. */
 const SiteNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a site name');
@@ -61,10 +61,12 @@ export const RolloutStatusResponseSchema = RolloutStatusSchema.extend({
   closeTime: z.string().optional(),
 });
 
-export const SignalSentSchema = z.object({
-  status: z.literal('sent'),
+/** A command the rollout took (as an Update): its new phase and counts. */
+export const CommandDoneSchema = z.object({
+  status: z.literal('done'),
   signal: RolloutSignalSchema,
   workflowId: z.string(),
+  rollout: RolloutOutcomeSchema,
 });
 
 export const ErrorBodySchema = z.object({ error: z.string(), requestId: z.string().optional() });

@@ -27,7 +27,8 @@ export const supersedeSignal = defineSignal<[commit: string]>('supersede');
 export const pauseUpdate = defineUpdate<RolloutOutcome, []>('pause');
 export const resumeUpdate = defineUpdate<RolloutOutcome, []>('resume');
 export const approveUpdate = defineUpdate<RolloutOutcome, []>('approve');
-export const abortUpdate = defineUpdate<RolloutOutcome, [reason?: string]>('abort');
+/** Its reason may be left out (`temporal workflow update execute --name abort` without `--input`). */
+export const abortUpdate = defineUpdate<RolloutOutcome, [reason: string]>('abort');
 export const retryHostUpdate = defineUpdate<RolloutOutcome, [host: string]>('retry-host');
 export const statusQuery = defineQuery<RolloutStatus, [page?: StatusPage]>('status');
 

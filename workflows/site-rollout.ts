@@ -50,6 +50,7 @@ import {
 import { RolloutState } from './rollout-state';
 import { compactResult, loadPlan, NO_PLAN, restoreHosts, takeOver } from './rollout-plan';
 import { retryLoop } from './rollout-retries';
+import { abortRollout, setUpdateHandlers } from './rollout-updates';
 import { own } from '../schemas/common';
 
 const { awaitHostsClosed } = proxyActivities<ServerActivities>({
@@ -136,17 +137,18 @@ class SiteRollout {
     upsertSearchAttributes([{ key: PhaseAttribute, value: phase }]);
   }
 
+  runInfo() {
+    return this.canSwitch ? { run: this.input.carry?.run ?? 1, switching: this.switching } : {};
+  }
+
   setHandlers(): void {
     const { state } = this;
-    const run = () => (this.canSwitch ? { run: this.input.carry?.run ?? 1, switching: this.switching } : {});
-    setHandler(statusQuery, (page) => ({ ...state.status(page), ...run() }));
+    setHandler(statusQuery, (page) => ({ ...state.status(page), ...this.runInfo() }));
     setHandler(pauseSignal, () => void (this.paused = true));
     setHandler(resumeSignal, () => void (this.paused = false));
     setHandler(approveSignal, () => void (this.approved = true));
-    setHandler(abortSignal, (reason) => {
-      this.aborted = reason ?? 'aborted by an operator';
-      this.abortScope.cancel();
-    });
+    setHandler(abortSignal, (reason) => abortRollout(this, reason));
+    setUpdateHandlers(this);
     setHandler(supersedeSignal, (commit) => void (this.supersededBy = commit));
     setHandler(retryHostSignal, (host) => {
       // Before the stored plan is read no host is known yet: kept, and checked once it is.
@@ -314,7 +316,7 @@ class SiteRollout {
 /**
  * Rolls one commit out to one site: the plan's waves in order, canary first, each host in a
  * reboot window of its group; halts when the failure budget is spent; pause, resume, approve,
- * abort, retry-host and supersede by signal; `status` by query.
+ * abort, retry-host and supersede by signal, the operator's commands also by Update; `status` by query.
  */
 export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<SiteRolloutResult> {
   const rollout = new SiteRollout(input);

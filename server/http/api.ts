@@ -1,4 +1,4 @@
-// /api/v1: rollouts (list, status, and the same signals as `vaquero rollout`), behind bearer tokens.
+// /api/v1: rollouts (list, status, and the same commands as `vaquero rollout`), behind bearer tokens.
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
@@ -12,14 +12,13 @@ import {
   type Rollout,
   type Temporal,
 } from '../rollouts/rollout-client';
-import { sendRolloutSignal } from '../rollouts/signals';
+import { runRolloutCommand } from '../rollouts/commands';
 import {
   ListRolloutsQuerySchema,
   StatusPageQuerySchema,
   RolloutParamsSchema,
   RolloutSignalSchema,
   SIGNAL_BODIES,
-  type RolloutSignal,
   type RolloutSummary,
 } from '../../schemas/api';
 import { bearerAuth } from './auth';
@@ -27,7 +26,6 @@ import type { AppDeps, AppEnv } from './deps';
 import { applyRoutes } from './apply-api';
 import { modelRoutes } from './model-api';
 import { openApiDocument } from './openapi';
-import { own } from '../../schemas/common';
 
 function valid<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value);
@@ -80,26 +78,6 @@ async function rolloutOf(t: Temporal, params: unknown): Promise<Rollout> {
   return { workflowId, handle, description };
 }
 
-/** Sends a validated signal; the CLI's checks apply, as 409s. */
-async function sendSignal(t: Temporal, rollout: Rollout, signal: RolloutSignal, body: unknown) {
-  const { handle, workflowId } = rollout;
-  if (rollout.description.status.name !== 'RUNNING')
-    throw new HTTPException(409, {
-      message: `${workflowId} is closed (${rollout.description.status.name.toLowerCase()}): signals reach only running rollouts`,
-    });
-  const input = SIGNAL_BODIES[signal].parse(body);
-  if ('host' in input) {
-    const { host } = input;
-    const entry = own((await queryStatus(t, handle, undefined, { host })).hosts, host);
-    if (!entry) throw new HTTPException(404, { message: `host ${host} is not in ${workflowId}` });
-    if (entry.state !== 'failed')
-      throw new HTTPException(409, {
-        message: `host ${host} is ${entry.state}, not failed: retry-host retries failed hosts only`,
-      });
-  }
-  return sendRolloutSignal(handle, signal, input);
-}
-
 export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
   const t: Temporal = {
     client: deps.temporal,
@@ -133,13 +111,14 @@ export function apiRoutes(deps: AppDeps): Hono<AppEnv> {
     });
   });
 
+  // The command as an Update: 200 with the rollout's new state, or 409 with the rollout's refusal.
   app.post('/rollouts/:site/:sha7/:signal', async (c) => {
     const signal = valid(RolloutSignalSchema, c.req.param('signal'), 'signal');
     const body = valid<unknown>(SIGNAL_BODIES[signal], await jsonBody(c), 'body');
     const rollout = await rolloutOf(t, { site: c.req.param('site'), sha7: c.req.param('sha7') });
-    await sendSignal(t, rollout, signal, body);
-    c.var.log.info({ workflowId: rollout.workflowId, signal }, 'signal sent');
-    return c.json({ status: 'sent', signal, workflowId: rollout.workflowId }, 202);
+    const outcome = await runRolloutCommand(t, rollout, signal, body as never);
+    c.var.log.info({ workflowId: rollout.workflowId, signal, phase: outcome.phase }, 'command done');
+    return c.json({ status: 'done', signal, workflowId: rollout.workflowId, rollout: outcome }, 200);
   });
   app.route('/', modelRoutes(deps, t));
   app.route('/', applyRoutes(deps));

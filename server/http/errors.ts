@@ -8,7 +8,7 @@ import {
 } from '@temporalio/client';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { RolloutClientError } from '../rollouts/errors';
+import { RolloutClientError, RolloutRefusedError } from '../rollouts/errors';
 
 export interface HttpError {
   status: ContentfulStatusCode;
@@ -27,6 +27,7 @@ export function httpError(err: unknown): HttpError {
   if (err instanceof ServiceError || isGrpcServiceError(err))
     return { status: 503, message: 'Temporal is unavailable', internal: true };
   // From the rollout helpers shared with the CLI: a workflow that answered with something unexpected.
+  if (err instanceof RolloutRefusedError) return { status: 409, message: err.message, internal: false };
   if (err instanceof RolloutClientError) return { status: 502, message: err.message, internal: true };
   return { status: 500, message: 'internal error', internal: true };
 }

@@ -9,7 +9,7 @@ import {
   RetryHostBodySchema,
   RolloutListSchema,
   RolloutStatusResponseSchema,
-  SignalSentSchema,
+  CommandDoneSchema,
 } from '../../schemas/api';
 
 const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') =>
@@ -48,9 +48,12 @@ function signalPath(name: string, summary: string, body: z.ZodType) {
         content: { 'application/json': { schema: schema(body, 'input') } },
       },
       responses: {
-        '202': json(SignalSentSchema, 'The signal was sent'),
+        '200': json(CommandDoneSchema, 'The rollout took the command (an Update): its new state'),
         '400': json(ErrorBodySchema, 'The body is not valid'),
-        '409': json(ErrorBodySchema, 'The rollout is closed, or the host has not failed'),
+        '409': json(
+          ErrorBodySchema,
+          'The rollout refused: the reason (wrong state, host not failed, closed)',
+        ),
         ...errors,
       },
     },

@@ -11,3 +11,11 @@ export class RolloutClientError extends Error {
     this.name = 'RolloutClientError';
   }
 }
+
+/** The rollout refused an operator's command (an Update's validator, or it is closed): 409, exit 1. */
+export class RolloutRefusedError extends RolloutClientError {
+  constructor(message: string) {
+    super(message, 1);
+    this.name = 'RolloutRefusedError';
+  }
+}
