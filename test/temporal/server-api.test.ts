@@ -197,15 +197,16 @@ describe('user API /api/v1', () => {
 
     for (const signal of ['pause', 'approve']) {
       const res = await call(app, 'POST', `${base}/${signal}`, { ...as, body: {} });
-      assert.equal(res.status, 202);
-      assert.deepEqual(await res.json(), { status: 'sent', signal, workflowId: id });
+      assert.equal(res.status, 200);
+      const done = (await res.json()) as { status: string; signal: string; workflowId: string };
+      assert.deepEqual([done.status, done.signal, done.workflowId], ['done', signal, id]);
     }
     await until((p) => p === 'paused');
     await delay(500);
     assert.equal((await env.cycles()).size, 1, 'paused: nothing after the canary started');
 
     const resumed = await call(app, 'POST', `${base}/resume`, { ...as, body: {} });
-    assert.equal(resumed.status, 202);
+    assert.equal(resumed.status, 200);
     await until((p) => p !== 'paused');
     const result = (await env.client.workflow.getHandle(id).result()) as SiteRolloutResult;
     assert.equal(result.phase, 'completed');
@@ -245,7 +246,7 @@ describe('user API /api/v1', () => {
     assert.equal(running.status, 409, 'cp-02 has not failed');
 
     const aborted = await call(app, 'POST', `${base}/abort`, { ...as, body: { reason: 'bad image' } });
-    assert.equal(aborted.status, 202);
+    assert.equal(aborted.status, 200);
     const result = (await env.client.workflow
       .getHandle(`rollout/sim1/${sha.slice(0, 7)}`)
       .result()) as SiteRolloutResult;
