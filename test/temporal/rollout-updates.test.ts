@@ -156,6 +156,9 @@ describe('rollout commands as Workflow Updates on a real Temporal server', () =>
       approve.err,
       `vaquero rollout: ${id} refused approve: the site does not require approval (approval_required: false): there is nothing to approve\n`,
     );
+    const byCli = await updateByCli(env, id, 'retry-host', '"wk-01"');
+    assert.ok(!byCli.ok);
+    assert.match(byCli.out, /host wk-01 is pending, not failed: retry-host retries failed hosts only/);
     const wrongHost = await vaquero(env, 'retry-host', id, 'wk-01');
     assert.equal(wrongHost.code, 1);
     assert.match(wrongHost.err, /refused retry-host: host wk-01 is pending, not failed/);
