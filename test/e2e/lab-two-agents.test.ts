@@ -1,0 +1,256 @@
+// Issue 13, "Done when" (first bullet): the lab with two agents on its broadcast domain and a second
+// rack behind ISC dhcrelay. The first rollout provisions all six machines through that topology (the
+// rack's BIOS and UEFI machines lease through the relay). Then a commit rolls out over both racks and
+// agent A is killed with SIGKILL while a host is between its power cycle and its checkpoint, and not
+// restarted: the rollout completes through agent B. Then agent A comes back, and agent B is killed in
+// the middle of the next commit's rollout. Each time: every machine powered on once at its emulated
+// BMC (chassis-control's power.log), no armed host handed the local-disk script, and each host's
+// workflow history holds its boot steps.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import type { Io } from '../../cli/io';
+import { labCommand } from '../../cli/lab/command';
+import { powerCommands } from '../../cli/lab/machines';
+import { qemuOrSkip } from '../helpers/qemu';
+
+const run = promisify(execFile);
+const MACHINES = {
+  'lab-01': '10.77.0.11',
+  'lab-02': '10.77.0.12',
+  'lab-03': '10.77.0.13',
+  'lab-04': '10.77.0.14',
+  'lab-05': '10.78.0.15',
+  'lab-06': '10.78.0.16',
+} as const;
+type Machine = keyof typeof MACHINES;
+const NAMES = Object.keys(MACHINES) as Machine[];
+const ROLLOUT_TIMEOUT_MS = 8 * 60_000;
+const STEPS = ['dhcp', 'ipxe', 'kernel', 'initrd', 'checkpoint'];
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const io = (lines: string[]): Io => ({
+  out: (text) => void lines.push(text),
+  err: (text) => void lines.push(text),
+  cwd: () => process.cwd(),
+});
+
+async function git(dir: string, args: string[]): Promise<string> {
+  const { stdout } = await run('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=t',
+    '-c',
+    'user.email=t@t.invalid',
+    ...args,
+  ]);
+  return stdout.trim();
+}
+
+/** Polls until the rollout's workflow has closed; returns its status. */
+async function rolloutClosed(client: Client, id: string): Promise<string> {
+  const deadline = Date.now() + ROLLOUT_TIMEOUT_MS;
+  for (;;) {
+    const status = await client.workflow
+      .getHandle(id)
+      .describe()
+      .then((d) => d.status.name)
+      .catch(() => 'NOT_STARTED');
+    if (status !== 'RUNNING' && status !== 'NOT_STARTED') return status;
+    if (Date.now() > deadline) throw new Error(`${id}: still ${status} after ${ROLLOUT_TIMEOUT_MS / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+/** Boot-event kinds signalled to a host's workflow (one by one or in batches), in order. */
+async function bootSteps(client: Client, id: string): Promise<string[]> {
+  const history = await client.workflow.getHandle(id).fetchHistory();
+  const kinds: string[] = [];
+  for (const event of history.events ?? []) {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    const data = signal?.input?.payloads?.[0]?.data;
+    if (!data) continue;
+    const body = JSON.parse(Buffer.from(data).toString()) as { kind?: string; events?: { kind: string }[] };
+    if (signal.signalName === 'boot-event' && body.kind) kinds.push(body.kind);
+    if (signal.signalName === 'boot-events') kinds.push(...(body.events ?? []).map((e) => e.kind));
+  }
+  return kinds;
+}
+
+interface Lab {
+  state: string;
+  prefix: string;
+  args: string[];
+  client: Client;
+  sot: string;
+}
+
+const vm = (lab: Lab, name: string) => path.join(lab.state, 'vms', name);
+const pidOf = async (lab: Lab, daemon: string) =>
+  Number((await readFile(path.join(lab.state, 'run', `${daemon}.pid`), 'utf8')).trim());
+const AGENT_LOGS = ['agent', 'agent-b'];
+
+/** What each machine's BMC and each agent's log hold now: what the next rollout is measured from. */
+async function mark(lab: Lab) {
+  const power = new Map<string, number>();
+  for (const name of NAMES) power.set(name, (await powerCommands(vm(lab, name))).length);
+  const logs = new Map<string, number>();
+  for (const log of AGENT_LOGS)
+    logs.set(log, (await stat(path.join(lab.state, 'run', `${log}.log`)).catch(() => undefined))?.size ?? 0);
+  return { power, logs };
+}
+
+/**
+ * Once a machine has been powered on by this rollout and its workflow has no checkpoint yet (it is
+ * between its power cycle and its checkpoint), kills `daemon` with SIGKILL; returns the machine.
+ */
+async function killMidBoot(
+  t: TestContext,
+  lab: Lab,
+  commit: string,
+  before: Awaited<ReturnType<typeof mark>>,
+  daemon: string,
+) {
+  const deadline = Date.now() + ROLLOUT_TIMEOUT_MS;
+  for (;;) {
+    for (const name of NAMES) {
+      const commands = (await powerCommands(vm(lab, name))).slice(before.power.get(name) ?? 0);
+      if (!commands.includes('power 1')) continue;
+      const steps = await bootSteps(lab.client, `host/lab/${name}/${commit}`).catch((): string[] => []);
+      if (steps.includes('checkpoint')) continue;
+      const pid = await pidOf(lab, daemon);
+      process.kill(pid, 'SIGKILL');
+      t.diagnostic(`${name} powered on, at [${steps.join(' ')}]: ${daemon} (pid ${pid}) killed`);
+      return name;
+    }
+    if (Date.now() > deadline) throw new Error(`no machine of ${commit} was powered on`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Every machine powered on once since `before`, never handed the local-disk script, its steps in history. */
+async function assertRolledOut(
+  lab: Lab,
+  commit: string,
+  before: Awaited<ReturnType<typeof mark>>,
+  marker: string,
+) {
+  let logs = '';
+  for (const log of AGENT_LOGS)
+    logs += (await readFile(path.join(lab.state, 'run', `${log}.log`)).catch(() => Buffer.alloc(0)))
+      .subarray(before.logs.get(log) ?? 0)
+      .toString();
+  for (const name of NAMES) {
+    const commands = (await powerCommands(vm(lab, name))).slice(before.power.get(name) ?? 0);
+    const ons = commands.filter((c) => c === 'power 1').length;
+    assert.equal(ons, 1, `${name} powered on once at its BMC: ${commands.join(', ')}`);
+    const mac = `52-54-00-77-00-1${name.slice(-1)}`;
+    const disk = logs.split('\n').filter((l) => l.includes('unarmed host: local boot') && l.includes(mac));
+    assert.deepEqual(disk, [], `${name} was handed the local-disk script while armed`);
+    const steps = await bootSteps(lab.client, `host/lab/${name}/${commit}`);
+    for (const step of STEPS)
+      assert.ok(steps.includes(step), `${name}: no ${step} in its history (${steps.join(' ')})`);
+    const { stdout } = await run('ip', [
+      'netns',
+      'exec',
+      `${lab.prefix}-agent`,
+      'curl',
+      '-sf',
+      `http://${MACHINES[name]}/status.json`,
+    ]);
+    assert.equal((JSON.parse(stdout) as { marker: string }).marker, marker, `${name} booted ${marker}`);
+  }
+}
+
+async function commitMarker(lab: Lab, from: string, to: string): Promise<string> {
+  const file = path.join(lab.sot, 'os/lab-linux.yaml');
+  await writeFile(
+    file,
+    (await readFile(file, 'utf8')).replace(`vaquero.marker=${from}`, `vaquero.marker=${to}`),
+  );
+  await git(lab.sot, ['commit', '-q', '-am', to]);
+  return (await git(lab.sot, ['rev-parse', 'HEAD'])).slice(0, 7);
+}
+
+test(
+  'lab: two agents and a relayed rack; kill -9 of either agent mid-boot, the other completes the rollout',
+  { timeout: 15 * 60_000 },
+  async (t) => {
+    if (!(await qemuOrSkip(t))) return;
+    const state = await mkdtemp(path.join(tmpdir(), 'vql-2a-'));
+    const prefix = `vql${randomBytes(2).toString('hex')}`;
+    const temporalPort = await freePort();
+    const args = ['--state', state, '--prefix', prefix, '--ui-port', String(await freePort())];
+    args.push('--temporal-port', String(temporalPort));
+    const output: string[] = [];
+    t.after(async () => {
+      await labCommand(['down', ...args, '--purge'], io([]));
+    });
+    await labCommand(['up', ...args], io(output));
+    const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
+    t.after(() => connection.close());
+    const lab: Lab = {
+      state,
+      prefix,
+      args,
+      client: new Client({ connection, namespace: 'default' }),
+      sot: path.join(state, 'sot'),
+    };
+
+    // The first commit provisions all six machines through both agents and the relay; it starts while
+    // `lab up` still starts agent B, so it is measured from nothing.
+    let before = { power: new Map<string, number>(), logs: new Map<string, number>() };
+    const first = (await git(lab.sot, ['rev-parse', 'HEAD'])).slice(0, 7);
+    let started = performance.now();
+    assert.equal(await rolloutClosed(lab.client, `rollout/lab/${first}`), 'COMPLETED');
+    t.diagnostic(
+      `first rollout, 6 machines over 2 racks: ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
+    await assertRolledOut(lab, first, before, 'v1');
+    for (const name of ['lab-05', 'lab-06']) {
+      const serial = await readFile(path.join(vm(lab, name), 'serial.log'), 'utf8');
+      assert.match(
+        serial,
+        new RegExp(`lease of ${MACHINES[name as Machine].replaceAll('.', '\\.')} obtained`),
+        `${name} leased through the relay`,
+      );
+    }
+    const status: string[] = [];
+    await labCommand(['status', ...args], io(status));
+    t.diagnostic(status.join(''));
+    assert.match(status.join(''), /lab-agent \(.*\): running .*served lab-/);
+    assert.match(status.join(''), /lab-agent-b \(.*\): running .*served /);
+
+    // Agent A dies mid-boot and stays down: agent B finishes the rollout alone.
+    for (const [from, to, victim] of [
+      ['v1', 'v2', 'agent'],
+      ['v2', 'v3', 'agent-b'],
+    ] as const) {
+      if (victim === 'agent-b') await labCommand(['up', ...args], io(output));
+      before = await mark(lab);
+      started = performance.now();
+      const commit = await commitMarker(lab, from, to);
+      await killMidBoot(t, lab, commit, before, victim);
+      assert.equal(await rolloutClosed(lab.client, `rollout/lab/${commit}`), 'COMPLETED');
+      t.diagnostic(
+        `${to}: rollout with ${victim} killed completed in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
+      await assertRolledOut(lab, commit, before, to);
+    }
+  },
+);
