@@ -24,7 +24,12 @@ import {
   type SiteRolloutInput,
   type SiteRolloutResult,
 } from '../schemas/rollout';
-import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
+import {
+  CommitAttribute,
+  HostGroupAttribute,
+  PhaseAttribute,
+  SiteAttribute,
+} from '../schemas/search-attributes';
 import {
   abortSignal,
   approveSignal,
@@ -35,7 +40,7 @@ import {
   supersedeSignal,
 } from './messages';
 import { msUntilOpen } from './reboot-window';
-import { reprovisionHostWorkflow } from './reprovision-host';
+import { reprovisionHostWorkflow, reprovisionHostWorkflowV2 } from './reprovision-host';
 import { startBySlots } from './rollout-slots';
 import {
   adoptCarried,
@@ -84,6 +89,8 @@ class SiteRollout {
   readonly noBarrier: boolean;
   /** Continues as new past a history limit, hosts in flight carried over (patched). */
   readonly canSwitch: boolean;
+  /** Hosts run as reprovisionHostWorkflowV2, their group set at start (patched). */
+  readonly hostV2: boolean;
   switchable = false;
   switching = false;
   frozen = false;
@@ -102,6 +109,7 @@ class SiteRollout {
     this.cancelOnClose = patched('host-cancel-on-close');
     this.noBarrier = patched('rollout-no-wave-barrier');
     this.canSwitch = patched('rollout-continue-as-new');
+    this.hostV2 = patched('host-workflow-v2');
     if (input.carry) {
       if (this.ready) adoptCarried(this, input.carry);
       this.paused = input.carry.paused;
@@ -194,7 +202,9 @@ class SiteRollout {
     const running: RunningHost = { workflowId, detached, started: false, adopted: false };
     if (this.canSwitch) this.running.set(planned.host, running);
     try {
-      const child = await startChild(reprovisionHostWorkflow, {
+      const group = [{ key: HostGroupAttribute, value: planned.group }];
+      const child = await startChild(this.hostV2 ? reprovisionHostWorkflowV2 : reprovisionHostWorkflow, {
+        ...(this.hostV2 ? { typedSearchAttributes: group } : {}),
         workflowId,
         args: [
           {

@@ -95,6 +95,8 @@ const scenarios: Record<string, Scenario> = {
   },
   // The plan read from the store in parts; the rollout continues as new with a compact carry.
   'rollout-stored-plan-continue-as-new': { expect: 'completed', historyLimit: 30 },
+  // reprovisionHostWorkflowV2: no patch markers, the group search attribute set by the parent.
+  'host-v2': { expect: 'completed', hostsOnly: true },
   // Boot events in batches, one watchdog timer, the host disarmed by its agent (patch boot-event-batches).
   'host-boot-batches': { expect: 'completed', hostsOnly: true },
   'host-boot-batches-timeout': {

@@ -13,6 +13,7 @@ import {
   type BootEventBatch,
   type SiteRolloutResult,
 } from '../../schemas/rollout';
+import { HostGroupAttribute } from '../../schemas/search-attributes';
 import type { ApplyCommitResult } from '../../workflows/apply-commit';
 import { writeSimSot } from '../helpers/sim-sot';
 import { startVaquero } from '../helpers/vaquero-env';
@@ -20,9 +21,11 @@ import { startVaquero } from '../helpers/vaquero-env';
 const HOSTS = 6;
 /**
  * The host workflow's events on the happy path: 56 before arm and power cycle became one activity,
- * 45 before boot events came in batches (one watchdog timer, the host disarmed by its agent).
+ * 45 before boot events came in batches (one watchdog timer, the host disarmed by its agent), 20
+ * before the host workflow became a type of its own (no patch marker and its search attribute
+ * update; the group set by the parent at start).
  */
-const MAX_HOST_EVENTS = 21;
+const MAX_HOST_EVENTS = 17;
 
 test('a sim rollout: host workflow events per host bounded, every boot step in its history', async (t) => {
   const fixture = await mkdtemp(path.join(tmpdir(), 'vq-history-events-'));
@@ -75,6 +78,15 @@ test('a sim rollout: host workflow events per host bounded, every boot step in i
       .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
       .filter(Boolean);
     assert.deepEqual(activities, ['armAndPowerCycle'], host);
+    assert.equal(
+      events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name,
+      'reprovisionHostWorkflowV2',
+    );
+    const kinds = events.map((e) => e.markerRecordedEventAttributes?.markerName ?? '');
+    assert.ok(!kinds.includes('core_patch'), `${host}: no patch marker`);
+    assert.equal(events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length, 0, host);
+    const described = await env.client.workflow.getHandle(`host/ev/${host}/${sha.slice(0, 7)}`).describe();
+    assert.ok(described.typedSearchAttributes.get(HostGroupAttribute), `${host}: its group, set at start`);
   }
   const all =
     hostEvents + (await historyOf(rolloutId)).length + (await historyOf(applyWorkflowId(sha))).length;
