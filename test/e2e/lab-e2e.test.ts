@@ -21,7 +21,9 @@ import type { Io } from '../../cli/io';
 import { qemuOrSkip } from '../helpers/qemu';
 
 const run = promisify(execFile);
-const MACHINES = ['lab-01', 'lab-02', 'lab-03', 'lab-04'];
+const MACHINES = ['lab-01', 'lab-02', 'lab-03', 'lab-04', 'lab-05', 'lab-06'];
+/** lab-05 and lab-06 are the second rack, behind the relay (examples/lab). */
+const address = (name: string) => `10.${Number(name.slice(-1)) > 4 ? 78 : 77}.0.1${name.slice(-1)}`;
 const ROLLOUT_TIMEOUT_MS = 12 * 60_000;
 
 async function freePort(): Promise<number> {
@@ -159,7 +161,7 @@ test('lab: a SoT change rolls out canary first, two at a time, through an agent 
       `${prefix}-agent`,
       'curl',
       '-sf',
-      `http://10.77.0.1${name.slice(-1)}/status.json`,
+      `http://${address(name)}/status.json`,
     ]);
     assert.equal(
       (JSON.parse(stdout) as { marker: string }).marker,
