@@ -32,8 +32,11 @@ export interface BootDocs {
   write(site: string, doc: BootDoc, version: string | undefined): Promise<boolean>;
   /** The sites that have a document (`vaquero migrate` copies them). */
   sites(): Promise<string[]>;
-  /** Resolves at the site's next write (by any server on these docs), or after `ms`. */
-  changed(site: string, ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves at the site's next write (by any server on these docs), or after `ms`; at once when the
+   * stored version is no longer `version` (what the caller read before it asked).
+   */
+  changed(site: string, ms: number, signal?: AbortSignal, version?: string): Promise<void>;
 }
 
 export const emptyDoc = (): BootDoc => ({ revision: 0, arms: [], claims: [] });
@@ -87,10 +90,11 @@ export class BootStateStore {
   async watch(site: string, since: number, waitMs: number, signal?: AbortSignal): Promise<SiteArms> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const current = await this.arms(site);
+      const { doc, version } = await this.docs.read(site);
       const left = deadline - Date.now();
-      if (current.revision !== since || left <= 0 || signal?.aborted) return current;
-      await this.docs.changed(site, left, signal);
+      if (doc.revision !== since || left <= 0 || signal?.aborted)
+        return { revision: doc.revision, arms: doc.arms };
+      await this.docs.changed(site, left, signal, version);
     }
   }
 

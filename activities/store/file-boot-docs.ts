@@ -67,7 +67,7 @@ export class FileBootDocs implements BootDocs {
     }
   }
 
-  changed(site: string, ms: number, signal?: AbortSignal): Promise<void> {
+  changed(site: string, ms: number, signal?: AbortSignal, version?: string): Promise<void> {
     return new Promise((resolve) => {
       const finish = () => {
         clearTimeout(timer);
@@ -78,6 +78,9 @@ export class FileBootDocs implements BootDocs {
       const timer = setTimeout(finish, ms);
       this.events.once(site, finish);
       signal?.addEventListener('abort', finish, { once: true });
+      // Written between the caller's read and this call: that write's event has gone already.
+      const now = this.cache.get(site)?.version;
+      if (version !== undefined && now !== undefined && String(now) !== version) finish();
     });
   }
 }

@@ -31,14 +31,16 @@ export function etcdState(
     ttl: etcd.lease_ttl_s,
     log,
   });
+  const bootDocs = new EtcdBootDocs(client, etcd.prefix);
   return {
     store,
-    bootState: new BootStateStore(new EtcdBootDocs(client, etcd.prefix)),
+    bootState: new BootStateStore(bootDocs),
     leadership: {
       isLeader: () => election.isLeader(),
       onChange: (listener) => election.onChange(listener),
       async close() {
         await election.close();
+        await bootDocs.close();
         client.close();
       },
     },

@@ -10,11 +10,13 @@ import { startEtcd, type TestEtcd } from '../helpers/etcd';
 
 let etcd: TestEtcd;
 const clients: Etcd3[] = [];
+const docs: EtcdBootDocs[] = [];
 
 before(async () => {
   etcd = await startEtcd();
 });
 after(async () => {
+  for (const d of docs) await d.close();
   for (const c of clients) c.close();
   await etcd.cleanup();
 });
@@ -22,7 +24,9 @@ after(async () => {
 function server(): BootStateStore {
   const client = new Etcd3({ hosts: etcd.endpoint });
   clients.push(client);
-  return new BootStateStore(new EtcdBootDocs(client, '/boot-test/'));
+  const shared = new EtcdBootDocs(client, '/boot-test/');
+  docs.push(shared);
+  return new BootStateStore(shared);
 }
 
 const entry = (i: number): ArmEntry => ({
@@ -72,4 +76,31 @@ test('concurrent writes through both servers all land (compare-and-set, no lost 
   assert.equal(typeof (await a.claim('fra2', 'k1'))?.done, 'string');
   // Claims do not move the arms' revision: watchers are not woken by them.
   assert.equal((await a.arms('fra2')).revision, 20);
+});
+
+/** Range requests etcd has served so far (reads, and the reads inside transactions). */
+async function etcdReads(): Promise<number> {
+  const metrics = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+  const line = /^etcd_mvcc_range_total (\d+)/m.exec(metrics);
+  assert.ok(line, 'etcd_mvcc_range_total in /metrics');
+  return Number(line[1]);
+}
+
+test('waiting long polls read nothing while they wait; one arm wakes them all within a second', async (t) => {
+  const [a, b] = [server(), server()];
+  const { revision } = await b.arms('fra3');
+  const waiters = Array.from({ length: 40 }, () => b.watch('fra3', revision, 5_000));
+  await new Promise((r) => setTimeout(r, 300));
+  const before = await etcdReads();
+  await new Promise((r) => setTimeout(r, 1_000));
+  const idle = (await etcdReads()) - before;
+  // Polling every 200 ms would be 5 reads a waiter a second, 200 here.
+  assert.ok(idle <= 4, `${idle} etcd reads in 1 s while 40 long polls waited`);
+  const started = Date.now();
+  await a.arm('fra3', { ...entry(40), site: 'fra3' });
+  const seen = await Promise.all(waiters);
+  const took = Date.now() - started;
+  t.diagnostic(`${idle} etcd reads in 1 s with 40 long polls waiting; all woken ${took} ms after the arm`);
+  assert.ok(took < 1_000, `${took} ms`);
+  for (const s of seen) assert.equal(s.revision, revision + 1);
 });
