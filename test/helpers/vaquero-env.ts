@@ -110,7 +110,10 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       planPartHosts: options.planPartHosts,
     }));
   const running: Promise<void>[] = server ? [server.run()] : [];
-  const agents = new Map<string, { worker: Worker; done: Promise<void>; sim: SimLab }>();
+  const agents = new Map<
+    string,
+    { worker: Worker; done: Promise<void>; sim: SimLab; events: { close(): Promise<void> } }
+  >();
 
   const startAgent = async (site: string) => {
     const agent = await createAgentWorker({
@@ -123,7 +126,12 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       simTimeScale: options.simTimeScale,
       logger: quietLogger,
     });
-    agents.set(site, { worker: agent.worker, done: agent.worker.run(), sim: agent.sim });
+    agents.set(site, {
+      worker: agent.worker,
+      done: agent.worker.run(),
+      sim: agent.sim,
+      events: agent.events,
+    });
   };
   const stopAgent = async (site: string) => {
     const agent = agents.get(site);
@@ -131,6 +139,8 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
     agent.worker.shutdown();
     await agent.done;
     agent.sim.close();
+    // A boot event batch still open would be written to the journal after the state dir is gone.
+    await agent.events.close();
     agents.delete(site);
   };
   for (const site of options.sites) await startAgent(site);
