@@ -1,3 +1,4 @@
+import { BOOT_EVENT_BATCH_MAX_MS } from '../schemas/rollout';
 import { z } from 'zod';
 
 const port = (what: string) =>
@@ -25,8 +26,8 @@ export const AgentConfigSchema = z
       .int()
       .min(0)
       .max(
-        10_000,
-        'the event batch window must be at most 10000 ms: the workflow waits that long for each step',
+        BOOT_EVENT_BATCH_MAX_MS,
+        `the event batch window must be at most ${BOOT_EVENT_BATCH_MAX_MS} ms: the workflow gives each step that much more than its timeout`,
       )
       .default(2_000),
 

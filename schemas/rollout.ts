@@ -78,6 +78,14 @@ export interface BootEventSink {
   emit(event: BootEvent): void;
 }
 
+/**
+ * The longest an agent holds a host's boot events to send them as one batch. A batched host
+ * workflow gives each boot step this much more than its timeout: an event held in a batch is late by
+ * up to the window, and a step timeout shorter than it (a lab's, a test's) would fail a host that
+ * booted in time.
+ */
+export const BOOT_EVENT_BATCH_MAX_MS = 2_000;
+
 export const StepTimeoutsSchema = z.object({
   dhcp: z.int().min(1),
   ipxe: z.int().min(1),

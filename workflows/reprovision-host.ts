@@ -18,6 +18,7 @@ import type { AgentActivities } from '../activities/agent-activities';
 import type { ServerActivities } from '../activities/server-activities';
 import {
   agentTaskQueue,
+  BOOT_EVENT_BATCH_MAX_MS,
   BootEventBatchSchema,
   DEFAULT_STEP_TIMEOUTS,
   HOST_STEPS,
@@ -144,7 +145,9 @@ async function awaitEvent(
   const already = run.folded && seen();
   const came =
     already ||
-    (run.batched ? await run.watchdog.until(seen, Date.now() + timeoutMs) : await condition(seen, timeoutMs));
+    (run.batched
+      ? await run.watchdog.until(seen, Date.now() + timeoutMs + BOOT_EVENT_BATCH_MAX_MS)
+      : await condition(seen, timeoutMs));
   if (!came && !(await waitOutSilentSite(run, seen, timeoutMs))) {
     throw new StepFailure(
       progress.current,
