@@ -73,7 +73,7 @@ test('a 20-host rollout completes on temporal-server with PostgreSQL', { timeout
   assert.ok(rollout, 'the apply started a rollout');
   const result = (await vaquero.client.workflow.getHandle(rollout.workflowId).result()) as SiteRolloutResult;
   assert.equal(result.phase, 'completed');
-  assert.equal(result.succeeded!.length, 20);
+  assert.equal(result.succeeded!.length, 20, JSON.stringify(result));
   const cycles = await vaquero.cycles();
   assert.equal(cycles.size, 20);
   assert.ok(
