@@ -3,7 +3,7 @@
 // run, and the operator's signals (pause during a switch, resume, retry-host, supersede) and the
 // status query work the same across the switches.
 import assert from 'node:assert/strict';
-import { appendFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import {
   type SiteRolloutResult,
 } from '../../schemas/rollout';
 import { statusQuery } from '../../workflows/messages';
+import { TWELVE_WORKERS, twelveHostSite, until } from '../helpers/twelve-workers';
 import { startVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
 
 /** The decoded arguments the run started with (JSON payloads). */
@@ -30,35 +31,9 @@ function startInput(history: { events?: { workflowExecutionStartedEventAttribute
 }
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
-const HOSTS = Array.from({ length: 12 }, (_, i) => `wk-${String(i + 1).padStart(2, '0')}`);
+const HOSTS = TWELVE_WORKERS;
 const LIMIT = 40;
 const timeouts = { dhcp: 1_500, ipxe: 5_000, kernel: 5_000, checkpoint: 10_000 };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, tries = 600): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await delay(20);
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
-/** Twelve workers, two at a time, after a canary of one; each boots in about a second. */
-async function twelveHostSite(env: VaqueroEnv): Promise<void> {
-  for (const file of ['workflows/control.yaml', 'workflows/edge.yaml', 'sites/sim1/hosts/control.yaml'])
-    await rm(path.join(env.sot, file));
-  await rm(path.join(env.sot, 'sites/sim1/hosts/edge.yaml'));
-  await writeFile(
-    path.join(env.sot, 'workflows/workers.yaml'),
-    'id: workers\nboots: [sim-node]\nrollout: { max_concurrent: 2, max_fail: 2 }\n',
-  );
-  const hosts = HOSTS.map(
-    (name, i) =>
-      `name: ${name}\ngroup: workers\ninterfaces:\n  - mac: "52:54:00:99:01:${(i + 16).toString(16)}"\n` +
-      `    subnet: sim1-prov\n    ipv4: 10.99.0.${40 + i}\nbmc: { type: sim, boot_delay: 150s }\n`,
-  );
-  await writeFile(path.join(env.sot, 'sites/sim1/hosts/workers.yaml'), hosts.join('---\n'));
-}
 
 async function apply(env: VaqueroEnv, commit: string): Promise<void> {
   await env.client.workflow.execute('applyCommitWorkflow', {

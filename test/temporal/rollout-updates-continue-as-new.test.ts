@@ -1,10 +1,7 @@
 // Issue 15, item 3: the operator's Updates work the same across a rollout's continue-as-new, and one
 // that arrives while a run hands over is not lost: its effect is carried into the next run.
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import {
@@ -15,38 +12,13 @@ import {
   type SiteRolloutResult,
 } from '../../schemas/rollout';
 import { pauseUpdate, resumeUpdate, retryHostUpdate, statusQuery } from '../../workflows/messages';
-import { startVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
+import { TWELVE_WORKERS, twelveHostSite, until } from '../helpers/twelve-workers';
+import { startVaquero } from '../helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
-const HOSTS = Array.from({ length: 12 }, (_, i) => `wk-${String(i + 1).padStart(2, '0')}`);
+const HOSTS = TWELVE_WORKERS;
 const LIMIT = 40;
 const timeouts = { dhcp: 1_500, ipxe: 5_000, kernel: 5_000, checkpoint: 10_000 };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, tries = 600): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await delay(20);
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
-/** Twelve workers, two at a time, after a canary of one (as rollout-continue-as-new.test.ts). */
-async function twelveHostSite(env: VaqueroEnv): Promise<void> {
-  for (const file of ['workflows/control.yaml', 'workflows/edge.yaml', 'sites/sim1/hosts/control.yaml'])
-    await rm(path.join(env.sot, file));
-  await rm(path.join(env.sot, 'sites/sim1/hosts/edge.yaml'));
-  await writeFile(
-    path.join(env.sot, 'workflows/workers.yaml'),
-    'id: workers\nboots: [sim-node]\nrollout: { max_concurrent: 2, max_fail: 2 }\n',
-  );
-  const hosts = HOSTS.map(
-    (name, i) =>
-      `name: ${name}\ngroup: workers\ninterfaces:\n  - mac: "52:54:00:99:01:${(i + 16).toString(16)}"\n` +
-      `    subnet: sim1-prov\n    ipv4: 10.99.0.${40 + i}\nbmc: { type: sim, boot_delay: 150s }\n`,
-  );
-  await writeFile(path.join(env.sot, 'sites/sim1/hosts/workers.yaml'), hosts.join('---\n'));
-}
 
 test('Updates across continue-as-new: one sent while a run hands over is carried, later runs answer the same', async (t) => {
   const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.005, planPartHosts: 5 });
