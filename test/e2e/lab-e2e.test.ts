@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -17,7 +16,7 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { powerCommands } from '../../cli/lab/machines';
 import { labCommand } from '../../cli/lab/command';
-import type { Io } from '../../cli/io';
+import { freePort, git, io } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
 const run = promisify(execFile);
@@ -25,33 +24,6 @@ const MACHINES = ['lab-01', 'lab-02', 'lab-03', 'lab-04', 'lab-05', 'lab-06'];
 /** lab-05 and lab-06 are the second rack, behind the relay (examples/lab). */
 const address = (name: string) => `10.${Number(name.slice(-1)) > 4 ? 78 : 77}.0.1${name.slice(-1)}`;
 const ROLLOUT_TIMEOUT_MS = 12 * 60_000;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-const io = (lines: string[]): Io => ({
-  out: (text) => void lines.push(text),
-  err: (text) => void lines.push(text),
-  cwd: () => process.cwd(),
-});
-
-async function git(dir: string, args: string[]): Promise<string> {
-  const { stdout } = await run('git', [
-    '-C',
-    dir,
-    '-c',
-    'user.name=t',
-    '-c',
-    'user.email=t@t.invalid',
-    ...args,
-  ]);
-  return stdout.trim();
-}
 
 /** Edits a file of the lab's SoT and commits it; returns the commit's short SHA (the rollout's id). */
 async function commit(sot: string, file: string, edit: (text: string) => string, message: string) {

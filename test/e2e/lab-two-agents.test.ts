@@ -10,15 +10,14 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import type { Io } from '../../cli/io';
 import { labCommand } from '../../cli/lab/command';
 import { powerCommands } from '../../cli/lab/machines';
+import { freePort, git, io } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
 const run = promisify(execFile);
@@ -34,33 +33,6 @@ type Machine = keyof typeof MACHINES;
 const NAMES = Object.keys(MACHINES) as Machine[];
 const ROLLOUT_TIMEOUT_MS = 8 * 60_000;
 const STEPS = ['dhcp', 'ipxe', 'kernel', 'initrd', 'checkpoint'];
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-const io = (lines: string[]): Io => ({
-  out: (text) => void lines.push(text),
-  err: (text) => void lines.push(text),
-  cwd: () => process.cwd(),
-});
-
-async function git(dir: string, args: string[]): Promise<string> {
-  const { stdout } = await run('git', [
-    '-C',
-    dir,
-    '-c',
-    'user.name=t',
-    '-c',
-    'user.email=t@t.invalid',
-    ...args,
-  ]);
-  return stdout.trim();
-}
 
 /** Polls until the rollout's workflow has closed; returns its status. */
 async function rolloutClosed(client: Client, id: string): Promise<string> {

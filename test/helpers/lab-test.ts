@@ -1,0 +1,36 @@
+// What the lab's end-to-end tests share: a free port, a CLI Io that keeps its lines, git in a SoT clone.
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import type { Io } from '../../cli/io';
+
+const run = promisify(execFile);
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export const io = (lines: string[]): Io => ({
+  out: (text) => void lines.push(text),
+  err: (text) => void lines.push(text),
+  cwd: () => process.cwd(),
+});
+
+export async function git(dir: string, args: string[]): Promise<string> {
+  const { stdout } = await run('git', [
+    '-C',
+    dir,
+    '-c',
+    'user.name=t',
+    '-c',
+    'user.email=t@t.invalid',
+    ...args,
+  ]);
+  return stdout.trim();
+}
+
+/** Edits a file of the lab's SoT and commits it; returns the commit's short SHA (the rollout's id). */
