@@ -7,7 +7,7 @@ import type { ClosedHost, ReprovisionHostResult } from '../schemas/rollout';
 /** Ids asked at once per poll: the status of a host workflow is one describe call. */
 const CONCURRENCY = 50;
 
-async function outcomeOf(client: Client, workflowId: string, status: string): Promise<ClosedHost> {
+export async function outcomeOf(client: Client, workflowId: string, status: string): Promise<ClosedHost> {
   if (status === 'CANCELED' || status === 'CANCELLED') return { workflowId, outcome: 'cancelled' };
   try {
     const result = (await client.workflow.getHandle(workflowId).result()) as ReprovisionHostResult;
@@ -27,7 +27,10 @@ async function outcomeOf(client: Client, workflowId: string, status: string): Pr
   }
 }
 
-async function closedOnce(client: Client, ids: string[]): Promise<{ workflowId: string; status: string }[]> {
+export async function closedOnce(
+  client: Client,
+  ids: string[],
+): Promise<{ workflowId: string; status: string }[]> {
   const closed: { workflowId: string; status: string }[] = [];
   for (let i = 0; i < ids.length; i += CONCURRENCY) {
     const chunk = ids.slice(i, i + CONCURRENCY);

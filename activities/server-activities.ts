@@ -7,10 +7,11 @@ import { checkoutRevision, ensureCommit, RevisionError } from '../sot/git-checko
 import { planChanges, type CarriedHosts } from '../sot/plan';
 import { validateSot } from '../sot/validate';
 import type { Model } from '../schemas/model';
-import type { HostSpec, PlanSummary } from '../schemas/rollout';
+import type { HostSpec, PlanSummary, StartHostsInput } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
 import { awaitHostsClosed, type AwaitHostsInput } from './host-results';
+import { cancelHostWorkflows, followHosts, startHostWorkflows, type FollowHostsInput } from './host-starts';
 import { closedRollout, PlanPages } from './plan-pages';
 import type { ActiveRollout, ModelStore } from './store/model-store';
 import { own } from '../schemas/common';
@@ -164,6 +165,9 @@ export function createServerActivities(deps: ServerActivityDeps) {
       store.setActiveRollout(site, rollout),
     awaitRolloutClosed: (input: { workflowId: string }) => closedRollout(deps.client, input.workflowId),
     awaitHostsClosed: (input: AwaitHostsInput) => awaitHostsClosed(deps.client, input),
+    startHostWorkflows: (input: StartHostsInput) => startHostWorkflows(deps.client, input),
+    followHosts: (input: FollowHostsInput) => followHosts(deps.client, input),
+    cancelHostWorkflows: (input: { workflowIds: string[] }) => cancelHostWorkflows(deps.client, input),
   };
 }
 

@@ -290,6 +290,29 @@ export const ClosedHostSchema = z.object({
 });
 export type ClosedHost = z.infer<typeof ClosedHostSchema>;
 
+/** One host a site rollout asks the server to start a host workflow for (startHostWorkflows). */
+export interface HostStartRequest {
+  host: string;
+  group: string;
+  attempt: number;
+  resumeFrom?: ResumePoint;
+  reasons: string[];
+}
+
+export interface StartHostsInput {
+  site: string;
+  commit: string;
+  timeouts?: StepTimeouts;
+  hosts: HostStartRequest[];
+}
+
+/** A host workflow started (or found running: a retried batch), or why it could not start. */
+export interface StartedHost {
+  host: string;
+  workflowId: string;
+  error?: string;
+}
+
 export const RolloutPhaseSchema = z.enum([
   'waiting-previous',
   'running',

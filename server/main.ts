@@ -140,6 +140,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       siteReachability: (site) => agents.site(site).state,
       workflows: options.workflows ?? { workflowsPath },
       metrics,
+      log,
     });
     const done = worker.run().then(
       () => log.info({}, 'worker stopped'),

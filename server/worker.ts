@@ -4,7 +4,9 @@ import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createServerActivities, type ServerActivityDeps } from '../activities/server-activities';
 import type { ModelStore } from '../activities/store/model-store';
 import { SERVER_TASK_QUEUE } from '../schemas/rollout';
+import type { Log } from './http/log';
 import type { ServerMetrics } from './http/metrics';
+import { sweepOrphansEvery } from './rollouts/orphan-sweep';
 
 export interface ServerWorkerOptions {
   connection: NativeConnection;
@@ -18,6 +20,9 @@ export interface ServerWorkerOptions {
   planPartHosts?: number;
   /** Where the activities this worker runs are counted. */
   metrics?: Pick<ServerMetrics, 'activities'>;
+  /** How often host workflows whose rollout is gone are looked for while the worker runs. */
+  orphanSweepMs?: number;
+  log?: Log;
 }
 
 /** Counts each activity as it ends; the type is a label only if it is one of ours (bounded labels). */
@@ -51,7 +56,7 @@ export async function createServerWorker(options: ServerWorkerOptions): Promise<
   });
   const counter = options.metrics?.activities;
   const types = new Set(Object.keys(activities));
-  return Worker.create({
+  const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: SERVER_TASK_QUEUE,
@@ -61,4 +66,20 @@ export async function createServerWorker(options: ServerWorkerOptions): Promise<
       ? { activity: [(ctx) => ({ inbound: countingInterceptor(counter, types, ctx.info.activityType) })] }
       : {},
   });
+  // Hosts are no children of their rollout (issue 12): while this worker runs, it cancels the
+  // host workflows of rollouts that are gone. Every server worker does (a cancel is idempotent).
+  const run = worker.run.bind(worker);
+  worker.run = async () => {
+    const sweep = sweepOrphansEvery({
+      client: options.client,
+      log: options.log,
+      intervalMs: options.orphanSweepMs,
+    });
+    try {
+      return await run();
+    } finally {
+      await sweep.close();
+    }
+  };
+  return worker;
 }

@@ -3,6 +3,7 @@ import type { Wave } from '../schemas/plan';
 import type { ClosedHost, RolloutCarry, SiteRolloutInput } from '../schemas/rollout';
 import type { RolloutState } from './rollout-state';
 import { compactHosts } from './rollout-plan';
+import { recordOutcome } from './rollout-hosts';
 
 /** Events after which a site rollout continues as new: its history stays far below Temporal's 10,240 warning. */
 export const DEFAULT_HISTORY_LIMIT = 2_500;
@@ -38,6 +39,8 @@ export interface Switchable {
   switching: boolean;
   /** No host workflow starts any more: the switch is imminent. */
   frozen: boolean;
+  /** Hosts start by activity, none attached to a run: the switch waits only for starts in flight. */
+  readonly byActivity?: boolean;
   stopping(): boolean;
 }
 
@@ -62,6 +65,7 @@ export async function handOverWhenDue(r: Switchable): Promise<'switch'> {
   await condition(() => r.stopping() || (r.switchable && over()));
   if (!r.stopping()) {
     r.switching = true;
+    if (r.byActivity) r.frozen = true;
     const attached = () => [...r.running.values()].some((h) => h.workflowId && (!h.detached || !h.started));
     await condition(() => r.stopping() || !attached());
     // A host may have been started in the very activation that ended the wait: let its start land.
@@ -115,16 +119,10 @@ export function adoptCarried(r: Switchable, carry: RolloutCarry): void {
   r.state.touch();
 }
 
-function record(r: Switchable, host: string, closed: ClosedHost): void {
+/** A carried host closed: its outcome recorded, its slot freed. */
+export function record(r: Switchable, host: string, closed: ClosedHost): void {
   const entry = r.state.host(host);
-  if (closed.outcome === 'cancelled') {
-    entry.state = 'pending';
-    entry.step = 'cancelled: aborted';
-  } else if (closed.outcome === 'failed') {
-    entry.state = 'failed';
-    entry.error = closed.error;
-    entry.failedAt = closed.failedAt;
-  } else entry.state = closed.outcome;
+  recordOutcome(entry, closed, undefined);
   r.running.delete(host);
   r.state.end(entry.group);
 }

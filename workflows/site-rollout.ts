@@ -1,17 +1,13 @@
 import {
-  ApplicationFailure,
   allHandlersFinished,
   CancellationScope,
-  ChildWorkflowFailure,
   condition,
   continueAsNew,
   isCancellation,
-  ParentClosePolicy,
   patched,
   proxyActivities,
   setHandler,
   sleep,
-  startChild,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
@@ -19,17 +15,10 @@ import type { PlannedHost } from '../schemas/plan';
 import {
   hostWorkflowId,
   SERVER_TASK_QUEUE,
-  type ReprovisionHostResult,
-  type ResumePoint,
   type SiteRolloutInput,
   type SiteRolloutResult,
 } from '../schemas/rollout';
-import {
-  CommitAttribute,
-  HostGroupAttribute,
-  PhaseAttribute,
-  SiteAttribute,
-} from '../schemas/search-attributes';
+import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
 import {
   abortSignal,
   approveSignal,
@@ -40,7 +29,6 @@ import {
   supersedeSignal,
 } from './messages';
 import { msUntilOpen } from './reboot-window';
-import { reprovisionHostWorkflow, reprovisionHostWorkflowV2 } from './reprovision-host';
 import { startBySlots } from './rollout-slots';
 import {
   adoptCarried,
@@ -49,10 +37,13 @@ import {
   followAdopted,
   handOverWhenDue,
   pastCeiling,
+  record,
   unstarted,
   type RunningHost,
 } from './rollout-switch';
 import { RolloutState } from './rollout-state';
+import { HostStarter, recordOutcome } from './rollout-hosts';
+import { failureOf, runAsChild } from './rollout-child';
 import { compactResult, loadPlan, NO_PLAN, restoreHosts, takeOver } from './rollout-plan';
 import { retryLoop } from './rollout-retries';
 import { abortRollout, setUpdateHandlers } from './rollout-updates';
@@ -63,14 +54,6 @@ const { awaitHostsClosed } = proxyActivities<ServerActivities>({
   startToCloseTimeout: '30 days',
   heartbeatTimeout: '1 minute',
 });
-
-function failureOf(err: unknown): { failedAt?: ResumePoint; error: string } {
-  if (err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure) {
-    const result = err.cause.details?.[0] as ReprovisionHostResult | undefined;
-    return { failedAt: result?.failedAt, error: result?.error ?? err.cause.message };
-  }
-  return { error: err instanceof Error ? err.message : String(err) };
-}
 
 /** One site rollout: its plan's progress and what the signals asked for. */
 class SiteRollout {
@@ -91,6 +74,9 @@ class SiteRollout {
   readonly canSwitch: boolean;
   /** Hosts run as reprovisionHostWorkflowV2, their group set at start (patched). */
   readonly hostV2: boolean;
+  /** Hosts are started in batches by activity and followed by visibility, not children (patched). */
+  readonly byActivity: boolean;
+  starter: HostStarter | undefined;
   switchable = false;
   switching = false;
   frozen = false;
@@ -110,6 +96,7 @@ class SiteRollout {
     this.noBarrier = patched('rollout-no-wave-barrier');
     this.canSwitch = patched('rollout-continue-as-new');
     this.hostV2 = patched('host-workflow-v2');
+    this.byActivity = this.hostV2 && this.canSwitch && patched('hosts-started-by-activity');
     if (input.carry) {
       if (this.ready) adoptCarried(this, input.carry);
       this.paused = input.carry.paused;
@@ -202,29 +189,26 @@ class SiteRollout {
     const running: RunningHost = { workflowId, detached, started: false, adopted: false };
     if (this.canSwitch) this.running.set(planned.host, running);
     try {
-      const group = [{ key: HostGroupAttribute, value: planned.group }];
-      const child = await startChild(this.hostV2 ? reprovisionHostWorkflowV2 : reprovisionHostWorkflow, {
-        ...(this.hostV2 ? { typedSearchAttributes: group } : {}),
-        workflowId,
-        args: [
+      if (this.starter) {
+        const closed = await this.starter.run(
           {
-            site: input.site,
             host: planned.host,
-            commit: input.commit,
+            group: planned.group,
             attempt: entry.attempt,
             resumeFrom,
-            timeouts: input.timeouts,
+            reasons: planned.reasons,
           },
-        ],
-        staticSummary: `reprovision ${input.site}/${planned.host} (${planned.group}) for ${input.commit.slice(0, 7)}`,
-        staticDetails: `Why: ${planned.reasons.join(', ')}`,
-        ...(this.cancelOnClose
-          ? { parentClosePolicy: detached ? ParentClosePolicy.ABANDON : ParentClosePolicy.REQUEST_CANCEL }
-          : {}),
-      });
-      running.started = true;
-      const result = await child.result();
-      entry.state = result.skipped ? 'skipped' : 'succeeded';
+          () => Object.assign(running, { started: true, detached: true }),
+        );
+        recordOutcome(entry, closed, this.aborted);
+        return;
+      }
+      entry.state = await runAsChild(
+        this,
+        planned,
+        { workflowId, attempt: entry.attempt, resumeFrom, detached },
+        running,
+      );
     } catch (err) {
       if (isCancellation(err)) {
         // Aborted mid-reprovision: not done, so it stays for a later rollout to take over.
@@ -336,7 +320,13 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
   ]);
   rollout.setHandlers();
   await rollout.load();
-  if (input.carry) void followAdopted(rollout, awaitHostsClosed);
+  if (rollout.byActivity) {
+    const starter = (rollout.starter = new HostStarter(rollout, (host, closed) =>
+      record(rollout, host, closed),
+    ));
+    void starter.pump();
+    void starter.follow();
+  } else if (input.carry) void followAdopted(rollout, awaitHostsClosed);
   try {
     const main = rollout.abortScope.run(() => {
       void retryLoop(rollout).catch(() => undefined);
@@ -351,7 +341,7 @@ export async function siteRolloutWorkflow(input: SiteRolloutInput): Promise<Site
   } catch (err) {
     if (!isCancellation(err)) throw err;
   }
-  if (rollout.aborted) await cancelAdopted(rollout);
+  if (rollout.aborted) await (rollout.starter ? rollout.starter.cancelAll() : cancelAdopted(rollout));
   // Aborted: the hosts in flight are being cancelled; their disarm is part of the rollout.
   if (rollout.sideBySide) await condition(() => rollout.state.inFlight() === 0);
   const { aborted, supersededBy, state } = rollout;

@@ -37,7 +37,10 @@ test('Updates across continue-as-new: one sent while a run hands over is carried
 
   await until('the first switch begins', async () => ((await status()).switching ? true : undefined));
   const paused = await handle.executeUpdate(pauseUpdate);
-  assert.equal(paused.run, 1, 'answered by the run that hands over');
+  // Hosts started by activity leave a switch only the starts in flight to wait for: the Update
+  // lands in the run that hands over, or already in the next one; either way it must hold there.
+  assert.ok(paused.run === 1 || paused.run === 2, `answered by run ${paused.run}`);
+  t.diagnostic(`the pause sent during the first switch was answered by run ${paused.run}`);
   assert.equal(paused.phase, 'paused');
   const second = await until('the second run', async () => {
     const s = await status();
@@ -60,14 +63,16 @@ test('Updates across continue-as-new: one sent while a run hands over is carried
 
   env.fault('sim1/wk-03', undefined);
   const retried = await handle.executeUpdate(retryHostUpdate, { args: ['wk-03'] });
-  assert.equal(retried.run, 2);
+  // Paused, the run still follows its hosts in flight, and may hand over again meanwhile.
+  assert.ok(retried.run! >= 2, `answered by run ${retried.run}`);
   assert.equal(retried.counts.failed, 1, 'still failed until its retry starts');
   const resumed = await handle.executeUpdate(resumeUpdate);
   assert.equal(resumed.phase, 'running');
 
   // Commands keep coming while later runs hand over: each is answered, none is lost.
   let answered = 0;
-  const third = until('a third run', async () => ((await status()).run! >= 3 ? true : undefined));
+  const later = retried.run! + 1;
+  const third = until('a later run', async () => ((await status()).run! >= later ? true : undefined));
   let done = false;
   void third.then(() => (done = true));
   while (!done) {
@@ -78,7 +83,7 @@ test('Updates across continue-as-new: one sent while a run hands over is carried
   }
   await third;
   assert.ok(answered > 0);
-  t.diagnostic(`${answered} retry-host Updates answered while runs 2 to 3 handed over`);
+  t.diagnostic(`${answered} retry-host Updates answered while runs ${later - 1} to ${later} handed over`);
 
   const result = (await handle.result()) as SiteRolloutResult;
   assert.equal(result.phase, 'completed');

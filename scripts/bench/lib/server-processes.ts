@@ -2,6 +2,7 @@
 // `vaquero-server` queue and one model store, so Temporal hands their workers the work between them.
 // Each is read from its own /metrics (vaquero_activities_total) and /proc (CPU).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,12 +40,29 @@ async function startOne(dir: string, name: string, address: string, namespace: s
     env: { ...process.env, [TOKEN_ENV]: 'vaq_bench_token_0123456789' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  // Only the start and the last lines are kept: thousands of activities log nothing, but be safe.
+  // The last lines in memory (for the start), everything in <dir>/<name>.log: a server that exits
+  // mid-run says why there, and the benchmark says where to look.
   let out = '';
-  const keep = (d: Buffer) => void (out = (out + d.toString()).slice(-64 * 1024));
+  const log = createWriteStream(path.join(dir, `${name}.log`), { flags: 'a' });
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-64 * 1024);
+    log.write(d);
+  };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stopping = false;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      if (!stopping)
+        console.error(
+          `vaquero server ${name} (pid ${child.pid}) exited mid-run: code ${code}, signal ${signal}; ` +
+            `its output: ${path.join(dir, `${name}.log`)}`,
+        );
+      log.end();
+      resolve();
+    }),
+  );
+  const markStopping = () => void (stopping = true);
   let url: string | undefined;
   for (let i = 0; i < 1800 && !url && child.exitCode === null; i++) {
     await new Promise((r) => setTimeout(r, 100));
@@ -54,10 +72,16 @@ async function startOne(dir: string, name: string, address: string, namespace: s
     child.kill('SIGKILL');
     throw new Error(`vaquero server ${name} did not start:\n${out.slice(-4000)}`);
   }
-  return { child, url, exited };
+  return { child, url, exited, markStopping };
 }
 
-function processOf(name: string, child: ChildProcess, url: string, exited: Promise<void>): ServerProcess {
+function processOf(
+  name: string,
+  child: ChildProcess,
+  url: string,
+  exited: Promise<void>,
+  markStopping: () => void,
+): ServerProcess {
   const pid = child.pid ?? 0;
   return {
     name,
@@ -75,6 +99,7 @@ function processOf(name: string, child: ChildProcess, url: string, exited: Promi
       return sum;
     },
     async stop() {
+      markStopping();
       child.kill('SIGTERM');
       await exited;
     },
@@ -95,7 +120,7 @@ export async function startServerProcesses(
   );
   const servers = started.flatMap((s, i) =>
     s.status === 'fulfilled'
-      ? [processOf(`server-${i + 1}`, s.value.child, s.value.url, s.value.exited)]
+      ? [processOf(`server-${i + 1}`, s.value.child, s.value.url, s.value.exited, s.value.markStopping)]
       : [],
   );
   const failed = started.find((s) => s.status === 'rejected');

@@ -1,0 +1,150 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import {
+  hostWorkflowId,
+  rolloutWorkflowId,
+  SERVER_TASK_QUEUE,
+  type ClosedHost,
+  type HostStartRequest,
+  type ReprovisionHostInput,
+  type StartHostsInput,
+  type StartedHost,
+} from '../schemas/rollout';
+import { CommitAttribute, HostGroupAttribute, SiteAttribute } from '../schemas/search-attributes';
+import { closedOnce, outcomeOf } from './host-results';
+
+/** Starts at once per batch: each is one StartWorkflowExecution call. */
+const CONCURRENCY = 50;
+/** Host workflows closed this long before the last look are looked for again: visibility may lag. */
+const CLOSE_MARGIN_MS = 60_000;
+/** Every this many polls by visibility, each open id is described too: visibility may miss one. */
+const SWEEP_EVERY = 30;
+
+async function startOne(client: Client, input: StartHostsInput, req: HostStartRequest): Promise<StartedHost> {
+  const { site, commit } = input;
+  const workflowId = hostWorkflowId(site, req.host, commit, req.attempt);
+  const args: ReprovisionHostInput = {
+    site,
+    host: req.host,
+    commit,
+    attempt: req.attempt,
+    ...(req.resumeFrom ? { resumeFrom: req.resumeFrom } : {}),
+    ...(input.timeouts ? { timeouts: input.timeouts } : {}),
+  };
+  try {
+    await client.workflow.start('reprovisionHostWorkflowV2', {
+      taskQueue: SERVER_TASK_QUEUE,
+      workflowId,
+      args: [args],
+      // A retried batch finds the hosts it already started: they are this rollout's, not a conflict.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: SiteAttribute, value: site },
+        { key: CommitAttribute, value: commit },
+        { key: HostGroupAttribute, value: req.group },
+      ],
+      staticSummary: `reprovision ${site}/${req.host} (${req.group}) for ${commit.slice(0, 7)}`,
+      staticDetails: `Why: ${req.reasons.join(', ')}\nRollout: ${rolloutWorkflowId(site, commit)}`,
+    });
+    return { host: req.host, workflowId };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { host: req.host, workflowId };
+    return { host: req.host, workflowId, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * Starts a rollout's host workflows, a batch per call, instead of one child each: the rollout's
+ * history holds one activity per batch, not three child events and their workflow tasks per host,
+ * and a host outlives a continue-as-new of its rollout with nothing to wait for (issue 12). The
+ * hosts carry the site and commit as search attributes: followHosts and the orphan sweep find them.
+ */
+export async function startHostWorkflows(client: Client, input: StartHostsInput): Promise<StartedHost[]> {
+  const ctx = Context.current();
+  const started: StartedHost[] = [];
+  for (let i = 0; i < input.hosts.length; i += CONCURRENCY) {
+    const chunk = input.hosts.slice(i, i + CONCURRENCY);
+    started.push(...(await Promise.all(chunk.map((req) => startOne(client, input, req)))));
+    ctx.heartbeat();
+  }
+  return started;
+}
+
+export interface FollowHostsInput {
+  site: string;
+  commit: string;
+  /** The rollout's workflow id: hosts it started as children (older runs) are found by parent too. */
+  rollout: string;
+  workflowIds: string[];
+  /** The previous call's `asOf`: hosts closed since (less a margin) are looked for. */
+  since: string;
+  /** Returns with nothing closed after this long, so that hosts started meanwhile are followed too. */
+  maxWaitMs?: number;
+  pollMs?: number;
+  /** Describe each id on the first poll (the caller asks every so many calls: visibility may miss one). */
+  sweep?: boolean;
+}
+
+export interface FollowedHosts {
+  closed: ClosedHost[];
+  /** When the last look began: the next call's `since`. */
+  asOf: string;
+}
+
+async function closedByVisibility(
+  client: Client,
+  input: FollowHostsInput,
+  ids: Set<string>,
+): Promise<{ workflowId: string; status: string }[]> {
+  const after = new Date(Date.parse(input.since) - CLOSE_MARGIN_MS).toISOString();
+  const ours =
+    `((${SiteAttribute.name} = ${JSON.stringify(input.site)} AND ${CommitAttribute.name} = ${JSON.stringify(input.commit)})` +
+    ` OR ParentWorkflowId = ${JSON.stringify(input.rollout)})`;
+  const query = `${ours} AND ExecutionStatus != "Running" AND CloseTime >= ${JSON.stringify(after)}`;
+  const closed: { workflowId: string; status: string }[] = [];
+  for await (const info of client.workflow.list({ query }))
+    if (ids.has(info.workflowId)) closed.push({ workflowId: info.workflowId, status: info.status.name });
+  return closed;
+}
+
+/**
+ * Waits until at least one of the given host workflows has closed (or maxWaitMs has passed) and
+ * says how each closed one ended: one visibility query per poll for all of them, whichever run of
+ * the rollout started them; every SWEEP_EVERY polls each is described instead.
+ */
+export async function followHosts(client: Client, input: FollowHostsInput): Promise<FollowedHosts> {
+  const ctx = Context.current();
+  const ids = new Set(input.workflowIds);
+  const pollMs = input.pollMs ?? 2_000;
+  const deadline = Date.now() + (input.maxWaitMs ?? 30_000);
+  for (let poll = 0; ; poll++) {
+    const asOf = new Date().toISOString();
+    const sweep = (poll === 0 && input.sweep) || poll % SWEEP_EVERY === SWEEP_EVERY - 1;
+    const closed = sweep
+      ? await closedOnce(client, input.workflowIds)
+      : await closedByVisibility(client, input, ids);
+    if (closed.length > 0 || Date.now() >= deadline) {
+      const outcomes = await Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
+      return { closed: outcomes, asOf };
+    }
+    ctx.heartbeat();
+    await delay(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {
+      throw new CancelledFailure('cancelled while following host workflows');
+    });
+  }
+}
+
+/** Cancels host workflows (they disarm their hosts); one already closed is no error. */
+export async function cancelHostWorkflows(client: Client, input: { workflowIds: string[] }): Promise<void> {
+  for (let i = 0; i < input.workflowIds.length; i += CONCURRENCY) {
+    await Promise.all(
+      input.workflowIds.slice(i, i + CONCURRENCY).map((id) =>
+        client.workflow
+          .getHandle(id)
+          .cancel()
+          .catch(() => undefined),
+      ),
+    );
+  }
+}
