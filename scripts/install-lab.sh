@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the virtual lab's guest: a Debian kernel (downloaded as a package and unpacked, never
 # installed) and a small busybox initramfs that brings up the NIC, gets a DHCP lease and calls the
-# checkpoint URL given on its kernel command line (`vaquero.checkpoint=<url>`), then serves
+# checkpoint URL given on its kernel command line (`vaquero.checkpoint=<url>[,<url>…]`: each agent of
+# its subnet, tried in turn, so a dead agent does not strand it), then serves
 # /status.json and /cmdline on port 80 for validation jobs (`vaquero.marker=<token>` is echoed
 # back). Safe to run again: it does nothing when the kernel and an initramfs built by this version
 # of the script are present.
@@ -13,7 +14,7 @@ set -euo pipefail
 VAQUERO_CACHE="${VAQUERO_CACHE:-/var/cache/vaquero}"
 LAB_DIR="$VAQUERO_CACHE/lab"
 # Bump when the initramfs layout or /init changes, so an old image is rebuilt.
-INITRAMFS_VERSION=2
+INITRAMFS_VERSION=3
 # The kernel package is unpacked, not installed (docs/lab.md, "Machines"), so depmod never ran and
 # there is no modules.dep: the order below is the dependency order.
 MODULES=(failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
@@ -98,8 +99,13 @@ echo "vaquero-lab: interface ${ifname:-none}"
 called=false
 if [ -n "$ifname" ] && udhcpc -i "$ifname" -n -q -t 10 -T 1 -s /etc/udhcpc.script; then
   if [ -n "$checkpoint" ]; then
+    # One URL per agent of the subnet (comma-separated), the one that served the script first: a
+    # dead agent refuses the connection at once, and the next one is asked.
     for i in 1 2 3 4 5; do
-      if wget -q -O /dev/null "$checkpoint"; then called=true; echo "vaquero-lab: checkpoint $checkpoint ok"; break; fi
+      for url in $(echo "$checkpoint" | tr ',' ' '); do
+        if timeout 5 wget -q -O /dev/null "$url"; then called=true; echo "vaquero-lab: checkpoint $url ok"; break 2; fi
+        echo "vaquero-lab: checkpoint $url failed"
+      done
       sleep 1
     done
   else

@@ -101,7 +101,28 @@ function basename(url: string): string {
   return url.split('?')[0]?.split('/').pop() || 'initrd';
 }
 
-/** The iPXE script of an armed host. EFI kernels need `initrd=<name>` on the command line to find it. */
+/**
+ * A URL served by the stage's agent and the same path at each of the subnet's other agents (their
+ * mirrors): one URL when it is not the agent's (an absolute kernel elsewhere) or there is no other.
+ */
+export function urlAlternatives(stage: RenderedBoot, url: string): string[] {
+  const { assets, mirrors } = stage.context.urls;
+  if (!assets || !url.startsWith(`${assets}/`)) return [url];
+  return [url, ...(mirrors ?? []).map((m) => `${m}${url.slice(assets.length)}`)];
+}
+
+/** `cmd urlA || cmd urlB …`: iPXE runs the next only when the one before failed (its agent is down). */
+function withFallbacks(stage: RenderedBoot, url: string, cmd: (url: string) => string): string {
+  return urlAlternatives(stage, url)
+    .map((u) => cmd(u).trimEnd())
+    .join(' || ');
+}
+
+/**
+ * The iPXE script of an armed host. EFI kernels need `initrd=<name>` on the command line to find it.
+ * Each kernel and initrd falls back to the subnet's other agents: a host whose agent dies after it
+ * took this script still boots from another one, which knows the arming (site-wide boot state).
+ */
 export function ipxeScript(stage: RenderedStage): string {
   const initrdNames = stage.initrds.map(basename);
   const initrdArgs = initrdNames.map((n) => `initrd=${n}`).join(' ');
@@ -110,8 +131,10 @@ export function ipxeScript(stage: RenderedStage): string {
   return [
     '#!ipxe',
     `# vaquero: ${host.name} (${host.mac}) stage ${stage.stage}/${stage.context.boot.stages}: ${stage.profile} / ${stage.os}`,
-    `kernel ${stage.kernel} ${cmdline}`.trimEnd(),
-    ...stage.initrds.map((url, i) => `initrd --name ${initrdNames[i] ?? 'initrd'} ${url}`),
+    withFallbacks(stage, stage.kernel, (u) => `kernel ${u} ${cmdline}`),
+    ...stage.initrds.map((url, i) =>
+      withFallbacks(stage, url, (u) => `initrd --name ${initrdNames[i] ?? 'initrd'} ${u}`),
+    ),
     'boot || goto failed',
     ':failed',
     'echo vaquero: boot failed, trying the next boot device in 10 s',

@@ -4,7 +4,7 @@ import { bootInterface, type Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import type { Site, Subnet } from '../schemas/site';
 import { macSlug, netmask, parseCidr } from './ipv4';
-import { assetBase, servingAgent } from './serving-agent';
+import { agentServes, assetBase, servingAgent } from './serving-agent';
 
 export class TemplateError extends Error {
   constructor(
@@ -233,6 +233,13 @@ export interface BootUrls {
   checkpoint: string;
   kernel: string;
   initrds: string[];
+  /**
+   * The asset URLs of the subnet's other agents, in site order: where the host's script falls back
+   * to for its kernel and initrds, and its OS for the checkpoint, when the first agent dies.
+   */
+  mirrors: string[];
+  /** The checkpoint URL at each agent of the subnet, the first one first. */
+  checkpoints: string[];
 }
 
 /**
@@ -302,15 +309,23 @@ export function hostContext(
   const iface = bootInterface(host);
   const subnet = subnetById(site, iface.subnet);
   if (!subnet) throw new Error(`unknown subnet ${iface.subnet}`);
-  const base = assetBase(servingAgent(site, iface.subnet, agent));
+  const serving = servingAgent(site, iface.subnet, agent);
+  const base = assetBase(serving);
+  const mirrors = site.agents
+    .filter((a) => a !== serving && a.asset_url && agentServes(a, iface.subnet))
+    .map(assetBase)
+    .filter((m) => m !== base);
   const slug = macSlug(iface.mac);
+  const checkpointPath = `/checkpoint/${slug}/${stage + 1}/${token}`;
   const urls: BootUrls = {
     assets: base,
     ipxe: `${base}/ipxe/${slug}`,
     unattended: `${base}/unattended/${slug}/${stage + 1}/${token}`,
-    checkpoint: `${base}/checkpoint/${slug}/${stage + 1}/${token}`,
+    checkpoint: `${base}${checkpointPath}`,
     kernel: assetFileUrl(base, os.kernel, token),
     initrds: os.initrds.map((i) => assetFileUrl(base, i, token)),
+    mirrors,
+    checkpoints: [base, ...mirrors].map((b) => `${b}${checkpointPath}`),
   };
   return {
     host: { ...host, mac: iface.mac, ipv4: iface.ipv4, hostname: iface.hostname ?? host.name },

@@ -2,6 +2,8 @@
 // subnet (the one answering, when it does), and a relay from a rack the agent does not serve is
 // left to that rack's agent.
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { MessageType } from '../../agent/dhcp/codec';
@@ -52,7 +54,10 @@ test('each agent of a redundant pair renders its own URLs; the server renders th
   assert.ok(byB.kernel.startsWith('http://10.10.0.6:8080/files/'), byB.kernel);
   assert.match(byB.context.urls.checkpoint, /^http:\/\/10\.10\.0\.6:8080\/checkpoint\//);
   assert.match(ipxeScript(byB), /ds=nocloud-net;s=http:\/\/10\.10\.0\.6:8080\/unattended\//);
-  assert.doesNotMatch(ipxeScript(byB) + (byB.unattended?.content ?? ''), /10\.10\.0\.5/);
+  // A is only B's fallback: after `||`, never first in a line, never in the config or the cmdline.
+  for (const line of ipxeScript(byB).split('\n'))
+    assert.doesNotMatch(line.split(' || ')[0] ?? '', /10\.10\.0\.5/, line);
+  assert.doesNotMatch(byB.cmdline + (byB.unattended?.content ?? ''), /10\.10\.0\.5/);
   const byServer = renderStage(model, 'lab1', host('st-01'), 0, 'tok');
   assert.ok(byServer.kernel.startsWith('http://10.10.0.5:8080/files/'), byServer.kernel);
 });
@@ -115,5 +120,80 @@ test("an agent's HTTP server hands out its own chain and stage scripts", async (
     script,
     /^kernel http:\/\/10\.10\.0\.6:8080\/files\/ubuntu\/24\.04\.1\/vmlinuz\?token=st-01-token-of-this-test /m,
   );
-  assert.doesNotMatch(script, /10\.10\.0\.5/);
+  assert.match(
+    script,
+    /^kernel http:\/\/10\.10\.0\.6:8080\/files\/\S+ .* \|\| kernel http:\/\/10\.10\.0\.5:8080\/files\/ubuntu\/24\.04\.1\/vmlinuz\?token=st-01-token-of-this-test /m,
+  );
+});
+
+test("a pair's script falls back to the other agent for kernel and initrds; a lone rack agent's does not", () => {
+  const stage = renderStage(model, 'lab1', host('st-01'), 0, 'tok');
+  const lines = ipxeScript(stage).split('\n');
+  const kernel = lines.find((l) => l.startsWith('kernel '))?.split(' || ') ?? [];
+  assert.equal(kernel.length, 2, lines.join('\n'));
+  assert.ok(kernel[0]?.startsWith(`kernel ${stage.kernel} `), kernel[0]);
+  assert.equal(kernel[1], kernel[0]?.replace('http://10.10.0.5:8080/', 'http://10.10.0.6:8080/'));
+  const initrds = lines.filter((l) => l.startsWith('initrd '));
+  assert.equal(initrds.length, stage.initrds.length);
+  for (const [i, line] of initrds.entries())
+    assert.deepEqual(
+      line.split(' || ').map((c) => c.split(' ').at(-1)),
+      [stage.initrds[i], stage.initrds[i]?.replace('10.10.0.5', '10.10.0.6')],
+    );
+  assert.deepEqual(stage.context.urls.checkpoints, [
+    'http://10.10.0.5:8080/checkpoint/52-54-00-10-01-01/1/tok',
+    'http://10.10.0.6:8080/checkpoint/52-54-00-10-01-01/1/tok',
+  ]);
+  const rack = renderStage(model, 'lab1', host('r2-01'), 0, 'tok');
+  assert.doesNotMatch(ipxeScript(rack), /\|\| kernel|\|\| initrd/);
+  assert.deepEqual(rack.context.urls.checkpoints, [rack.context.urls.checkpoint]);
+});
+
+test('the other agent serves the kernel, initrd and checkpoint of a script its peer rendered', async (t) => {
+  const files = await mkdtemp(path.join(tmpdir(), 'vq-peer-files-'));
+  t.after(() => rm(files, { recursive: true, force: true }));
+  await mkdir(path.join(files, 'ubuntu/24.04.1'), { recursive: true });
+  await writeFile(path.join(files, 'ubuntu/24.04.1/vmlinuz'), 'kernel bytes');
+  await writeFile(path.join(files, 'ubuntu/24.04.1/initrd'), 'initrd bytes');
+  const mac = '52:54:00:10:01:01';
+  const entry = {
+    ...{ mac, site: 'lab1', host: 'st-01', commit: 'c1', stage: 1, workflowId: 'w' },
+    ...{ armedAt: '2026-01-01T00:00:00Z', token: 'peer-token-0123456789' },
+  };
+  // One arming, as both agents read it from the site-wide boot state.
+  const armed = {
+    lookup: (m: string) => Promise.resolve(m === mac ? entry : undefined),
+    list: () => Promise.resolve([entry]),
+  };
+  const events: { agent: string; kind: string }[] = [];
+  const app = (agent: string) =>
+    createAssetApp({
+      models: { forCommit: () => Promise.resolve(model), current: () => model },
+      ...{ site: 'lab1', agent, netboot: armed, filesDir: files, log: () => undefined },
+      events: { emit: (e) => void events.push({ agent, kind: e.kind }) },
+    });
+  const a = app('lab1-agent');
+  const b = app('lab1-agent-b');
+  const script = await (await a.request('/ipxe/52-54-00-10-01-01')).text();
+  // A dies after handing out the script: what the host falls back to is B's.
+  const fallbacks = script
+    .split('\n')
+    .filter((l) => /^(kernel|initrd) .* \|\| /.test(l))
+    .map((l) => l.split(' || ')[1]?.split(' ')[l.startsWith('kernel') ? 1 : 3] ?? '');
+  assert.equal(fallbacks.length, 2, script);
+  for (const url of fallbacks) {
+    assert.ok(url.startsWith('http://10.10.0.6:8080/files/'), url);
+    const res = await b.request(url.replace('http://10.10.0.6:8080', ''));
+    assert.equal(res.status, 200, url);
+  }
+  const checkpoint = renderStage(model, 'lab1', host('st-01'), 0, entry.token);
+  const peerCheckpoint = checkpoint?.context.urls.checkpoints[1] ?? '';
+  assert.match(peerCheckpoint, /^http:\/\/10\.10\.0\.6:8080\/checkpoint\//);
+  assert.equal((await b.request(peerCheckpoint.replace('http://10.10.0.6:8080', ''))).status, 204);
+  assert.deepEqual(events, [
+    { agent: 'lab1-agent', kind: 'ipxe' },
+    { agent: 'lab1-agent-b', kind: 'kernel' },
+    { agent: 'lab1-agent-b', kind: 'initrd' },
+    { agent: 'lab1-agent-b', kind: 'checkpoint' },
+  ]);
 });
