@@ -34,6 +34,7 @@ import {
   type StepTimeouts,
 } from '../schemas/rollout';
 import { HostGroupAttribute } from '../schemas/search-attributes';
+import { impliedBy, impliedStepsAllowed, impliesStep } from './boot-steps';
 import { BootWatchdog } from './boot-watchdog';
 import { resumeStep, rootMessage, StepFailure } from './host-failure';
 import { bootEventSignal, bootEventsSignal, hostStatusQuery } from './messages';
@@ -87,6 +88,8 @@ interface HostRun {
   /** Whether a change guarded by this id applies: `patched`, or always (reprovisionHostWorkflowV2). */
   patched: (id: string) => boolean;
   watchdog: BootWatchdog;
+  /** Whether a later step's event may stand for a missing one (boot-steps.ts); unset until asked. */
+  impliedSteps?: boolean;
 }
 
 async function runJobs(run: HostRun, list: Stage['preShutdown'], what: string): Promise<void> {
@@ -135,26 +138,30 @@ async function awaitEvent(
   // Histories from before this existed replay without the order (patched).
   const ordered = run.folded || run.patched('boot-step-order');
   const after = ordered ? run.after : undefined;
-  const fits = (e: BootEvent) =>
-    e.kind === kind &&
+  const ofArming = (e: BootEvent) =>
     e.mac === target.mac &&
     (e.stage === undefined || e.stage === stage) &&
     !(after !== undefined && Date.parse(e.at) < after);
+  const fits = (e: BootEvent) => e.kind === kind && ofArming(e);
   const seen = () => progress.events.slice(mark).some(fits);
+  // A later step's event stands for this one when this one's went down with its agent (boot-steps.ts).
+  const implying = (e: BootEvent) => run.batched && ordered && ofArming(e) && impliesStep(e, kind);
+  const seenOrImplied = () =>
+    seen() || (run.impliedSteps !== false && progress.events.slice(mark).some(implying));
   // An event that came with the previous step's signal needs no timer (two history events fewer).
-  const already = run.folded && seen();
-  const came =
+  const already = run.folded && seenOrImplied();
+  const deadline = Date.now() + timeoutMs + BOOT_EVENT_BATCH_MAX_MS;
+  let came =
     already ||
-    (run.batched
-      ? await run.watchdog.until(seen, Date.now() + timeoutMs + BOOT_EVENT_BATCH_MAX_MS)
-      : await condition(seen, timeoutMs));
+    (run.batched ? await run.watchdog.until(seenOrImplied, deadline) : await condition(seen, timeoutMs));
+  if (came && !seen() && !impliedStepsAllowed(run)) came = await run.watchdog.until(seen, deadline);
   if (!came && !(await waitOutSilentSite(run, seen, timeoutMs))) {
     throw new StepFailure(
       progress.current,
       `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
     );
   }
-  const event = progress.events.slice(mark).find(fits);
+  const event = progress.events.slice(mark).find(fits) ?? impliedBy(run, kind, implying);
   if (ordered && event) run.after = Date.parse(event.at);
 }
 
