@@ -5,7 +5,9 @@
 // restarted: the rollout completes through agent B. Then agent A comes back, and agent B is killed in
 // the middle of the next commit's rollout. Each time: every machine powered on once at its emulated
 // BMC (chassis-control's power.log), no armed host handed the local-disk script, and each host's
-// workflow history holds its boot steps.
+// workflow history holds its boot steps. Last, with both agents up, the agent that handed a host its
+// iPXE script is killed right after (boot-URL failover): the host takes its kernel, initrd and
+// checkpoint from the other agent, and its workflow completes on what that agent saw.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -91,8 +93,7 @@ async function mark(lab: Lab) {
  * Kills `daemon` with SIGKILL as soon as a machine's BMC has powered it on for this rollout: the
  * canary, the only host in flight, is between its power cycle and its checkpoint, and the agent may
  * be the one whose power-cycle activity has not reported back yet. This early, the firmware has not
- * asked DHCP yet, so the host boots from the surviving agent. (Killed after the host took its iPXE
- * script from it, the host is stranded: its kernel URL names the dead agent; see the report.)
+ * asked DHCP yet, so the host boots from the surviving agent.
  */
 async function killAtPowerOn(
   t: TestContext,
@@ -115,12 +116,43 @@ async function killAtPowerOn(
   }
 }
 
+/**
+ * Kills, with SIGKILL, the agent that answers a machine's iPXE script request (its log's
+ * `GET /ipxe/<mac> 200`, written as the response goes out) as soon as it has: the machine is
+ * fetching its kernel from it. Returns the machine and the agent's log name.
+ */
+async function killAfterScript(
+  t: TestContext,
+  lab: Lab,
+  before: Awaited<ReturnType<typeof mark>>,
+): Promise<{ machine: Machine; killed: string }> {
+  const deadline = Date.now() + ROLLOUT_TIMEOUT_MS;
+  for (;;) {
+    for (const log of AGENT_LOGS) {
+      const text = (await readFile(path.join(lab.state, 'run', `${log}.log`)).catch(() => Buffer.alloc(0)))
+        .subarray(before.logs.get(log) ?? 0)
+        .toString();
+      const served = /GET \/ipxe\/52-54-00-(77|78)-00-1(\d) 200/.exec(text);
+      if (!served) continue;
+      const pid = await pidOf(lab, log);
+      process.kill(pid, 'SIGKILL');
+      const machine = `lab-0${served[2]}` as Machine;
+      t.diagnostic(`${machine} took its iPXE script from ${log}: killed (pid ${pid})`);
+      return { machine, killed: log };
+    }
+    if (Date.now() > deadline) throw new Error('no machine fetched its iPXE script');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Every machine powered on once since `before`, never handed the local-disk script, its steps in history. */
 async function assertRolledOut(
   lab: Lab,
   commit: string,
   before: Awaited<ReturnType<typeof mark>>,
   marker: string,
+  /** A machine whose agent died after its script: its steps before the survivor's may be gone with it. */
+  stranded?: Machine,
 ) {
   let logs = '';
   for (const log of AGENT_LOGS)
@@ -135,7 +167,7 @@ async function assertRolledOut(
     const disk = logs.split('\n').filter((l) => l.includes('unarmed host: local boot') && l.includes(mac));
     assert.deepEqual(disk, [], `${name} was handed the local-disk script while armed`);
     const steps = await bootSteps(lab.client, `host/lab/${name}/${commit}`);
-    for (const step of STEPS)
+    for (const step of name === stranded ? ['checkpoint'] : STEPS)
       assert.ok(steps.includes(step), `${name}: no ${step} in its history (${steps.join(' ')})`);
     const { stdout } = await run('ip', [
       'netns',
@@ -161,7 +193,7 @@ async function commitMarker(lab: Lab, from: string, to: string): Promise<string>
 
 test(
   'lab: two agents and a relayed rack; kill -9 of either agent mid-boot, the other completes the rollout',
-  { timeout: 15 * 60_000 },
+  { timeout: 22 * 60_000 },
   async (t) => {
     if (!(await qemuOrSkip(t))) return;
     const state = await mkdtemp(path.join(tmpdir(), 'vql-2a-'));
@@ -224,5 +256,27 @@ test(
       );
       await assertRolledOut(lab, commit, before, to);
     }
+
+    // Both agents up; the one that hands the canary its iPXE script dies right after: the script's
+    // `kernel A || kernel B` (same for the initrd) and the guest's checkpoint list go on at the other.
+    await labCommand(['up', ...args], io(output));
+    before = await mark(lab);
+    started = performance.now();
+    const commit = await commitMarker(lab, 'v3', 'v4');
+    const { machine, killed } = await killAfterScript(t, lab, before);
+    assert.equal(await rolloutClosed(lab.client, `rollout/lab/${commit}`), 'COMPLETED');
+    t.diagnostic(
+      `v4: rollout with ${killed} killed after ${machine}'s script: ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
+    await assertRolledOut(lab, commit, before, 'v4', machine);
+    const survivor = killed === 'agent' ? '10.77.0.250' : '10.77.0.1';
+    const serial = await readFile(path.join(vm(lab, machine), 'serial.log'), 'utf8');
+    assert.match(
+      serial.slice(serial.lastIndexOf('vaquero-lab: interface')),
+      new RegExp(`vaquero-lab: checkpoint http://${survivor.replaceAll('.', '\\.')}:8080/\\S+ ok`),
+      `${machine} called its checkpoint at the surviving agent`,
+    );
+    const steps = await bootSteps(lab.client, `host/lab/${machine}/${commit}`);
+    t.diagnostic(`${machine}'s boot steps in its history: ${steps.join(' ')}`);
   },
 );
