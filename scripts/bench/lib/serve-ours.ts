@@ -3,8 +3,9 @@
 // Prints READY when listening; log lines and boot events are counted, not written (the peers run with
 // per-request logging off too), and the counts are printed on SIGTERM.
 // Not agent/services.ts on purpose: each benchmark measures one protocol against its peer (dnsmasq/Kea,
-// tftpd, nginx) alone, so only that server runs, and HTTP reads an in-memory netboot table of every
-// host armed rather than the agent's file, which would measure the disk.
+// tftpd, nginx) alone, so only that server runs. HTTP and TFTP run with the agent's site-wide boot
+// state in their path (./site-wide.ts): the netboot table its arms watch fills, every host armed,
+// and boot events through the reporter of armed MACs heard.
 import { serve } from '@hono/node-server';
 import { parseArgs } from 'node:util';
 import { leasesFromModel, mapBackend, relayFilter, servedCidrs } from '../../../agent/dhcp/leases';
@@ -12,7 +13,8 @@ import { startDhcpServer } from '../../../agent/dhcp/server';
 import { createAssetApp } from '../../../agent/http/app';
 import { startTftpServer } from '../../../agent/tftp/server';
 import { armAll, benchHosts, COMMIT, loadBenchModel, SITE } from './model';
-import { SERVER_IP } from './bench-net';
+import { CLIENT_IP, SERVER_IP } from './bench-net';
+import { siteWideState } from './site-wide';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -29,6 +31,11 @@ const kind = positionals[0];
 const counts = { logs: 0, events: 0 };
 const log = () => void counts.logs++;
 const events = { emit: () => void counts.events++ };
+/** What the site-wide state did during the run, printed with the counts. */
+const report = async (state: Awaited<ReturnType<typeof siteWideState>>) => {
+  await state.stop();
+  console.log(`SITE-WIDE ${JSON.stringify(state.counts)}`);
+};
 let close: () => Promise<unknown> = () => Promise.resolve();
 
 if (kind === 'dhcp') {
@@ -46,29 +53,31 @@ if (kind === 'dhcp') {
   process.on('SIGUSR2', () => console.log(`COUNTERS ${JSON.stringify(server.counters)}`));
 } else if (kind === 'tftp') {
   if (!values.root) throw new Error('--root is required');
+  // Every host armed, the load generator's address the lease of the last one (the longest lookup).
+  const hosts = benchHosts(Number(values.hosts));
+  const last = hosts.at(-1);
+  if (last) last.ipv4 = CLIENT_IP;
+  const state = await siteWideState([...armAll(hosts).values()], events);
   const server = await startTftpServer({
     host: '0.0.0.0',
     port: Number(values.port ?? 69),
     root: values.root,
-    events,
+    events: state.tftpEvents(new Map(hosts.map((h) => [h.mac, h]))),
     log,
   });
-  close = () => server.close();
+  close = () => server.close().then(() => report(state));
 } else if (kind === 'http') {
   if (!values.sot || !values.root) throw new Error('--sot and --root are required');
   const model = await loadBenchModel(values.sot);
-  const armed = armAll(benchHosts(Number(values.hosts)));
+  const state = await siteWideState([...armAll(benchHosts(Number(values.hosts))).values()], events);
   const app = createAssetApp({
     models: {
       forCommit: (commit) => Promise.resolve(commit === COMMIT ? model : undefined),
       current: () => model,
     },
     site: SITE,
-    netboot: {
-      lookup: (mac) => Promise.resolve(armed.get(mac)),
-      list: () => Promise.resolve([...armed.values()]),
-    },
-    events,
+    netboot: state.netboot,
+    events: state.events,
     filesDir: values.root,
     log,
   });
@@ -77,7 +86,7 @@ if (kind === 'dhcp') {
       resolve(s),
     );
   });
-  close = () => new Promise((resolve) => server.close(resolve));
+  close = () => new Promise((resolve) => server.close(resolve)).then(() => report(state));
 } else {
   console.error('usage: serve-ours.ts dhcp|tftp|http --sot <dir> [--root <dir>] [--port <n>]');
   process.exit(2);
