@@ -24,7 +24,12 @@ const SCENARIOS = [
   'rollout-stored-plan-continue-as-new',
 ];
 /** Scenarios of the host workflow's own shapes: host histories only (record-histories `hostsOnly`). */
-const HOST_SCENARIOS = ['host-boot-batches', 'host-boot-batches-timeout', 'host-v2'];
+const HOST_SCENARIOS = [
+  'host-boot-batches',
+  'host-boot-batches-timeout',
+  'host-v2',
+  'host-boot-steps-implied',
+];
 
 interface Recorded extends HistoryAndWorkflowId {
   file: string;

@@ -5,6 +5,7 @@
 // (reprovisionHostWorkflowV2, the type rollouts start) on Temporal, armed and power-cycled by a real
 // agent worker whose sim machine stays silent (fault at dhcp): every boot event is one the test sends.
 import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -19,6 +20,7 @@ import {
 import { validateSot } from '../../sot/validate';
 import { IMPLIED_BOOT_STEPS } from '../../workflows/boot-steps';
 import { bootEventsSignal, hostStatusQuery } from '../../workflows/messages';
+import { historyToJSON } from '../helpers/history-json';
 import { startVaquero } from '../helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
@@ -76,6 +78,13 @@ test("the surviving agent's kernel, initrd and checkpoint complete a host whose 
     ),
   );
   assert.deepEqual(patches, [IMPLIED_BOOT_STEPS], 'the run that took an implied step says so');
+  // `VAQUERO_RECORD_REPLAY=1` keeps this history for test/replay (scenario host-boot-steps-implied).
+  if (process.env.VAQUERO_RECORD_REPLAY) {
+    const dir = fileURLToPath(new URL('../replay/histories/host-boot-steps-implied', import.meta.url));
+    await mkdir(dir, { recursive: true });
+    const file = `${hostWorkflowId('sim1', HOST, COMMIT).replaceAll('/', '__')}.json`;
+    await writeFile(path.join(dir, file), `${historyToJSON(await handle.fetchHistory())}\n`);
+  }
   const steps = await handle.query(hostStatusQuery).catch(() => undefined);
   if (steps)
     assert.deepEqual(
