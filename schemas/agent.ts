@@ -43,6 +43,11 @@ export const SiteArmsSchema = z.strictObject({
   /** Grows with every arm and disarm of the site; a watcher asks for what comes after its own. */
   revision: z.number().int().nonnegative(),
   arms: z.array(ArmEntrySchema),
+  /**
+   * The store's id, made when the site's document is first written: another one means the store
+   * was wiped or replaced, whatever the revision says. Sent only to agents that ask with `epoch=`.
+   */
+  epoch: z.string().max(64).optional(),
 });
 export type SiteArms = z.infer<typeof SiteArmsSchema>;
 

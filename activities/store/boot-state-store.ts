@@ -2,6 +2,7 @@
 // sees one truth (docs/ha.md): which hosts are armed, and the power claims of the exactly-once power
 // cycle. One small document per site (arms exist only while a host is being reprovisioned, and
 // settled claims are pruned), replaced by compare-and-set in a file or in etcd.
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   ArmEntrySchema,
@@ -16,6 +17,8 @@ const BootDocSchema = z.object({
   revision: z.number().int().nonnegative(),
   arms: z.array(ArmEntrySchema),
   claims: z.array(PowerClaimSchema),
+  /** Made at the document's first write (SiteArms.epoch); a document of an older server has none. */
+  epoch: z.string().max(64).optional(),
 });
 export type BootDoc = z.infer<typeof BootDocSchema>;
 
@@ -44,6 +47,12 @@ export const emptyDoc = (): BootDoc => ({ revision: 0, arms: [], claims: [] });
 export function parseDoc(text: string | undefined | null): BootDoc {
   return text ? BootDocSchema.parse(JSON.parse(text)) : emptyDoc();
 }
+
+const siteArms = (doc: BootDoc): SiteArms => ({
+  revision: doc.revision,
+  arms: doc.arms,
+  ...(doc.epoch ? { epoch: doc.epoch } : {}),
+});
 
 /** Settled claims are kept an hour (an activity's retries end sooner), any claim a day. */
 const DONE_CLAIM_MS = 3_600_000;
@@ -76,6 +85,7 @@ export class BootStateStore {
       const { doc, version } = await this.docs.read(site);
       const result = change(doc);
       if (result === undefined) return undefined;
+      doc.epoch ??= randomUUID();
       if (await this.docs.write(site, doc, version)) return result;
     }
     throw new Error(`site ${site}'s boot state: too many concurrent writes`);
@@ -83,17 +93,26 @@ export class BootStateStore {
 
   async arms(site: string): Promise<SiteArms> {
     const { doc } = await this.docs.read(site);
-    return { revision: doc.revision, arms: doc.arms };
+    return siteArms(doc);
   }
 
-  /** The arms once the revision is past `since` (at once if it is), or as they are after `waitMs`. */
-  async watch(site: string, since: number, waitMs: number, signal?: AbortSignal): Promise<SiteArms> {
+  /**
+   * The arms once the revision is past `since` (at once if it is, or if the store's epoch is not
+   * `epoch`, the one the watcher holds), or as they are after `waitMs`.
+   */
+  async watch(
+    site: string,
+    since: number,
+    waitMs: number,
+    signal?: AbortSignal,
+    epoch?: string,
+  ): Promise<SiteArms> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const { doc, version } = await this.docs.read(site);
       const left = deadline - Date.now();
-      if (doc.revision !== since || left <= 0 || signal?.aborted)
-        return { revision: doc.revision, arms: doc.arms };
+      const otherStore = Boolean(epoch && doc.epoch && doc.epoch !== epoch);
+      if (doc.revision !== since || otherStore || left <= 0 || signal?.aborted) return siteArms(doc);
       await this.docs.changed(site, left, signal, version);
     }
   }

@@ -23,11 +23,14 @@ export class SiteBootClient implements PowerLedger {
     private readonly agent: string,
   ) {}
 
-  /** The site's arms once their revision differs from `since` (-1: at once), or after `waitMs`. */
-  async arms(since: number, waitMs: number): Promise<SiteArms> {
+  /**
+   * The site's arms once their revision differs from `since` (-1: at once) or the store's epoch
+   * from `epoch` (the one the agent holds; none: ''), or after `waitMs`.
+   */
+  async arms(since: number, waitMs: number, epoch?: string): Promise<SiteArms> {
     const reply = await this.api.request(
       'GET',
-      `/arms?${q({ since, wait_ms: waitMs })}`,
+      `/arms?${q({ since, wait_ms: waitMs, epoch: epoch ?? '' })}`,
       undefined,
       waitMs + 10_000,
     );

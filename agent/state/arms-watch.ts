@@ -7,7 +7,7 @@ import type { Logger } from './event-delivery';
 import type { NetbootTable } from './netboot-table';
 
 export interface ArmsSource {
-  arms(since: number, waitMs: number): Promise<SiteArms>;
+  arms(since: number, waitMs: number, epoch?: string): Promise<SiteArms>;
   seen(seen: { mac: string; at: string }[]): Promise<void>;
 }
 
@@ -36,16 +36,20 @@ export function watchArms(
     while (!stopping) {
       try {
         const since = table.heldRevision();
-        const site = await source.arms(since, waitMs);
+        const held = table.heldEpoch();
+        const site = await source.arms(since, waitMs, held);
         if (stopping) break;
         // Every revision this agent holds came from the server's counter, which only grows: an answer
         // below the one asked about means the store began again, and its state is the site's now.
-        const restarted = site.revision < since;
-        const back = { held: since, revision: site.revision };
-        if (restarted)
+        // So does another epoch, even at the same revision (a new store that got as far).
+        const otherStore = Boolean(held && site.epoch && site.epoch !== held);
+        const restarted = site.revision < since || otherStore;
+        const back = { held: since, revision: site.revision, ...(otherStore ? { epoch: site.epoch } : {}) };
+        if (site.revision < since)
           logger.warn('site arms revision went back (store wiped or restored): taken whole', back);
-        if (restarted || site.revision !== table.heldRevision())
-          await table.replace(site.arms, site.revision, restarted);
+        else if (otherStore) logger.warn('site arms of another store (epoch changed): taken whole', back);
+        if (restarted || site.revision !== table.heldRevision() || site.epoch !== held)
+          await table.replace(site.arms, site.revision, restarted, site.epoch);
         if (failing) logger.info('site arms reachable again', { revision: site.revision });
         failing = false;
       } catch (err) {

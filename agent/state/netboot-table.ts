@@ -22,6 +22,8 @@ export class NetbootTable {
   private writing: Promise<void> = Promise.resolve();
   /** The newest site revision this cache holds: an older watch answer must not undo a newer arm. */
   private revision = -1;
+  /** The epoch of the store that revision is of (SiteArms.epoch); none before the first answer. */
+  private epoch: string | undefined;
 
   constructor(
     private readonly file: string,
@@ -80,10 +82,16 @@ export class NetbootTable {
    * The site's arms as the server's watch returned them; false (kept as is) when older than held,
    * unless `restarted`: the server's counter began again (its store was wiped or restored).
    */
-  async replace(arms: readonly ArmEntry[], revision: number, restarted = false): Promise<boolean> {
+  async replace(
+    arms: readonly ArmEntry[],
+    revision: number,
+    restarted = false,
+    epoch?: string,
+  ): Promise<boolean> {
     const entries = await this.load();
     if (revision < this.revision && !restarted) return false;
     this.revision = revision;
+    this.epoch = epoch;
     entries.clear();
     for (const entry of arms) entries.set(entry.mac, entry);
     await this.save(entries);
@@ -93,6 +101,11 @@ export class NetbootTable {
   /** The site revision the cache holds (-1: none yet, e.g. the file of a previous run). */
   heldRevision(): number {
     return this.revision;
+  }
+
+  /** The epoch of the store the cache's revision is of; undefined before the first watch answer. */
+  heldEpoch(): string | undefined {
+    return this.epoch;
   }
 
   async lookup(mac: string): Promise<ArmEntry | undefined> {

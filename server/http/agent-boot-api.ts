@@ -60,7 +60,13 @@ export function agentBootRoutes(store: () => BootStateStore): Hono<AgentEnv> {
     const waitText = c.req.query('wait_ms');
     const wait = waitText === undefined ? WATCH_MAX_MS : Math.min(Number(waitText), WATCH_MAX_MS);
     if (!Number.isFinite(wait) || wait < 0) throw new HTTPException(400, { message: 'wait_ms must be >= 0' });
-    return c.json(await store().watch(c.var.caller.site, since, wait, c.req.raw.signal));
+    // An agent that sends `epoch` (empty: it holds none) knows the field; older ones get none.
+    const epoch = c.req.query('epoch');
+    if (epoch !== undefined && epoch.length > 64)
+      throw new HTTPException(400, { message: 'epoch must be at most 64 characters' });
+    const site = await store().watch(c.var.caller.site, since, wait, c.req.raw.signal, epoch || undefined);
+    if (epoch === undefined) delete site.epoch;
+    return c.json(site);
   });
 
   app.put('/arms/:mac', async (c) => {

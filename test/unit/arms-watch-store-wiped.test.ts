@@ -92,3 +92,85 @@ test('an agent takes the site arms whole when the server store was wiped under i
   await sleep(1_000);
   assert.ok(armsAsked - asked <= 6, `${armsAsked - asked} watch requests in 1 s`);
 });
+
+test('a new store that got as far as the old one is told apart by its epoch, not trusted', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-arms-epoch-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const storeAt = (name: string) => new BootStateStore(new FileBootDocs(path.join(dir, name)));
+  const before = storeAt('before');
+  let current = agentApp(undefined, { bootState: before });
+  let up = true;
+  const server = await listen(
+    // While `up` is false the agent is cut off from the server (503), as in a partition.
+    { fetch: (req: Request) => (up ? current.app.fetch(req) : new Response('down', { status: 503 })) },
+    { listen: { host: '127.0.0.1', port: 0 } },
+  );
+  t.after(() => server.close());
+  const warnings: string[] = [];
+  const logger = { info: () => undefined, warn: (m: string) => warnings.push(m) };
+  const feed = createServerFeed({
+    url: `http://127.0.0.1:${server.port}`,
+    token: AGENT_TOKENS.fra1,
+    site: 'fra1',
+  });
+  const client = new SiteBootClient(feed, 'a');
+  const table = new NetbootTable(path.join(dir, 'a', 'netboot.json'), client);
+  const watch = watchArms(client, table, logger, { waitMs: 500, retryMs: 100 });
+  t.after(async () => {
+    await watch.stop();
+    feed.close();
+  });
+  await watch.ready;
+  for (const i of [1, 2]) await table.arm(entry(i));
+  for (let i = 0; table.heldEpoch() === undefined; i++) {
+    assert.ok(i < 100, 'the watch never brought the epoch');
+    await sleep(20);
+  }
+  const oldEpoch = table.heldEpoch();
+  assert.equal((await before.arms('fra1')).epoch, oldEpoch);
+
+  // Cut off; meanwhile the store is replaced by a new one that reaches the same revision, 2.
+  up = false;
+  await sleep(300);
+  const after = storeAt('after');
+  await after.arm('fra1', entry(3));
+  await after.arm('fra1', entry(4));
+  assert.equal((await after.arms('fra1')).revision, table.heldRevision(), 'the same revision');
+  current = agentApp(undefined, { bootState: after });
+  up = true;
+  const started = Date.now();
+  while ((await table.list()).map((e) => e.host).join() !== 'h3,h4') {
+    assert.ok(
+      Date.now() - started < 2_000,
+      `the agent still holds ${(await table.list()).map((e) => e.host).join()}`,
+    );
+    await sleep(20);
+  }
+  t.diagnostic(`the other store's arms taken whole ${Date.now() - started} ms after the partition ended`);
+  assert.notEqual(table.heldEpoch(), oldEpoch);
+  assert.ok(!table.isArmedNow(entry(1).mac), 'an arm of the replaced store is gone');
+  assert.ok(
+    warnings.some((w) => /epoch changed/.test(w)),
+    warnings.join('\n'),
+  );
+});
+
+test('an agent that does not ask with epoch= gets no epoch (agents older than the field)', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vaquero-arms-noepoch-'));
+  try {
+    const store = new BootStateStore(new FileBootDocs(dir));
+    await store.arm('fra1', entry(1));
+    const { app } = agentApp(undefined, { bootState: store });
+    const ask = async (query: string) => {
+      const res = await app.request(`/agent/v1/arms?since=-1&${query}`, {
+        headers: { authorization: `Bearer ${AGENT_TOKENS.fra1}` },
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()) as Record<string, unknown>;
+    };
+    assert.deepEqual(Object.keys(await ask('wait_ms=0')).sort(), ['arms', 'revision']);
+    assert.equal(typeof (await ask('wait_ms=0&epoch=')).epoch, 'string');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
