@@ -92,6 +92,13 @@ export default tseslint.config(
               allowTypeImports: true,
               message: 'Workflows import activities as types only.',
             },
+            {
+              // A workflow runs each module it imports afresh per workflow: zod's schemas cost most of
+              // a host workflow's CPU (issue 12). Values come from schemas/runtime.ts.
+              group: ['zod', '**/schemas/*', '!**/schemas/runtime', '!**/schemas/search-attributes'],
+              allowTypeImports: true,
+              message: 'Workflows import schemas as types only; values come from schemas/runtime.ts (no zod).',
+            },
           ],
         },
       ],

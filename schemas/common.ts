@@ -4,9 +4,7 @@ import { z } from 'zod';
  * A record's own entry, or undefined: a key that comes from a request, a template or a command line
  * (`constructor`, `__proto__`, `toString`) must never reach Object.prototype's members.
  */
-export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(record, key) ? record[key] : undefined;
-}
+export { own } from './runtime';
 
 /** Names of Object.prototype's members: refused as ids so no model key can shadow or reach them. */
 const BUILT_IN_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { IdSchema, RebootWindowSchema } from './common';
 
-/** Temporal's limit of pending child workflows per execution: a batch larger could not start. */
-export const MAX_CONCURRENT = 2000;
+import { MAX_CONCURRENT } from './runtime';
+
+/** The most hosts a group (and a site) keeps in flight: what one follow call of a rollout names. */
+export { MAX_CONCURRENT };
 
 export const RolloutRulesSchema = z.strictObject({
   max_concurrent: z

@@ -3,44 +3,30 @@ import { ApplyTriggerSchema } from './applied';
 import { BmcSchema } from './host';
 import { JobSchema } from './jobs';
 import { GroupRulesSchema, PlannedHostSchema, SitePlanSchema } from './plan';
+import { BOOT_EVENT_KINDS, HOST_STEPS, MAX_BATCH_EVENTS } from './runtime';
 
-/** The server's orchestration task queue; datacenter work runs on `agentTaskQueue(site)`. */
-export const SERVER_TASK_QUEUE = 'vaquero-server';
-export function agentTaskQueue(site: string): string {
-  return `vaquero-agent-${site}`;
-}
+export {
+  agentTaskQueue,
+  applyWorkflowId,
+  BOOT_EVENT_BATCH_MAX_MS,
+  BOOT_EVENT_KINDS,
+  DEFAULT_STATUS_HOSTS,
+  DEFAULT_STEP_TIMEOUTS,
+  HOST_STATE_CODES,
+  HOST_STEPS,
+  hostStateOf,
+  hostWorkflowId,
+  MAX_BATCH_EVENTS,
+  rolloutWorkflowId,
+  SERVER_TASK_QUEUE,
+  sha7,
+} from './runtime';
 
-export const sha7 = (commit: string) => commit.slice(0, 7);
-export const rolloutWorkflowId = (site: string, commit: string) => `rollout/${site}/${sha7(commit)}`;
-export const hostWorkflowId = (site: string, host: string, commit: string, attempt = 1) =>
-  `host/${site}/${host}/${sha7(commit)}${attempt > 1 ? `/retry-${attempt - 1}` : ''}`;
-export const applyWorkflowId = (commit: string) => `apply/${commit}`;
-
-/** The steps of one boot stage of a host, in order. Boot steps wait for events from the agent. */
-export const HOST_STEPS = [
-  'pre-shutdown',
-  'arm',
-  'power-cycle',
-  'dhcp',
-  'ipxe',
-  'kernel',
-  'checkpoint',
-  'disarm',
-  'validation',
-] as const;
 export const HostStepSchema = z.enum(HOST_STEPS);
 export type HostStep = z.infer<typeof HostStepSchema>;
 export const BOOT_STEPS: readonly HostStep[] = ['dhcp', 'ipxe', 'kernel', 'checkpoint'];
 
-export const BootEventKindSchema = z.enum([
-  'dhcp',
-  'tftp',
-  'ipxe',
-  'kernel',
-  'initrd',
-  'unattended',
-  'checkpoint',
-]);
+export const BootEventKindSchema = z.enum(BOOT_EVENT_KINDS);
 export type BootEventKind = z.infer<typeof BootEventKindSchema>;
 
 /** What the agent saw a host do on the boot network; delivered as the `boot-event` signal. */
@@ -59,9 +45,6 @@ export const BootEventSchema = z.object({
 });
 export type BootEvent = z.infer<typeof BootEventSchema>;
 
-/** Most events one `boot-events` signal carries: a boot has seven kinds, repeats are dropped. */
-export const MAX_BATCH_EVENTS = 64;
-
 /**
  * A host's boot events of one arming as the agent gathered them over a short window, delivered as one
  * `boot-events` signal: each event keeps its own time, so the history still shows every step.
@@ -78,14 +61,6 @@ export interface BootEventSink {
   emit(event: BootEvent): void;
 }
 
-/**
- * The longest an agent holds a host's boot events to send them as one batch. A batched host
- * workflow gives each boot step this much more than its timeout: an event held in a batch is late by
- * up to the window, and a step timeout shorter than it (a lab's, a test's) would fail a host that
- * booted in time.
- */
-export const BOOT_EVENT_BATCH_MAX_MS = 2_000;
-
 export const StepTimeoutsSchema = z.object({
   dhcp: z.int().min(1),
   ipxe: z.int().min(1),
@@ -93,12 +68,6 @@ export const StepTimeoutsSchema = z.object({
   checkpoint: z.int().min(1),
 });
 export type StepTimeouts = z.infer<typeof StepTimeoutsSchema>;
-export const DEFAULT_STEP_TIMEOUTS: StepTimeouts = {
-  dhcp: 5 * 60_000,
-  ipxe: 2 * 60_000,
-  kernel: 5 * 60_000,
-  checkpoint: 30 * 60_000,
-};
 
 /** Everything a host's reprovision needs, read from the model revision of its commit. */
 export const HostSpecSchema = z.object({
@@ -224,20 +193,6 @@ export const RolloutCarrySchema = z.object({
 export type RolloutCarry = z.infer<typeof RolloutCarrySchema>;
 
 /** A host's state in one character: carries and results hold one per host, in plan order. */
-export const HOST_STATE_CODES: Record<HostProgress['state'], string> = {
-  pending: 'p',
-  running: 'r',
-  succeeded: 's',
-  failed: 'f',
-  skipped: 'k',
-  'carried-over': 'c',
-};
-const STATE_OF_CODE = new Map(
-  Object.entries(HOST_STATE_CODES).map(([k, v]) => [v, k as HostProgress['state']]),
-);
-export function hostStateOf(code: string | undefined): HostProgress['state'] | undefined {
-  return code === undefined ? undefined : STATE_OF_CODE.get(code);
-}
 
 /** How many hosts a rollout's result reports, from either shape. */
 export function resultCounts(r: SiteRolloutResult): { succeeded: number; failed: number; remaining: number } {
@@ -365,7 +320,6 @@ export const StatusPageSchema = z.object({
 });
 export type StatusPage = z.infer<typeof StatusPageSchema>;
 /** Hosts in a status answer when no page is asked for: a query answer stays far below 2 MB. */
-export const DEFAULT_STATUS_HOSTS = 1_000;
 
 export const SiteRolloutResultSchema = z.object({
   site: z.string(),

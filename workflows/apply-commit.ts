@@ -11,10 +11,11 @@ import {
 } from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
 import type { SitePlan } from '../schemas/plan';
-import { rolloutWorkflowId, SERVER_TASK_QUEUE, sha7, type ApplyCommitInput } from '../schemas/rollout';
+import type { ApplyCommitInput } from '../schemas/rollout';
 import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
 import { supersedeSignal } from './messages';
 import { siteRolloutWorkflow } from './site-rollout';
+import { rolloutWorkflowId, SERVER_TASK_QUEUE, sha7 } from '../schemas/runtime';
 
 const activities = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,

@@ -1,3 +1,4 @@
+import { checkBootEventBatch } from '../schemas/runtime';
 import { log, patched } from '@temporalio/workflow';
 import type { BootEvent, BootEventKind } from '../schemas/rollout';
 
@@ -51,4 +52,18 @@ export function impliedBy(run: ImplyingRun, kind: BootEventKind, implying: (e: B
   if (event)
     log.info('boot step implied by a later one', { host: run.target.host, step: kind, by: event.kind });
   return event;
+}
+
+/**
+ * Takes a `boot-events` signal's batch into the host's progress. A malformed one is dropped, not
+ * thrown: a throwing handler fails every workflow task after.
+ */
+export function takeBootBatch(
+  progress: { events: BootEvent[]; disarmed?: { stage: number; at: string } },
+  batch: unknown,
+): void {
+  const checked = checkBootEventBatch(batch);
+  if (!checked.ok) return log.warn('malformed boot-events signal dropped', { error: checked.error });
+  progress.events.push(...checked.value.events);
+  if (checked.value.disarmed) progress.disarmed = checked.value.disarmed;
 }

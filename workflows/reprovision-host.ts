@@ -16,28 +16,29 @@ import {
 } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
 import type { ServerActivities } from '../activities/server-activities';
-import {
-  agentTaskQueue,
-  BOOT_EVENT_BATCH_MAX_MS,
-  BootEventBatchSchema,
-  DEFAULT_STEP_TIMEOUTS,
-  HOST_STEPS,
-  SERVER_TASK_QUEUE,
-  type BootEvent,
-  type BootEventKind,
-  type HostSpec,
-  type HostStep,
-  type JobOutcome,
-  type ReprovisionHostInput,
-  type ReprovisionHostResult,
-  type ResumePoint,
-  type StepTimeouts,
+import type {
+  BootEvent,
+  BootEventKind,
+  HostSpec,
+  HostStep,
+  JobOutcome,
+  ReprovisionHostInput,
+  ReprovisionHostResult,
+  ResumePoint,
+  StepTimeouts,
 } from '../schemas/rollout';
 import { HostGroupAttribute } from '../schemas/search-attributes';
-import { impliedBy, impliedStepsAllowed, impliesStep } from './boot-steps';
+import { impliedBy, impliedStepsAllowed, impliesStep, takeBootBatch } from './boot-steps';
 import { BootWatchdog } from './boot-watchdog';
 import { resumeStep, rootMessage, StepFailure } from './host-failure';
 import { bootEventSignal, bootEventsSignal, hostStatusQuery } from './messages';
+import {
+  agentTaskQueue,
+  BOOT_EVENT_BATCH_MAX_MS,
+  DEFAULT_STEP_TIMEOUTS,
+  HOST_STEPS,
+  SERVER_TASK_QUEUE,
+} from '../schemas/runtime';
 
 const { loadHostSpec, siteReachability } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,
@@ -323,14 +324,7 @@ async function reprovisionHost(input: ReprovisionHostInput, v2: boolean): Promis
   const jobs = proxyActivities<AgentActivities>(jobOptions);
   const progress: HostRun['progress'] = { events: [], current: { stage: 1, step: 'pre-shutdown' } };
   setHandler(bootEventSignal, (event) => void progress.events.push(event));
-  setHandler(bootEventsSignal, (batch) => {
-    // A malformed signal is dropped, not thrown: a throwing handler fails every workflow task after.
-    const parsed = BootEventBatchSchema.safeParse(batch);
-    if (!parsed.success)
-      return log.warn('malformed boot-events signal dropped', { error: parsed.error.message });
-    progress.events.push(...parsed.data.events);
-    if (parsed.data.disarmed) progress.disarmed = parsed.data.disarmed;
-  });
+  setHandler(bootEventsSignal, (batch) => takeBootBatch(progress, batch));
   setHandler(hostStatusQuery, () => ({
     step: progress.current.step,
     stage: progress.current.stage,

@@ -1,14 +1,8 @@
 import { CancelledFailure, condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
-import {
-  rolloutWorkflowId,
-  SERVER_TASK_QUEUE,
-  type ClosedHost,
-  type HostProgress,
-  type HostStartRequest,
-  type SiteRolloutInput,
-} from '../schemas/rollout';
+import type { ClosedHost, HostProgress, HostStartRequest, SiteRolloutInput } from '../schemas/rollout';
 import type { RunningHost } from './rollout-switch';
+import { rolloutWorkflowId, SERVER_TASK_QUEUE } from '../schemas/runtime';
 
 const { startHostWorkflows, cancelHostWorkflows } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,

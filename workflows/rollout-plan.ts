@@ -1,18 +1,16 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
 import type { SitePlan } from '../schemas/plan';
-import {
-  HOST_STATE_CODES,
-  hostStateOf,
-  SERVER_TASK_QUEUE,
-  type HostProgress,
-  type RolloutCarry,
-  type RolloutPhase,
-  type SiteRolloutInput,
-  type SiteRolloutResult,
+import type {
+  HostProgress,
+  RolloutCarry,
+  RolloutPhase,
+  SiteRolloutInput,
+  SiteRolloutResult,
 } from '../schemas/rollout';
-import { own } from '../schemas/common';
+
 import type { RolloutState } from './rollout-state';
+import { HOST_STATE_CODES, hostStateOf, own, SERVER_TASK_QUEUE } from '../schemas/runtime';
 
 // A part is one marker in the history: a 10,000-host plan is about ten of them per run.
 const local = proxyLocalActivities<ServerActivities>({ startToCloseTimeout: '1 minute' });

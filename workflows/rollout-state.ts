@@ -1,13 +1,6 @@
-import { MAX_CONCURRENT } from '../schemas/host-group';
 import type { SitePlan } from '../schemas/plan';
-import {
-  DEFAULT_STATUS_HOSTS,
-  type HostProgress,
-  type RolloutPhase,
-  type RolloutStatus,
-  type StatusPage,
-} from '../schemas/rollout';
-import { own } from '../schemas/common';
+import type { HostProgress, RolloutPhase, RolloutStatus, StatusPage } from '../schemas/rollout';
+import { DEFAULT_STATUS_HOSTS, MAX_CONCURRENT, own } from '../schemas/runtime';
 
 /** The rollout's bookkeeping: per-host progress and the counts the `status` query reports. */
 export class RolloutState {

@@ -1,8 +1,9 @@
 import { ApplicationFailure, condition, setHandler, type CancellationScope } from '@temporalio/workflow';
-import { own } from '../schemas/common';
-import { sha7, type RolloutOutcome, type RolloutPhase } from '../schemas/rollout';
+
+import type { RolloutOutcome, RolloutPhase } from '../schemas/rollout';
 import { abortUpdate, approveUpdate, pauseUpdate, resumeUpdate, retryHostUpdate } from './messages';
 import type { RolloutState } from './rollout-state';
+import { own, sha7 } from '../schemas/runtime';
 
 /** What the operator's Updates read and change of a site rollout. */
 export interface Steerable {

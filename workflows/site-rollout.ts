@@ -12,12 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
 import type { PlannedHost } from '../schemas/plan';
-import {
-  hostWorkflowId,
-  SERVER_TASK_QUEUE,
-  type SiteRolloutInput,
-  type SiteRolloutResult,
-} from '../schemas/rollout';
+import type { SiteRolloutInput, SiteRolloutResult } from '../schemas/rollout';
 import { CommitAttribute, PhaseAttribute, SiteAttribute } from '../schemas/search-attributes';
 import {
   abortSignal,
@@ -47,7 +42,7 @@ import { failureOf, runAsChild } from './rollout-child';
 import { compactResult, loadPlan, NO_PLAN, restoreHosts, takeOver } from './rollout-plan';
 import { retryLoop } from './rollout-retries';
 import { abortRollout, setUpdateHandlers } from './rollout-updates';
-import { own } from '../schemas/common';
+import { hostWorkflowId, own, SERVER_TASK_QUEUE } from '../schemas/runtime';
 
 const { awaitHostsClosed } = proxyActivities<ServerActivities>({
   taskQueue: SERVER_TASK_QUEUE,

@@ -130,7 +130,13 @@ function tally(figures: HistoryFigures, ref: RunRef, events: HistoryEvent[]) {
  * Reads every run of every workflow reachable from `root` (its first run) through started children
  * and continued runs, `concurrency` histories at a time.
  */
-export async function readHistories(client: Client, root: RunRef, concurrency = 16): Promise<HistoryFigures> {
+export async function readHistories(
+  client: Client,
+  root: RunRef,
+  concurrency = 16,
+  /** Workflows that are no children of the root's tree: host workflows started by activity. */
+  more: RunRef[] = [],
+): Promise<HistoryFigures> {
   const figures: HistoryFigures = {
     workflows: 0,
     runs: 0,
@@ -141,7 +147,7 @@ export async function readHistories(client: Client, root: RunRef, concurrency = 
     largestPayload: undefined,
     workers: {},
   };
-  const queue: (RunRef & { first: boolean })[] = [{ ...root, first: true }];
+  const queue: (RunRef & { first: boolean })[] = [root, ...more].map((r) => ({ ...r, first: true }));
   const seen = new Set<string>();
   let inFlight = 0;
   const readOne = async (ref: RunRef & { first: boolean }) => {

@@ -8,7 +8,7 @@ import type { ApplyCommitResult } from '../../../workflows/apply-commit';
 import { writeSimSot } from '../../../test/helpers/sim-sot';
 import { launchVaquero } from '../../../test/helpers/vaquero-env';
 import { postgresCpuMs, temporalServerCpuMs } from './cpu';
-import { readHistories, type HistoryFigures, type WorkerShare } from './histories';
+import { readHistories, type HistoryFigures, type RunRef, type WorkerShare } from './histories';
 import { startServerProcesses, type ServerProcess } from './server-processes';
 
 export interface RunSpec {
@@ -93,8 +93,12 @@ export async function measureRollout(spec: RunSpec, options: RunOptions): Promis
     serverWorker: options.servers === 0,
   });
   try {
-    if (options.servers > 0)
-      servers = await startServerProcesses(path.join(work, 'servers'), options.servers, options);
+    if (options.servers > 0) {
+      // Outside the work directory, which is removed: a server's output outlives the run.
+      const logs = await mkdtemp(path.join(tmpdir(), 'vaquero-bench-servers-'));
+      console.error(`vaquero server processes: config and output in ${logs}`);
+      servers = await startServerProcesses(logs, options.servers, options);
+    }
     const sha = await env.commit('bench');
     const cpu0 = process.cpuUsage();
     const servers0 = servers.map((s) => s.cpuMs());
@@ -136,10 +140,18 @@ export async function measureRollout(spec: RunSpec, options: RunOptions): Promis
     };
     const role = options.servers > 0 ? 'sim agent' : 'server worker + sim agent';
     const bench = emptyShare(`bench (${role})`, process.pid, cpuMs.bench);
-    const { workers, ...history } = await readHistories(env.client, {
-      workflowId: apply.workflowId,
-      runId: apply.firstExecutionRunId,
-    });
+    // Hosts started by the rollout's activity (issue 12) are found by their search attributes.
+    const hostRuns: RunRef[] = [];
+    const query = `VaqueroSite = "bench" AND VaqueroCommit = ${JSON.stringify(sha)}`;
+    for await (const info of env.client.workflow.list({ query }))
+      if (info.workflowId.startsWith('host/'))
+        hostRuns.push({ workflowId: info.workflowId, runId: info.runId });
+    const { workers, ...history } = await readHistories(
+      env.client,
+      { workflowId: apply.workflowId, runId: apply.firstExecutionRunId },
+      16,
+      hostRuns,
+    );
     return {
       ...spec,
       servers: options.servers,

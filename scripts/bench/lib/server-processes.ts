@@ -36,7 +36,9 @@ async function startOne(dir: string, name: string, address: string, namespace: s
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [bin, 'server', '--config', config], {
+  // e.g. VAQUERO_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the servers.
+  const nodeArgs = (process.env.VAQUERO_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, bin, 'server', '--config', config], {
     env: { ...process.env, [TOKEN_ENV]: 'vaq_bench_token_0123456789' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
