@@ -97,7 +97,8 @@ export default tseslint.config(
               // a host workflow's CPU (issue 12). Values come from schemas/runtime.ts.
               group: ['zod', '**/schemas/*', '!**/schemas/runtime', '!**/schemas/search-attributes'],
               allowTypeImports: true,
-              message: 'Workflows import schemas as types only; values come from schemas/runtime.ts (no zod).',
+              message:
+                'Workflows import schemas as types only; values come from schemas/runtime.ts (no zod).',
             },
           ],
         },
