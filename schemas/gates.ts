@@ -35,6 +35,15 @@ export function satisfies(value: number, must: string): boolean {
   }
 }
 
+/** Zod runs every refinement: a string that is no duration is reported by DurationSchema, not here. */
+function atLeastASecond(d: string): boolean {
+  try {
+    return durationMs(d) >= 1000;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * A metric gate: a PromQL query (a template: `{{ host.ipv4 }}`, `{{ host.name }}`, ... of each host
  * it judges) against Prometheus' HTTP API, whose every sample must satisfy `must`, checked `every` for
@@ -57,7 +66,7 @@ export const GateSchema = z.strictObject({
   /** How long the gate is watched after a batch (and at least during the canary's soak); default 0: once. */
   for: DurationSchema.optional(),
   /** How often it is evaluated while watched. */
-  every: DurationSchema.refine((d) => durationMs(d) >= 1000, 'must be at least 1s').default('30s'),
+  every: DurationSchema.refine(atLeastASecond, 'must be at least 1s').default('30s'),
   /** A Prometheus that cannot be reached (or answers an error): `fail` (default) halts, `pass` goes on. */
   on_unreachable: z.enum(['fail', 'pass']).default('fail'),
   /** A query that returns no sample: `fail` (default) halts, `pass` goes on. */
