@@ -13,6 +13,7 @@ import {
   applyWorkflowId,
   SERVER_TASK_QUEUE,
   type RolloutStatus,
+  type SiteRolloutInput,
   type SiteRolloutResult,
 } from '../../schemas/rollout';
 import type { ApplyCommitResult } from '../../workflows/apply-commit';
@@ -51,12 +52,13 @@ async function setAll(prom: TestPrometheus, value: number): Promise<void> {
   await prom.seen(`vaquero_test_errors{host="${names[0]}"}`, value);
 }
 
-async function startRollout(env: VaqueroEnv): Promise<string> {
+async function startRollout(env: VaqueroEnv, historyLimit?: number): Promise<string> {
   const sha = await env.commit(`soak ${randomUUID()}`);
+  const limit = historyLimit ? { rolloutHistoryLimit: historyLimit } : {};
   const applied = (await env.client.workflow.execute('applyCommitWorkflow', {
     taskQueue: SERVER_TASK_QUEUE,
     workflowId: applyWorkflowId(sha),
-    args: [{ commit: sha, source: env.sot, timeouts: FAST }],
+    args: [{ commit: sha, source: env.sot, timeouts: FAST, ...limit }],
   })) as ApplyCommitResult;
   const id = applied.rollouts[0]?.workflowId;
   assert.ok(id, 'the commit starts a rollout');
@@ -190,5 +192,35 @@ describe('soak and metric gates with a real Prometheus', () => {
     const result = (await handle.result()) as SiteRolloutResult;
     assert.equal(result.phase, 'completed');
     assert.equal(result.counts?.succeeded ?? result.succeeded?.length, 20);
+  });
+
+  test('continue-as-new carries which waves passed their gates; later runs judge the rest', async (t) => {
+    const prom = await startPrometheus(t);
+    const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.005 });
+    if (!env) return;
+    await setAll(prom, 0);
+    await withGate(env, prom.url, '2s');
+    const id = await startRollout(env, 60);
+    const result = (await env.client.workflow.getHandle(id).result()) as SiteRolloutResult;
+    assert.equal(result.phase, 'completed');
+    const runs: string[] = [];
+    for await (const info of env.client.workflow.list({ query: `WorkflowId = ${JSON.stringify(id)}` }))
+      runs.push(info.runId);
+    assert.ok(runs.length > 1, `continued as new: ${runs.length} runs`);
+    const carried: number[] = [];
+    let laterChecks = 0;
+    for (const runId of runs) {
+      const history = await env.client.workflow.getHandle(id, runId).fetchHistory();
+      const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+      const data = started?.input?.payloads?.[0]?.data;
+      const input = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as SiteRolloutInput) : undefined;
+      if (!input?.carry) continue;
+      if (input.carry.gates) carried.push(input.carry.gates.passed);
+      laterChecks += (history.events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'checkGate',
+      ).length;
+    }
+    assert.ok(carried.length > 0 && Math.max(...carried) >= 2, `carried passed waves: ${carried.join(', ')}`);
+    assert.ok(laterChecks > 0, 'runs after the first judge gates too');
   });
 });
