@@ -116,7 +116,9 @@ export async function checkGate(deps: CheckGateDeps, input: CheckGateInput): Pro
   let last: GateCheck | undefined;
   for (const query of queries) {
     last = await checkQuery(deps, input, query, token);
-    if (!last.ok) return last;
+    // A failure, or a Prometheus that cannot be reached and may not be (on_unreachable: pass): the
+    // other hosts' queries would only wait for the same timeout.
+    if (!last.ok || last.reason) return last;
   }
   return last ?? { ok: true, gate: name, query: gate.query, at: now };
 }
