@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   applyWorkflowId,
+  hostWorkflowId,
   rolloutWorkflowId,
   SERVER_TASK_QUEUE,
   type RolloutStatus,
@@ -179,7 +180,14 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
 
     const runs = await rolloutRuns(env, rolloutId);
     const rolloutHistory = runs.at(-1)!;
-    const hosts = childIds(runs[0]!).slice(0, MAX_HOSTS);
+    // Rollouts that start hosts by activity (patch hosts-started-by-activity) have no children: the
+    // control group's hosts go first, under their deterministic ids.
+    const children = childIds(runs[0]!);
+    const hosts = (
+      children.length > 0
+        ? children
+        : ['cp-01', 'cp-02', 'cp-03'].map((h) => hostWorkflowId('sim1', h, commit))
+    ).slice(0, MAX_HOSTS);
     const ids = scenario.hostsOnly ? hosts : [apply.workflowId, rolloutId, ...hosts];
     const dir = path.join(historiesDir, name);
     await rm(dir, { recursive: true, force: true });
