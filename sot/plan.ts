@@ -164,7 +164,13 @@ function planWaves(
     const canary = (pending.get(firstGroup.group) ?? []).splice(0, Math.min(rules.size, firstGroup.batch));
     const groups = [firstGroup.group];
     if (canary.length > 0)
-      waves.push({ index: 1, canary: true, groups, hosts: canary, ...waveExtras(model, site, groups, rules.soak) });
+      waves.push({
+        index: 1,
+        canary: true,
+        groups,
+        hosts: canary,
+        ...waveExtras(model, site, groups, rules.soak),
+      });
   }
   for (const layer of dependencyLayers(model)) {
     const batches = groups
