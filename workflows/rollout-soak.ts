@@ -138,7 +138,7 @@ async function hold(r: Soakable, what: string, gates: PlannedGate[], hosts: stri
   const end = await watch(r, gates, hosts, until);
   setCurrentDetails('');
   if (typeof end === 'object') {
-    progressOf(r).halt = end.reason ?? `gate ${end.gate} failed at ${end.at}`;
+    progressOf(r).halt = `${end.reason ?? `gate ${end.gate} failed at ${end.at}`} (${what})`;
     await haltWait(r);
   } else if (end !== 'stopping' && r.state.phase === 'soaking') r.setPhase('running');
 }
@@ -182,7 +182,7 @@ export async function gatesBefore(r: Soakable, next: number): Promise<boolean> {
     await condition(() => r.stopping() || upTo.every((h) => r.state.host(h.host).state !== 'running'));
     const hosts = succeeded(r.state, wave);
     if (hosts.length > 0 && !r.stopping())
-      await hold(r, `the gates of wave ${wave.index}`, gates, hosts, longestFor(gates));
+      await hold(r, `the gates after wave ${wave.index}`, gates, hosts, longestFor(gates));
     if (r.stopping()) return held;
     p.passed = wave.index;
   }

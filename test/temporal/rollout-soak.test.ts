@@ -127,7 +127,7 @@ describe('soak and metric gates with a real Prometheus', () => {
     assert.match(
       halted.waitingFor ?? '',
       new RegExp(
-        `^gate "errors" failed at ${ISO}: vaquero_test_errors\\{host="${canary}"\\} = 3 \\{__name__="vaquero_test_errors", host="${canary}", instance="127\\.0\\.0\\.1:\\d+", job="test-exporter"\\}, must be == 0: approve to go on anyway, or abort$`,
+        `^gate "errors" failed at ${ISO}: vaquero_test_errors\\{host="${canary}"\\} = 3 \\{__name__="vaquero_test_errors", host="${canary}", instance="127\\.0\\.0\\.1:\\d+", job="test-exporter"\\}, must be == 0 \\(the canary's soak\\): approve to go on anyway, or abort$`,
       ),
     );
     assert.equal(halted.counts.succeeded, 1, 'no host after the canary started');
@@ -154,7 +154,7 @@ describe('soak and metric gates with a real Prometheus', () => {
     assert.match(
       halted.waitingFor ?? '',
       new RegExp(
-        `^gate "errors" failed at ${ISO}: vaquero_test_errors\\{host="cp-01"\\}: Prometheus at http://127\\.0\\.0\\.1:${port} cannot be reached: ECONNREFUSED: approve to go on anyway, or abort$`,
+        `^gate "errors" failed at ${ISO}: vaquero_test_errors\\{host="cp-01"\\}: Prometheus at http://127\\.0\\.0\\.1:${port} cannot be reached: ECONNREFUSED \\(the canary's soak\\): approve to go on anyway, or abort$`,
       ),
     );
     const approved = await handle.executeUpdate(approveUpdate);
@@ -167,6 +167,10 @@ describe('soak and metric gates with a real Prometheus', () => {
     }
     const again = await handle.query(statusQuery);
     assert.equal(again.phase, 'halted');
+    assert.match(
+      again.waitingFor ?? '',
+      /cannot be reached: ECONNREFUSED \(the gates after wave \d+\): approve/,
+    );
     assert.ok(again.counts.succeeded > 1, `went on past the first halt: ${JSON.stringify(again.counts)}`);
     await handle.executeUpdate(abortUpdate, { args: ['prometheus down'] });
     assert.equal(((await handle.result()) as SiteRolloutResult).phase, 'aborted');
