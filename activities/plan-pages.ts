@@ -134,6 +134,8 @@ function headOf(plan: SitePlan): SitePlanHead {
       canary: w.canary,
       groups: w.groups,
       hosts: w.hosts.length,
+      ...(w.soak ? { soak: w.soak } : {}),
+      ...(w.gates ? { gates: w.gates } : {}),
     })),
   };
 }

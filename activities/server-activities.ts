@@ -15,6 +15,8 @@ import { cancelHostWorkflows, followHosts, startHostWorkflows, type FollowHostsI
 import { closedRollout, PlanPages } from './plan-pages';
 import type { ActiveRollout, ModelStore } from './store/model-store';
 import { own } from '../schemas/common';
+import { checkGate, type CheckGateInput } from './gates/check-gate';
+import { createSecretResolver, type SecretResolver } from './jobs/secrets';
 
 export interface ServerActivityDeps {
   store: ModelStore;
@@ -23,6 +25,8 @@ export interface ServerActivityDeps {
   siteReachability?: (site: string) => 'reachable' | 'unreachable' | 'unknown';
   /** Hosts per part of a stored plan at most (default PART_HOSTS). */
   planPartHosts?: number;
+  /** Resolves gates' `token` references: the server's own environment and files by default. */
+  resolveSecret?: SecretResolver;
 }
 
 async function revision(store: ModelStore, commit: string): Promise<Model> {
@@ -72,7 +76,14 @@ export async function hostSpec(
 export function createServerActivities(deps: ServerActivityDeps) {
   const { store } = deps;
   const pages = new PlanPages(store, (commit) => revision(store, commit), deps.planPartHosts);
+  const gateDeps = {
+    model: (commit: string) => revision(store, commit),
+    resolveSecret: deps.resolveSecret ?? createSecretResolver(process.env),
+  };
   return {
+    /** One evaluation of a metric gate for the hosts of a wave: a failure names query, value and time. */
+    checkGate: (input: CheckGateInput) => checkGate(gateDeps, input),
+
     loadHostSpec: (input: { commit: string; site: string; host: string }) => hostSpec(store, input),
 
     /**

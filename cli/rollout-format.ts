@@ -86,9 +86,13 @@ export function nextStep(view: StatusView): string | undefined {
   switch (view.status.phase) {
     case 'waiting-approval':
       return `vaquero rollout approve ${id}`;
+    case 'soaking':
+      return `vaquero rollout approve ${id} (cuts the soak short)   or   vaquero rollout abort ${id} --reason "..."`;
     case 'paused':
       return `vaquero rollout resume ${id}`;
     case 'halted':
+      if (view.status.waitingFor?.startsWith('gate '))
+        return `vaquero rollout approve ${id} (go on despite the gate)   or   vaquero rollout abort ${id} --reason "..."`;
       return `vaquero rollout retry-host ${id} ${failed}   or   vaquero rollout abort ${id} --reason "..."`;
     default:
       return undefined;

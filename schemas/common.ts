@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { DURATION_RE } from './runtime';
 
 /**
- * A record's own entry, or undefined: a key that comes from a request, a template or a command line
- * (`constructor`, `__proto__`, `toString`) must never reach Object.prototype's members.
+ * `own`: a record's own entry, or undefined: a key that comes from a request, a template or a command
+ * line (`constructor`, `__proto__`, `toString`) must never reach Object.prototype's members.
  */
-export { own } from './runtime';
+export { durationMs, own } from './runtime';
 
 /** Names of Object.prototype's members: refused as ids so no model key can shadow or reach them. */
 const BUILT_IN_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
@@ -26,19 +27,10 @@ export const CidrSchema = z.cidrv4({ message: 'must be an IPv4 CIDR like 10.0.0.
 
 export const UuidSchema = z.guid({ message: 'must be a UUID like 4c4c4544-0032-3010-8051-b4c04f4e4c32' });
 
-const DURATION_RE = /^(\d+h)?(\d+m)?(\d+s)?$/;
-
 /** Durations are written like Go's: "90s", "5m", "1h30m". */
 export const DurationSchema = z
   .string()
   .refine((s) => s !== '' && DURATION_RE.test(s), 'must be a duration like "30s", "5m" or "1h30m"');
-
-export function durationMs(duration: string): number {
-  const m = DURATION_RE.exec(duration);
-  if (!m) throw new Error(`invalid duration ${duration}`);
-  const [h, min, s] = [m[1], m[2], m[3]].map((p) => (p ? Number.parseInt(p, 10) : 0));
-  return ((h ?? 0) * 3600 + (min ?? 0) * 60 + (s ?? 0)) * 1000;
-}
 
 export const TimeOfDaySchema = z
   .string()

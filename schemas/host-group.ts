@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IdSchema, RebootWindowSchema } from './common';
+import { CanarySchema, GateSchema } from './gates';
 
 import { MAX_CONCURRENT } from './runtime';
 
@@ -21,8 +22,13 @@ export const RolloutRulesSchema = z.strictObject({
   depends_on: z.array(IdSchema).default([]),
   /** Failed hosts this group tolerates before the rollout halts. */
   max_fail: z.int().min(0).default(0),
-  /** Overrides the site's canary size for rollouts that start with this group. */
-  canary: z.int().min(0).optional(),
+  /**
+   * Overrides the site's canary size for rollouts that start with this group: a number, or
+   * `{ size, soak: 30m }` to hold the rollout after the canary for a soak, its gates watched.
+   */
+  canary: z.union([z.int().min(0), CanarySchema]).optional(),
+  /** Metric gates judged during the canary's soak and after each batch of this group. */
+  gates: z.array(GateSchema).default([]),
   /** Overrides the site's reboot windows for this group. */
   reboot_windows: z.array(RebootWindowSchema).optional(),
 });
@@ -33,6 +39,12 @@ export const HostGroupSchema = z.strictObject({
   id: IdSchema,
   description: z.string().optional(),
   boots: z.array(IdSchema).min(1, 'a host group needs at least one boot profile'),
-  rollout: RolloutRulesSchema.default({ max_concurrent: 1, min_standing: 0, depends_on: [], max_fail: 0 }),
+  rollout: RolloutRulesSchema.default({
+    max_concurrent: 1,
+    min_standing: 0,
+    depends_on: [],
+    max_fail: 0,
+    gates: [],
+  }),
 });
 export type HostGroup = z.infer<typeof HostGroupSchema>;

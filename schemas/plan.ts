@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RebootWindowSchema } from './common';
+import { PlannedGateSchema } from './gates';
 
 export const PlannedHostSchema = z.object({
   host: z.string(),
@@ -13,6 +14,10 @@ export const WaveSchema = z.object({
   canary: z.boolean(),
   groups: z.array(z.string()),
   hosts: z.array(PlannedHostSchema),
+  /** The canary wave only: how long the rollout holds after it (a duration like "30m"). */
+  soak: z.string().optional(),
+  /** Gates judged after this wave (during the soak, for the canary); none in plans of older releases. */
+  gates: z.array(PlannedGateSchema).optional(),
 });
 export type Wave = z.infer<typeof WaveSchema>;
 

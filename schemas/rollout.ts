@@ -4,6 +4,7 @@ import { BmcSchema } from './host';
 import { JobSchema } from './jobs';
 import { GroupRulesSchema, PlannedHostSchema, SitePlanSchema } from './plan';
 import { BOOT_EVENT_KINDS, HOST_STEPS, MAX_BATCH_EVENTS } from './runtime';
+import { PlannedGateSchema } from './gates';
 
 export {
   agentTaskQueue,
@@ -189,6 +190,8 @@ export const RolloutCarrySchema = z.object({
     )
     .optional(),
   inFlight: z.array(z.object({ host: z.string(), workflowId: z.string() })),
+  /** Metric gates: the last wave whose gates passed (or were approved past), and a halt by a gate. */
+  gates: z.object({ passed: z.int(), halt: z.string().optional() }).optional(),
 });
 export type RolloutCarry = z.infer<typeof RolloutCarrySchema>;
 
@@ -223,7 +226,14 @@ export const SitePlanHeadSchema = SitePlanSchema.pick({
 }).extend({
   groups: z.array(GroupRulesSchema),
   waves: z.array(
-    z.object({ index: z.int(), canary: z.boolean(), groups: z.array(z.string()), hosts: z.int() }),
+    z.object({
+      index: z.int(),
+      canary: z.boolean(),
+      groups: z.array(z.string()),
+      hosts: z.int(),
+      soak: z.string().optional(),
+      gates: z.array(PlannedGateSchema).optional(),
+    }),
   ),
 });
 export type SitePlanHead = z.infer<typeof SitePlanHeadSchema>;
@@ -273,6 +283,7 @@ export const RolloutPhaseSchema = z.enum([
   'running',
   'paused',
   'waiting-approval',
+  'soaking',
   'waiting-window',
   'halted',
   'aborted',

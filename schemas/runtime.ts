@@ -85,6 +85,17 @@ export function hostStateOf(code: string | undefined): HostProgress['state'] | u
   return code === undefined ? undefined : STATE_OF_CODE.get(code);
 }
 
+/** "30s", "5m", "1h30m": what SoT durations look like. */
+export const DURATION_RE = /^(\d+h)?(\d+m)?(\d+s)?$/;
+
+/** A SoT duration in milliseconds (one DurationSchema accepted). */
+export function durationMs(duration: string): number {
+  const m = DURATION_RE.exec(duration);
+  if (!m) throw new Error(`invalid duration ${duration}`);
+  const [h, min, s] = [m[1], m[2], m[3]].map((p) => (p ? Number.parseInt(p, 10) : 0));
+  return ((h ?? 0) * 3600 + (min ?? 0) * 60 + (s ?? 0)) * 1000;
+}
+
 type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>

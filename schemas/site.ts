@@ -5,8 +5,10 @@ import {
   Ipv4Schema,
   MetadataSchema,
   RebootWindowSchema,
+  DurationSchema,
   TimezoneSchema,
 } from './common';
+import { GateSchema } from './gates';
 
 /** Options the DHCP server fills in itself from the model; a custom option may not take these codes. */
 export const MANAGED_DHCP_OPTIONS = [
@@ -68,6 +70,10 @@ export const SitePolicySchema = z.strictObject({
   canary_size: z.int().min(0).default(1),
   max_fail: z.int().min(0).default(0),
   reboot_windows: z.array(RebootWindowSchema).default([]),
+  /** Holds the rollout after the canary for this long (a group's `canary.soak` overrides it). */
+  soak: DurationSchema.optional(),
+  /** Metric gates of every wave at this site: during the canary's soak and after each batch. */
+  gates: z.array(GateSchema).default([]),
 });
 export type SitePolicy = z.infer<typeof SitePolicySchema>;
 
@@ -82,6 +88,7 @@ export const SiteSchema = z.strictObject({
     canary_size: 1,
     max_fail: 0,
     reboot_windows: [],
+    gates: [],
   }),
   release: z.string().optional(),
   metadata: MetadataSchema,

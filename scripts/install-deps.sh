@@ -11,10 +11,12 @@ set -euo pipefail
 # repositories, real DHCP/TFTP clients and a DHCP relay (isc-dhcp-relay), QEMU + iPXE + OVMF +
 # ipmi_sim for the virtual lab, and the reference peers of the benchmarks (dnsmasq, Kea with
 # perfdhcp, tftpd-hpa, nginx) and radvd; strace shows the atomic-file helper's fsyncs; GNU time
-# measures the SoT benchmark's peak RSS.
+# measures the SoT benchmark's peak RSS; prometheus answers the rollouts' metric gates in tests (each
+# test runs its own on a loopback port, never the packaged service).
 APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client
   busybox-static iproute2 tftp-hpa atftp ipxe curl openssl qemu-system-x86 ipxe-qemu ovmf tcpdump cpio kmod
-  kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa strace isc-dhcp-relay time)
+  kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa strace isc-dhcp-relay time
+  prometheus)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"

@@ -1,5 +1,6 @@
 // A plan as the text people read: `vaquero plan` prints it, GitHub shows it in a check run.
-import type { Plan, SitePlan } from '../schemas/plan';
+import type { Plan, SitePlan, Wave } from '../schemas/plan';
+import { gateLine } from './plan-gates';
 
 function table(rows: string[][]): string {
   const widths = rows.reduce<number[]>(
@@ -37,11 +38,25 @@ function siteText(site: SitePlan): string {
     });
   }
   lines.push(table(rows));
+  lines.push(...site.waves.flatMap(holdLines));
   if (site.removed.length > 0)
     lines.push(`  removed from the model (not touched): ${site.removed.join(', ')}`);
   if (site.skipped.length > 0)
     lines.push(`  changed but never_provision: ${site.skipped.map((s) => s.host).join(', ')}`);
   return lines.join('\n');
+}
+
+/** A wave's soak and gates: what the rollout waits for after it. */
+function holdLines(wave: Wave): string[] {
+  const gates = wave.gates ?? [];
+  if (!wave.soak && gates.length === 0) return [];
+  const label = `wave ${wave.index}${wave.canary ? ' canary' : ''}`;
+  const soak = wave.soak ? `soak ${wave.soak}` : 'no soak';
+  const lines = [
+    `  after ${label}: ${soak}${gates.length > 0 ? `, ${gates.length} gate(s), each must hold:` : ''}`,
+  ];
+  for (const g of gates) lines.push(`    [${g.from}] ${gateLine(g)} (${g.prometheus})`);
+  return lines;
 }
 
 export function planText(plan: Plan): string {

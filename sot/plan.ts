@@ -4,6 +4,7 @@ import type { GroupRules, Plan, PlannedHost, SitePlan, Wave } from '../schemas/p
 import type { Site } from '../schemas/site';
 import { bootStates, type StageState } from './boot-state';
 import { own } from '../schemas/common';
+import { canaryRules, waveExtras } from './plan-gates';
 
 interface HostState {
   group: string;
@@ -159,12 +160,17 @@ function planWaves(
   const waves: Wave[] = [];
   const firstGroup = groups.find((g) => g.changed > 0);
   if (firstGroup) {
-    const canarySize = Math.min(
-      own(model.groups, firstGroup.group)?.rollout.canary ?? site.policy.canary_size,
-      firstGroup.batch,
-    );
-    const canary = (pending.get(firstGroup.group) ?? []).splice(0, canarySize);
-    if (canary.length > 0) waves.push({ index: 1, canary: true, groups: [firstGroup.group], hosts: canary });
+    const rules = canaryRules(model, site, firstGroup.group);
+    const canary = (pending.get(firstGroup.group) ?? []).splice(0, Math.min(rules.size, firstGroup.batch));
+    const groups = [firstGroup.group];
+    if (canary.length > 0)
+      waves.push({
+        index: 1,
+        canary: true,
+        groups,
+        hosts: canary,
+        ...waveExtras(model, site, groups, rules.soak),
+      });
   }
   for (const layer of dependencyLayers(model)) {
     const batches = groups
@@ -173,11 +179,13 @@ function planWaves(
     const rounds = Math.max(0, ...batches.map((b) => b.batches.length));
     for (let r = 0; r < rounds; r++) {
       const inWave = batches.filter((b) => b.batches[r]);
+      const groups = inWave.map((b) => b.group);
       waves.push({
         index: waves.length + 1,
         canary: false,
-        groups: inWave.map((b) => b.group),
+        groups,
         hosts: inWave.flatMap((b) => b.batches[r] ?? []),
+        ...waveExtras(model, site, groups),
       });
     }
   }

@@ -4,6 +4,7 @@ import { renderStage, unattendedProblem } from './boot-chain';
 import { rememberStates, stageState, type StageState } from './boot-state';
 import { checkHostAddresses, checkSubnets } from './check-network';
 import { checkReferences, checkUniqueIds } from './check-references';
+import { checkGates } from './check-gates';
 import { checkRollout } from './check-rollout';
 import { lineOf, sortDiagnostics, type Diagnostic } from './diagnostics';
 import type { HostsFileCache } from './fast-hosts';
@@ -156,7 +157,8 @@ export function validateLoaded(sot: LoadedSot): ValidationResult {
   ];
   const model = buildModel(sot);
   const states = new Map<Host, StageState[]>();
-  diagnostics.push(...checkTemplates(sot, renderableModel(model), states));
+  const renderable = renderableModel(model);
+  diagnostics.push(...checkTemplates(sot, renderable, states), ...checkGates(sot, renderable));
   if (diagnostics.length > 0) return { diagnostics: sortDiagnostics(diagnostics) };
   rememberStates(model, states);
   return { model, diagnostics: [] };

@@ -1,6 +1,6 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
-import type { SitePlan } from '../schemas/plan';
+import type { PlannedHost, SitePlan } from '../schemas/plan';
 import type {
   HostProgress,
   RolloutCarry,
@@ -44,7 +44,8 @@ export async function loadPlan(key: string): Promise<SitePlan> {
   let part = await local.loadPlanPart({ key, offset: 0 });
   const head = part.head;
   if (!head) throw new Error(`plan ${key}: its first part has no head`);
-  const waves = head.waves.map((w) => ({ index: w.index, canary: w.canary, groups: w.groups, hosts: [] }));
+  // Soak and gates, when the plan has them (plans of older releases have neither).
+  const waves = head.waves.map(({ hosts: _count, ...w }) => ({ ...w, hosts: [] as PlannedHost[] }));
   const byIndex = new Map<number, SitePlan['waves'][number]>(waves.map((w) => [w.index, w]));
   for (;;) {
     for (const { wave, ...host } of part.hosts) byIndex.get(wave)?.hosts.push(host);

@@ -2,6 +2,7 @@ import { condition } from '@temporalio/workflow';
 import type { PlannedHost, Wave } from '../schemas/plan';
 import type { RolloutPhase } from '../schemas/rollout';
 import type { RolloutState } from './rollout-state';
+import { gatesBefore, type Soakable } from './rollout-soak';
 
 interface Queued {
   host: PlannedHost;
@@ -48,7 +49,7 @@ export class HostQueue {
 }
 
 /** What the slot scheduler needs of a site rollout. */
-export interface SlotRollout {
+export interface SlotRollout extends Soakable {
   readonly state: RolloutState;
   readonly paused: boolean;
   stopping(): boolean;
@@ -87,9 +88,13 @@ export async function startBySlots(rollout: SlotRollout, waves: Wave[]): Promise
       );
       continue;
     }
+    // Gates of an earlier wave are judged before a host of a later one starts (rollout-soak.ts).
+    if (await gatesBefore(rollout, next.wave)) continue;
     queue.take(next);
     state.wave = Math.max(state.wave, next.wave);
     // A cancelled host (abort) is accounted for in runHost; the rollout waits for it by count.
     void rollout.runHost(next.host).catch(() => undefined);
   }
+  // The last waves' gates, once their hosts have ended.
+  await gatesBefore(rollout, Number.POSITIVE_INFINITY);
 }

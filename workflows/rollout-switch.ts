@@ -4,6 +4,7 @@ import type { ClosedHost, RolloutCarry, SiteRolloutInput } from '../schemas/roll
 import type { RolloutState } from './rollout-state';
 import { compactHosts } from './rollout-plan';
 import { recordOutcome } from './rollout-hosts';
+import { gateCarry } from './rollout-soak';
 
 /** Events after which a site rollout continues as new: its history stays far below Temporal's 10,240 warning. */
 export const DEFAULT_HISTORY_LIMIT = 2_500;
@@ -97,6 +98,7 @@ export function carryOf(r: Switchable): RolloutCarry {
     // A stored plan's hosts carry in a character each; only older rollouts carry every record.
     ...(r.planKey ? { planKey: r.planKey, ...compactHosts({ plan: r.state.plan, hosts }) } : { hosts }),
     inFlight,
+    ...gateCarry(r),
   };
 }
 

@@ -4,6 +4,7 @@ import type { RolloutOutcome, RolloutPhase } from '../schemas/rollout';
 import { abortUpdate, approveUpdate, pauseUpdate, resumeUpdate, retryHostUpdate } from './messages';
 import type { RolloutState } from './rollout-state';
 import { own, sha7 } from '../schemas/runtime';
+import { gateHalt } from './rollout-soak';
 
 /** What the operator's Updates read and change of a site rollout. */
 export interface Steerable {
@@ -54,7 +55,8 @@ function where(r: Steerable): string {
 
 function approveReason(r: Steerable): string | undefined {
   const stopped = stoppedReason(r);
-  if (stopped || r.state.phase === 'waiting-approval') return stopped;
+  // Soaking (approve cuts it short) or halted by a gate (approve goes on anyway): rollout-soak.ts.
+  if (stopped || ['waiting-approval', 'soaking'].includes(r.state.phase) || gateHalt(r)) return stopped;
   if (r.approved) return 'the rollout is already approved';
   if (!r.ready) return 'the rollout is reading its plan: retry in a moment';
   if (!r.state.plan.approval_required)

@@ -25,6 +25,7 @@ import {
 } from './messages';
 import { msUntilOpen } from './reboot-window';
 import { startBySlots } from './rollout-slots';
+import { soakCanary } from './rollout-soak';
 import {
   adoptCarried,
   cancelAdopted,
@@ -280,6 +281,7 @@ class SiteRollout {
         this.setPhase('halted', 'the canary failed: retry-host or abort');
         await condition(() => this.stopping() || state.failures() === 0);
       }
+      if (wave.canary) await soakCanary(this, wave);
       if (wave.canary && state.plan.approval_required && !this.stopping()) {
         this.setPhase('waiting-approval', 'approve signal (site policy: approval required after the canary)');
         await condition(() => this.approved || this.stopping());

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   applyWorkflowId,
+  hostWorkflowId,
   rolloutWorkflowId,
   SERVER_TASK_QUEUE,
   type RolloutStatus,
@@ -17,6 +18,7 @@ import {
 } from '../../schemas/rollout';
 import { statusQuery } from '../../workflows/messages';
 import { historyToJSON, type History } from '../helpers/history-json';
+import { startPrometheus } from '../helpers/prometheus';
 import { launchVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
@@ -33,8 +35,8 @@ const fileName = (workflowId: string) => `${workflowId.replaceAll('/', '__')}.js
 
 interface Scenario {
   expect: SiteRolloutResult['phase'];
-  /** Edits the SoT or injects faults before the commit is applied. */
-  before?(env: VaqueroEnv): void | Promise<void>;
+  /** Edits the SoT or injects faults before the commit is applied; may return its clean-up. */
+  before?(env: VaqueroEnv): void | Promise<void | (() => Promise<void>)>;
   /** Drives the rollout by signals, as an operator would, until it can finish. */
   drive?(env: VaqueroEnv, rolloutId: string): Promise<void>;
   /**
@@ -56,6 +58,23 @@ async function waitFor(env: VaqueroEnv, id: string, phase: RolloutStatus['phase'
 
 const signal = (env: VaqueroEnv, id: string, name: string, input?: string) =>
   env.cli('workflow', 'signal', '--workflow-id', id, '--name', name, ...(input ? ['--input', input] : []));
+
+/** Starts a Prometheus scraping an exporter of healthy hosts, and gives the site a soak and a gate. */
+async function soakAndGate(env: VaqueroEnv): Promise<() => Promise<void>> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const prom = await startPrometheus({ after: (fn) => void cleanups.push(fn as () => Promise<void>) });
+  for (const host of ['cp-01', 'cp-02', 'cp-03', 'edge-01', 'edge-02'])
+    prom.set(`vaquero_test_errors{host="${host}"}`, 0);
+  for (let i = 1; i <= 15; i++) prom.set(`vaquero_test_errors{host="wk-${String(i).padStart(2, '0')}"}`, 0);
+  await prom.seen('vaquero_test_errors{host="cp-01"}', 0);
+  const file = path.join(env.sot, 'sites/sim1/site.yaml');
+  const text = await readFile(file, 'utf8');
+  const gate = `    - { name: errors, prometheus: "${prom.url}", query: 'vaquero_test_errors{host="{{ host.name }}"}', must: "== 0", every: 1s }`;
+  await writeFile(file, text.replace('  max_fail: 1\n', `  max_fail: 1\n  soak: 2s\n  gates:\n${gate}\n`));
+  return async () => {
+    for (const fn of cleanups) await fn();
+  };
+}
 
 const scenarios: Record<string, Scenario> = {
   'rollout-completed': { expect: 'completed' },
@@ -95,6 +114,9 @@ const scenarios: Record<string, Scenario> = {
   },
   // The plan read from the store in parts; the rollout continues as new with a compact carry.
   'rollout-stored-plan-continue-as-new': { expect: 'completed', historyLimit: 30 },
+  // A soak after the canary and a gate after every wave, judged by a real Prometheus (patch
+  // rollout-soak-gates); history limit 60, so the gates' progress rides the carry.
+  'rollout-soak-gates-continue-as-new': { expect: 'completed', historyLimit: 60, before: soakAndGate },
   // reprovisionHostWorkflowV2: no patch markers, the group search attribute set by the parent.
   'host-v2': { expect: 'completed', hostsOnly: true },
   // Boot events in batches, one watchdog timer, the host disarmed by its agent (patch boot-event-batches).
@@ -131,8 +153,9 @@ function childIds(history: History): string[] {
 
 async function record(name: string, scenario: Scenario): Promise<string[]> {
   const env = await launchVaquero({ fixture, sites: ['sim1'], simTimeScale: 0.005, namespace: NAMESPACE });
+  let cleanup: void | (() => Promise<void>) = undefined;
   try {
-    await scenario.before?.(env);
+    cleanup = await scenario.before?.(env);
     // A message of its own: two scenarios committed in the same second must not share a SHA.
     const commit = await env.commit(`record ${name}`);
     const rolloutId = rolloutWorkflowId('sim1', commit);
@@ -157,7 +180,14 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
 
     const runs = await rolloutRuns(env, rolloutId);
     const rolloutHistory = runs.at(-1)!;
-    const hosts = childIds(runs[0]!).slice(0, MAX_HOSTS);
+    // Rollouts that start hosts by activity (patch hosts-started-by-activity) have no children: the
+    // control group's hosts go first, under their deterministic ids.
+    const children = childIds(runs[0]!);
+    const hosts = (
+      children.length > 0
+        ? children
+        : ['cp-01', 'cp-02', 'cp-03'].map((h) => hostWorkflowId('sim1', h, commit))
+    ).slice(0, MAX_HOSTS);
     const ids = scenario.hostsOnly ? hosts : [apply.workflowId, rolloutId, ...hosts];
     const dir = path.join(historiesDir, name);
     await rm(dir, { recursive: true, force: true });
@@ -174,6 +204,7 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
     return ids;
   } finally {
     await env.close();
+    if (cleanup) await cleanup();
   }
 }
 

@@ -22,6 +22,7 @@ const SCENARIOS = [
   'rollout-retry-host',
   'rollout-approval-pause-resume',
   'rollout-stored-plan-continue-as-new',
+  'rollout-soak-gates-continue-as-new',
 ];
 /** Scenarios of the host workflow's own shapes: host histories only (record-histories `hostsOnly`). */
 const HOST_SCENARIOS = [
