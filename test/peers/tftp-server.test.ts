@@ -370,3 +370,20 @@ test('with worker threads: real clients get correct files, refusals and boot eve
     await threaded.close();
   }
 });
+
+test('block numbers roll over past 65535 (curl, blksize 8, 600,001 bytes: 75,001 blocks)', async (t) => {
+  if (!needs(t, 'curl')) return;
+  const rolled = randomBytes(600_001);
+  await writeFile(path.join(root, 'rolled.bin'), rolled);
+  const local = path.join(dir, 'curl-rolled');
+  const r = await run(CLIENTS.curl, [
+    '-sS',
+    '--tftp-blksize',
+    '8',
+    '-o',
+    local,
+    `tftp://${HOST}:${port}/rolled.bin`,
+  ]);
+  assert.equal(r.code, 0, r.out);
+  await fetched(local, rolled);
+});
