@@ -1,6 +1,7 @@
 // The agent's boot services: DHCP, TFTP and the HTTP asset server, all answering from the model
 // cache and the netboot table the worker's activities arm and disarm, all reporting to one sink.
 import { statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
@@ -224,6 +225,9 @@ function startTftp({ config, deps, events }: ServiceContext): Promise<TftpServer
     host: config.tftpHost ?? '0.0.0.0',
     port: config.tftpPort ?? 69,
     root: config.tftpRoot,
+    // Transfers in two threads when there are two cores: a rack's concurrent fetches finish sooner
+    // (docs/benchmarks.md); the request port, logs and boot events stay on this thread.
+    workers: availableParallelism() > 1 ? 2 : 0,
     events,
     log: (entry) => deps.log({ service: 'tftp', ...entry }),
   });

@@ -5,7 +5,7 @@ import { BootRefused, loggedPath } from './boot-guard';
 import { bootRoutes } from './boot-routes';
 import { cdnRoutes } from './cdn';
 import type { AssetAppDeps } from './deps';
-import { fileRoutes } from './files';
+import { fileRoutes, sentStatus } from './files';
 
 export type { AssetAppDeps, AssetLog, ModelSource, NetbootLookup } from './deps';
 
@@ -20,9 +20,10 @@ export function createAssetApp(deps: AssetAppDeps) {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
+    const status = sentStatus(c);
     deps.log({
-      level: c.res.status >= 500 ? 'error' : 'info',
-      msg: `${c.req.method} ${loggedPath(new URL(c.req.url).pathname)} ${c.res.status}`,
+      level: status >= 500 ? 'error' : 'info',
+      msg: `${c.req.method} ${loggedPath(new URL(c.req.url).pathname)} ${status}`,
       reqId: c.get('requestId'),
       ms: Math.round(performance.now() - started),
     });

@@ -3,7 +3,8 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export type ResolveResult =
-  { ok: true; path: string; size: number } | { ok: false; error: 'access' | 'not-found'; reason: string };
+  | { ok: true; path: string; size: number; mtimeMs: number }
+  | { ok: false; error: 'access' | 'not-found'; reason: string };
 
 /**
  * `root` must already be a real path (no symlinks), so a prefix check on the real path of the
@@ -28,5 +29,5 @@ export async function resolveFile(root: string, file: string): Promise<ResolveRe
   }
   const st = await stat(real).catch(() => undefined);
   if (!st?.isFile()) return { ok: false, error: 'not-found', reason: 'not a regular file' };
-  return { ok: true, path: real, size: st.size };
+  return { ok: true, path: real, size: st.size, mtimeMs: st.mtimeMs };
 }

@@ -4,7 +4,12 @@
 // (the synthetic model's MACs), and perfdhcp draws its clients from that MAC list (-M). perfdhcp acts
 // as a relay (giaddr set, port 67), so replies are unicast back to it.
 //
-//   npx tsx scripts/bench/dhcp.ts [--quick] [--rounds 2] [--hosts 1000] [--period 10] [--rates 1000,4000]
+// The offered rate is raised (default 1000, 4000, 8000, 16000, 32000/s) to find each server's
+// saturation point: the highest offered rate whose exchanges it still completes (>= 95 %).
+// perfdhcp reports latency as min/avg/max and standard deviation (no percentiles), all shown.
+//
+//   npx tsx scripts/bench/dhcp.ts [--quick] [--rounds 2] [--hosts 1000] [--period 10]
+//                                 [--rates 1000,4000,8000,16000,32000]
 //                                 [--only vaquero,dnsmasq,dnsmasq-ro,kea,kea-mem]
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -38,7 +43,9 @@ const quick = values.quick;
 const hostCount = Number(values.hosts ?? (quick ? 200 : 1000));
 const rounds = Number(values.rounds ?? (quick ? 1 : 2));
 const periodS = Number(values.period ?? (quick ? 1 : 10));
-const rates = (values.rates ?? (quick ? '500' : '1000,4000')).split(',').map(Number);
+const rates = (values.rates ?? (quick ? '500' : '1000,4000,8000,16000,32000')).split(',').map(Number);
+/** Completions below this share of the offered rate: the server is saturated. */
+const FOLLOWING = 0.95;
 /**
  * Our server keeps no lease state (static reservations only), so each peer runs twice: as deployed,
  * writing its lease file, and with lease persistence off (`-ro`: dnsmasq --leasefile-ro; `-mem`:
@@ -61,6 +68,8 @@ interface PerfResult {
   dropPct: number;
   doAvgMs: number | undefined;
   raAvgMs: number | undefined;
+  doMaxMs: number | undefined;
+  doStdMs: number | undefined;
 }
 
 /** perfdhcp's final report: "Rate:" is completed REQUEST-ACK exchanges over the test period. */
@@ -84,6 +93,8 @@ export function parsePerfdhcp(out: string): PerfResult {
     dropPct: (100 * (sent - completed)) / sent,
     doAvgMs: num(dO, 'avg delay'),
     raAvgMs: num(ra, 'avg delay'),
+    doMaxMs: num(dO, 'max delay'),
+    doStdMs: num(dO, 'std deviation'),
   };
 }
 
@@ -229,6 +240,17 @@ const servers = selected.filter((s) => {
   return SERVERS.includes(s);
 });
 
+/** The highest offered rate the server still followed, among those measured (0: none of them). */
+function saturation(results: PerfResult[] | undefined): number | undefined {
+  if (!results) return undefined;
+  let best = 0;
+  rates.forEach((rate, i) => {
+    const r = results[i];
+    if (r && r.rate >= FOLLOWING * rate && rate > best) best = rate;
+  });
+  return best;
+}
+
 const dir = await mkdtemp(path.join(tmpdir(), 'h3-bench-dhcp-'));
 removeOnExit(dir);
 try {
@@ -238,16 +260,26 @@ try {
   await writeFile(macs, hosts.map((h) => h.mac).join('\n') + '\n');
   const { perRound, failures } = await interleave(servers, rounds, (name) => measure(name, dir, hosts, macs));
   const figuresOf = (results: Record<string, PerfResult[]>): Figure[] =>
-    rates.flatMap((rate, i) => {
-      const pick = (f: (r: PerfResult) => number | undefined) =>
-        Object.fromEntries(servers.map((s) => [s, results[s]?.[i] ? f(results[s][i]) : undefined]));
-      return [
-        { name: `DORA/s at offered ${rate}/s`, values: pick((r) => r.rate) },
-        { name: `dropped % at ${rate}/s`, values: pick((r) => r.dropPct), digits: 2, ratio: false },
-        { name: `DISCOVER-OFFER avg ms at ${rate}/s`, values: pick((r) => r.doAvgMs), digits: 3 },
-        { name: `REQUEST-ACK avg ms at ${rate}/s`, values: pick((r) => r.raAvgMs), digits: 3 },
-      ];
-    });
+    rates
+      .flatMap((rate, i) => {
+        const pick = (f: (r: PerfResult) => number | undefined) =>
+          Object.fromEntries(servers.map((s) => [s, results[s]?.[i] ? f(results[s][i]) : undefined]));
+        return [
+          { name: `DORA/s at offered ${rate}/s`, values: pick((r) => r.rate) },
+          { name: `dropped % at ${rate}/s`, values: pick((r) => r.dropPct), digits: 2, ratio: false },
+          { name: `DISCOVER-OFFER avg ms at ${rate}/s`, values: pick((r) => r.doAvgMs), digits: 3 },
+          { name: `DISCOVER-OFFER std dev ms at ${rate}/s`, values: pick((r) => r.doStdMs), digits: 3 },
+          { name: `DISCOVER-OFFER max ms at ${rate}/s`, values: pick((r) => r.doMaxMs), digits: 2 },
+          { name: `REQUEST-ACK avg ms at ${rate}/s`, values: pick((r) => r.raAvgMs), digits: 3 },
+        ];
+      })
+      .concat([
+        {
+          name: `saturation: highest offered rate/s completed >= ${FOLLOWING * 100} %`,
+          values: Object.fromEntries(servers.map((s) => [s, saturation(results[s])])),
+          digits: 0,
+        },
+      ]);
   const figures = medianFigures(perRound.map(figuresOf));
   await report(
     'bench-dhcp',

@@ -3,7 +3,8 @@
 // (keep-alive connections, closed loop) from the peer namespace. Cases: a big boot file under /files/
 // with a few connections, and per-host iPXE scripts (/ipxe/<mac>, every host armed, rotating MACs)
 // with many. nginx serves the same file and, for the scripts, the same text pre-rendered to one
-// static file per MAC; it runs one worker process, like our single Node process.
+// static file per MAC; it runs one worker process, like our single Node process, and as `nginx-2w`
+// with two, which is what it would use on this machine.
 //
 //   npx tsx scripts/bench/http.ts [--quick] [--rounds 2] [--size-mb 50] [--seconds 10] [--hosts 1000]
 //                                 [--file-connections 4] [--script-connections 32] [--nginx-workers 1]
@@ -41,6 +42,7 @@ const scriptConns = Number(values['script-connections'] ?? (quick ? 4 : 32));
 const nginxWorkers = values['nginx-workers'];
 const NGINX = '/usr/sbin/nginx';
 const PEER = 'nginx';
+const PEER_2W = 'nginx-2w';
 const PORT = 8080;
 
 interface LoadResult {
@@ -86,8 +88,8 @@ async function load(net: BenchNet, args: string[]): Promise<LoadResult> {
   return result;
 }
 
-function nginxConfig(dir: string, root: string): string {
-  return `worker_processes ${nginxWorkers};
+function nginxConfig(dir: string, root: string, workers: string): string {
+  return `worker_processes ${workers};
 user root root;
 error_log ${dir}/nginx-error.log warn;
 pid ${dir}/nginx.pid;
@@ -135,7 +137,7 @@ async function startServer(name: string, net: BenchNet, dir: string, root: strin
   }
   await mkdir(path.join(dir, 'nginx-tmp'), { recursive: true });
   const conf = path.join(dir, 'nginx.conf');
-  await writeFile(conf, nginxConfig(dir, root));
+  await writeFile(conf, nginxConfig(dir, root, name === PEER_2W ? '2' : (nginxWorkers ?? '1')));
   const child = net.spawn(net.server, NGINX, ['-p', dir, '-c', conf, '-g', 'daemon off;']);
   return { child, tail: drain(child) };
 }
@@ -191,7 +193,7 @@ if (problem) {
   console.error(`bench-http: ${problem}`);
   process.exit(1);
 }
-const servers = existsSync(NGINX) ? [OURS, PEER] : [OURS];
+const servers = existsSync(NGINX) ? [OURS, PEER, PEER_2W] : [OURS];
 if (!existsSync(NGINX))
   console.error(`bench-http: skipping ${PEER}: ${NGINX} not found (apt-get install nginx-light)`);
 
@@ -241,7 +243,7 @@ try {
   await report(
     'bench-http',
     [
-      `HTTP: scripts/bench/http-load.ts, ${seconds} s per case, keep-alive, ${hostCount} armed hosts; nginx ${nginxWorkers} worker(s); one server at a time, ${rounds} interleaved round(s), median shown`,
+      `HTTP: scripts/bench/http-load.ts, ${seconds} s per case, keep-alive, ${hostCount} armed hosts; nginx ${nginxWorkers} worker(s), nginx-2w 2; one server at a time, ${rounds} interleaved round(s), median shown`,
       await machineContext(),
     ],
     servers,

@@ -3,9 +3,11 @@
 // Cases: a big file with blksize 512 and 1468, with windowsize 16 (RFC 7440; tftpd-hpa does not
 // implement it and answers lock-step, which is the point of the row), and ipxe.efi fetched many times
 // by concurrent clients. Each client is one shell in the client namespace looping over atftp, so
-// process start-up costs the same on both sides.
+// process start-up costs the same on both sides. Ours runs as the agent runs it (transfers in
+// --tftp-workers threads, default 2) and, as `vaquero-1thread`, with every transfer on one thread.
 //
 //   npx tsx scripts/bench/tftp.ts [--quick] [--rounds 2] [--size-mb 50] [--repeat 3] [--clients 8] [--fetches 20]
+//                                 [--tftp-workers 2]
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     clients: { type: 'string' },
     fetches: { type: 'string' },
     rounds: { type: 'string' },
+    'tftp-workers': { type: 'string', default: '2' },
   },
 });
 const quick = values.quick;
@@ -36,6 +39,7 @@ const ATFTP = '/usr/bin/atftp';
 const TFTPD = '/usr/sbin/in.tftpd';
 const IPXE = ['/usr/lib/ipxe/ipxe.efi', '/boot/ipxe.efi'].find((p) => existsSync(p));
 const PEER = 'tftpd-hpa';
+const ONE_THREAD = 'vaquero-1thread';
 
 interface Case {
   name: string;
@@ -83,7 +87,7 @@ async function verify(net: BenchNet, dir: string, c: Case, size: number): Promis
 }
 
 async function startServer(name: string, net: BenchNet, root: string) {
-  if (name === OURS) {
+  if (name === OURS || name === ONE_THREAD) {
     const child = net.spawn(net.server, process.execPath, [
       '--import',
       'tsx',
@@ -91,6 +95,8 @@ async function startServer(name: string, net: BenchNet, root: string) {
       'tftp',
       '--root',
       root,
+      '--tftp-workers',
+      name === OURS ? (values['tftp-workers'] ?? '2') : '0',
     ]);
     const tail = drain(child);
     await waitForLine(child, /^READY/, 60_000);
@@ -142,7 +148,7 @@ if (problem) {
   console.error(`bench-tftp: ${problem}`);
   process.exit(1);
 }
-const servers = existsSync(TFTPD) ? [OURS, PEER] : [OURS];
+const servers = existsSync(TFTPD) ? [OURS, ONE_THREAD, PEER] : [OURS, ONE_THREAD];
 if (!existsSync(TFTPD)) console.error(`bench-tftp: skipping ${PEER}: ${TFTPD} not found`);
 
 const dir = await mkdtemp(path.join(tmpdir(), 'h3-bench-tftp-'));

@@ -65,14 +65,14 @@ test('bench-dhcp --quick measures our server, dnsmasq and Kea', async (t) => {
   await smoke('dhcp.ts', ['dnsmasq', 'dnsmasq-ro', 'kea', 'kea-mem']);
 });
 
-test('bench-tftp --quick measures our server and tftpd-hpa', async (t) => {
+test('bench-tftp --quick measures our server (threads and one thread) and tftpd-hpa', async (t) => {
   if (!(await usable(t, ['/usr/bin/atftp', '/usr/sbin/in.tftpd']))) return;
-  await smoke('tftp.ts', ['tftpd-hpa']);
+  await smoke('tftp.ts', ['vaquero-1thread', 'tftpd-hpa']);
 });
 
-test('bench-http --quick measures our asset server and nginx', async (t) => {
+test('bench-http --quick measures our asset server and nginx with one and two workers', async (t) => {
   if (!(await usable(t, ['/usr/sbin/nginx', '/usr/bin/curl']))) return;
-  await smoke('http.ts', ['nginx']);
+  await smoke('http.ts', ['nginx', 'nginx-2w']);
 });
 
 test('no benchmark namespace is left behind', async () => {

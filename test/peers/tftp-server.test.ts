@@ -1,5 +1,5 @@
 // Our read-only TFTP server against real clients (tftp-hpa, atftp, curl) on 127.0.0.1, then bad
-// packets to the server and transfer ports (the crashes patched in patches/tftp+0.1.2.patch).
+// packets to the server and transfer ports; then the same server with its transfers in worker threads.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -298,4 +298,92 @@ test('garbage, short packets and a wrong TID do not kill the server', async (t) 
   ]);
   assert.equal(r.code, 0, r.out);
   await fetched(local, big);
+});
+
+test('with worker threads: real clients get correct files, refusals and boot events come back', async (t) => {
+  if (!needs(t, 'tftp') || !needs(t, 'atftp') || !needs(t, 'curl')) return;
+  const wLogs: TftpLog[] = [];
+  const wEvents: BootEvent[] = [];
+  const wPort = await freePort();
+  const threaded = await startTftpServer({
+    host: HOST,
+    port: wPort,
+    root,
+    workers: 2,
+    log: (entry) => wLogs.push(entry),
+    events: { emit: (event) => wEvents.push(event) },
+  });
+  try {
+    // Concurrent fetches, so both threads serve some.
+    const fetches = Array.from({ length: 6 }, (_, i) => {
+      const local = path.join(dir, `worker-${i}`);
+      const args =
+        i % 3 === 0
+          ? [CLIENTS.tftp, [HOST, String(wPort), '-m', 'binary', '-c', 'get', 'big.bin', local]]
+          : i % 3 === 1
+            ? [
+                CLIENTS.atftp,
+                [
+                  '--option',
+                  'blksize 1468',
+                  '--option',
+                  'windowsize 8',
+                  '-g',
+                  '-r',
+                  'big.bin',
+                  '-l',
+                  local,
+                  HOST,
+                  String(wPort),
+                ],
+              ]
+            : [
+                CLIENTS.curl,
+                ['-sS', '--tftp-blksize', '1468', '-o', local, `tftp://${HOST}:${wPort}/big.bin`],
+              ];
+      return run(args[0] as string, args[1] as string[]).then(async (r) => {
+        assert.equal(r.code, 0, r.out);
+        await fetched(local, big);
+      });
+    });
+    await Promise.all(fetches);
+    const refused = await run(CLIENTS.tftp, [
+      HOST,
+      String(wPort),
+      '-c',
+      'get',
+      '/etc/passwd',
+      path.join(dir, 'w-stolen'),
+    ]);
+    assert.match(refused.out, /Access violation/);
+    assert.equal(wEvents.filter((e) => e.kind === 'tftp' && e.detail === `${HOST} big.bin`).length, 6);
+    assert.ok(
+      wLogs.some((l) => l.msg.includes('2 worker thread(s)')),
+      JSON.stringify(wLogs),
+    );
+    assert.ok(
+      wLogs.some((l) => l.msg.startsWith('refused: ')),
+      JSON.stringify(wLogs),
+    );
+    assert.equal(wLogs.filter((l) => l.msg.startsWith('TFTP worker')).length, 0, JSON.stringify(wLogs));
+  } finally {
+    await threaded.close();
+  }
+});
+
+test('block numbers roll over past 65535 (curl, blksize 8, 600,001 bytes: 75,001 blocks)', async (t) => {
+  if (!needs(t, 'curl')) return;
+  const rolled = randomBytes(600_001);
+  await writeFile(path.join(root, 'rolled.bin'), rolled);
+  const local = path.join(dir, 'curl-rolled');
+  const r = await run(CLIENTS.curl, [
+    '-sS',
+    '--tftp-blksize',
+    '8',
+    '-o',
+    local,
+    `tftp://${HOST}:${port}/rolled.bin`,
+  ]);
+  assert.equal(r.code, 0, r.out);
+  await fetched(local, rolled);
 });

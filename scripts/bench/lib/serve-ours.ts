@@ -23,6 +23,8 @@ const { values, positionals } = parseArgs({
     root: { type: 'string' },
     port: { type: 'string' },
     hosts: { type: 'string', default: '1000' },
+    /** TFTP worker threads (0: the transfers on the main thread). */
+    'tftp-workers': { type: 'string', default: '0' },
     /** The boot interface, bound to as the agent binds it (its relay filter on too). */
     interface: { type: 'string' },
   },
@@ -62,6 +64,7 @@ if (kind === 'dhcp') {
     host: '0.0.0.0',
     port: Number(values.port ?? 69),
     root: values.root,
+    workers: Number(values['tftp-workers']),
     events: state.tftpEvents(new Map(hosts.map((h) => [h.mac, h]))),
     log,
   });
