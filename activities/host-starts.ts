@@ -121,9 +121,10 @@ export async function followHosts(client: Client, input: FollowHostsInput): Prom
   for (let poll = 0; ; poll++) {
     const asOf = new Date().toISOString();
     const sweep = (poll === 0 && input.sweep) || poll % SWEEP_EVERY === SWEEP_EVERY - 1;
+    // A server without list queries (the time-skipping test server) is asked host by host instead.
     const closed = sweep
       ? await closedOnce(client, input.workflowIds)
-      : await closedByVisibility(client, input, ids);
+      : await closedByVisibility(client, input, ids).catch(() => closedOnce(client, input.workflowIds));
     if (closed.length > 0 || Date.now() >= deadline) {
       const outcomes = await Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
       return { closed: outcomes, asOf };

@@ -46,6 +46,14 @@ function countingInterceptor(
   };
 }
 
+/**
+ * How long one activation of a workflow may run before the worker thread stops it. The SDK's 5 s is
+ * short for a 10,000-host rollout's first activation on a loaded machine (a plan part restored, a
+ * batch of hosts started, a stack trace captured per promise), and a stopped activation crashed
+ * the worker thread ("async hook stack has become corrupted"), taking the server down.
+ */
+const ISOLATE_EXECUTION_TIMEOUT = { isolateExecutionTimeout: '60s' } as Partial<WorkerOptions>;
+
 /** The server's worker on `vaquero-server`: every workflow, and the orchestration activities. */
 export async function createServerWorker(options: ServerWorkerOptions): Promise<Worker> {
   const activities = createServerActivities({
@@ -61,6 +69,7 @@ export async function createServerWorker(options: ServerWorkerOptions): Promise<
     namespace: options.namespace,
     taskQueue: SERVER_TASK_QUEUE,
     ...options.workflows,
+    ...ISOLATE_EXECUTION_TIMEOUT,
     activities,
     interceptors: counter
       ? { activity: [(ctx) => ({ inbound: countingInterceptor(counter, types, ctx.info.activityType) })] }

@@ -1,4 +1,11 @@
-import { CancelledFailure, condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  CancelledFailure,
+  condition,
+  patched,
+  proxyActivities,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ServerActivities } from '../activities/server-activities';
 import type { ClosedHost, HostProgress, HostStartRequest, SiteRolloutInput } from '../schemas/rollout';
 import type { RunningHost } from './rollout-switch';
@@ -19,6 +26,8 @@ const { followHosts } = proxyActivities<ServerActivities>({
 export const START_BATCH = 200;
 /** A follow call with nothing closed returns after this long, so that hosts started since join. */
 const FOLLOW_MAX_WAIT_MS = 30_000;
+/** The pause after a follow call that found nothing closed. */
+const FOLLOW_IDLE_MS = 5_000;
 /** Every this many follow calls, the first poll describes each open host (visibility may miss one). */
 const SWEEP_EVERY_CALLS = 10;
 
@@ -61,7 +70,7 @@ export class HostStarter {
   private since: string | undefined;
   private calls = 0;
   /** A start activity is in flight: its hosts are about to be open. */
-  private starting = false;
+  private starting = 0;
 
   constructor(
     private readonly r: StarterRollout,
@@ -85,6 +94,15 @@ export class HostStarter {
     });
   }
 
+  /**
+   * Hosts asked for and not started yet. The slot scheduler waits while a batch's worth is pending, so
+   * that one activation never starts a thousand hosts: each host's promises cost a captured stack
+   * trace, and an activation past the isolate's execution timeout crashes the worker thread.
+   */
+  backlog(): number {
+    return this.queue.length + this.starting;
+  }
+
   openIds(): string[] {
     return [...this.open.keys()];
   }
@@ -100,7 +118,7 @@ export class HostStarter {
         continue;
       }
       const batch = this.queue.splice(0, START_BATCH);
-      this.starting = true;
+      this.starting = batch.length;
       try {
         const started = await startHostWorkflows({
           site,
@@ -117,7 +135,7 @@ export class HostStarter {
       } catch (err) {
         for (const q of batch) q.failed(err instanceof Error ? err : new Error(String(err)));
       } finally {
-        this.starting = false;
+        this.starting = 0;
       }
     }
   }
@@ -138,6 +156,9 @@ export class HostStarter {
         sweep: this.calls % SWEEP_EVERY_CALLS === 0,
       });
       this.since = asOf;
+      // Nothing closed in a whole call: a timer before the next, so that a test server's clock can
+      // skip ahead (an activity in flight holds it). Older runs went straight on (patched).
+      if (closed.length === 0 && patched('follow-idle-timer')) await sleep(FOLLOW_IDLE_MS);
       for (const c of closed) {
         const open = this.open.get(c.workflowId);
         if (!open) continue;
@@ -151,7 +172,7 @@ export class HostStarter {
   /** Aborted: every open host workflow is cancelled (each disarms); the follower sees them close. */
   async cancelAll(): Promise<void> {
     // A batch being started now would be open after the cancel: it lands first.
-    await condition(() => !this.starting);
+    await condition(() => this.starting === 0);
     const ids = this.openIds();
     if (ids.length > 0) await cancelHostWorkflows({ workflowIds: ids });
   }

@@ -1,4 +1,5 @@
 import { condition } from '@temporalio/workflow';
+import { START_BATCH } from './rollout-hosts';
 import type { PlannedHost, Wave } from '../schemas/plan';
 import type { RolloutPhase } from '../schemas/rollout';
 import type { RolloutState } from './rollout-state';
@@ -56,6 +57,8 @@ export interface SlotRollout extends Soakable {
   mayStart(): Promise<boolean>;
   setPhase(phase: RolloutPhase): void;
   runHost(planned: PlannedHost): Promise<void>;
+  /** Hosts asked to start and not started yet (hosts started by activity), or none. */
+  readonly starter?: { backlog(): number };
 }
 
 /**
@@ -90,6 +93,12 @@ export async function startBySlots(rollout: SlotRollout, waves: Wave[]): Promise
     }
     // Gates of an earlier wave are judged before a host of a later one starts (rollout-soak.ts).
     if (await gatesBefore(rollout, next.wave)) continue;
+    const { starter } = rollout;
+    if (starter && starter.backlog() >= START_BATCH) {
+      // A batch's worth waits to be started: the next activation (its start's answer) goes on.
+      await condition(() => rollout.stopping() || starter.backlog() < START_BATCH);
+      continue;
+    }
     queue.take(next);
     state.wave = Math.max(state.wave, next.wave);
     // A cancelled host (abort) is accounted for in runHost; the rollout waits for it by count.

@@ -1,3 +1,10 @@
+import { Client } from '@temporalio/client';
+import {
+  cancelHostWorkflows,
+  followHosts,
+  startHostWorkflows,
+  type FollowHostsInput,
+} from '../../activities/host-starts';
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { Context } from '@temporalio/activity';
@@ -12,6 +19,7 @@ import {
   SERVER_TASK_QUEUE,
   type HostSpec,
   type RolloutStatus,
+  type StartHostsInput,
 } from '../../schemas/rollout';
 import { bootEventSignal, statusQuery } from '../../workflows/messages';
 import { inWindow, msUntilOpen } from '../../workflows/reboot-window';
@@ -166,7 +174,15 @@ async function boot(env: TestWorkflowEnvironment, workflowId: string, host: stri
  */
 function lab(env: TestWorkflowEnvironment, bootsLater: (host: string) => boolean = () => false) {
   const cycles: { host: string; atMs: number }[] = [];
+  const plain = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
   const server = {
+    // Hosts are started by activity and followed. This server has no list queries (each open host
+    // is described instead) and moves its clock only while no activity is in flight: one look per
+    // call, and the rollout's timer between calls lets it skip ahead. A plain client: the test
+    // environment's own unlocks the clock whenever it awaits a result.
+    startHostWorkflows: (input: StartHostsInput) => startHostWorkflows(plain, input),
+    followHosts: (input: FollowHostsInput) => followHosts(plain, { ...input, sweep: true, maxWaitMs: 0 }),
+    cancelHostWorkflows: (input: { workflowIds: string[] }) => cancelHostWorkflows(plain, input),
     loadHostSpec(input: { commit: string; site: string; host: string }): Promise<HostSpec> {
       return Promise.resolve({
         site: input.site,
