@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
@@ -123,8 +124,10 @@ export async function createAgentWorker(options: AgentWorkerOptions) {
     namespace: options.namespace,
     taskQueue: agentTaskQueue(options.site),
     activities,
+    // Unversioned pollers show no build id in `temporal task-queue describe`: their identity does.
     ...(options.version && {
       workerDeploymentOptions: { version: options.version, useWorkerVersioning: false },
+      identity: `${options.version.deploymentName}:${options.version.buildId}/${process.pid}@${hostname()}`,
     }),
   });
   return { worker, events, sim, netboot };

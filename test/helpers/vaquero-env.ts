@@ -15,7 +15,7 @@ import { createAgentWorker } from '../../agent/worker';
 import { ensureNamespace, registerSearchAttributes } from '../../server/temporal-setup';
 import { createServerWorker } from '../../server/worker';
 import { registerVersion } from '../../server/versioning';
-import { deploymentVersion, SERVER_DEPLOYMENT } from '../../activities/build-id';
+import { AGENT_DEPLOYMENT, deploymentVersion, SERVER_DEPLOYMENT } from '../../activities/build-id';
 import { connectOrSkip, temporalAddress, workflowBundle } from './temporal';
 
 const run = promisify(execFile);
@@ -132,6 +132,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       secretsEnv: options.secretsEnv ?? {},
       simTimeScale: options.simTimeScale,
       logger: quietLogger,
+      version: deploymentVersion(AGENT_DEPLOYMENT, undefined),
     });
     agents.set(site, {
       worker: agent.worker,

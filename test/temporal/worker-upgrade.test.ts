@@ -11,7 +11,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { SERVER_DEPLOYMENT, type DeploymentVersion } from '../../activities/build-id';
+import { defaultBuildId, SERVER_DEPLOYMENT, type DeploymentVersion } from '../../activities/build-id';
 import { FileModelStore } from '../../activities/store/file-store';
 import { applyWorkflowId, SERVER_TASK_QUEUE, type SiteRolloutResult } from '../../schemas/rollout';
 import { registerVersion } from '../../server/versioning';
@@ -89,6 +89,12 @@ describe('upgrading the server workers while a rollout runs (docs/operations/upg
       next.reason,
       /temporal worker deployment set-current-version .*--build-id 'upgrade-test-n1'/,
     );
+    const described = await env.cli('worker', 'deployment', 'describe', '--name', SERVER_DEPLOYMENT);
+    for (const v of [N, N1])
+      assert.match(described, new RegExp(`\\b${v.buildId}\\b`), `upgrades.md step 1 lists ${v.buildId}`);
+    // The agents report their build id per poller (upgrades.md, "The agents").
+    const agentQueue = await env.cli('task-queue', 'describe', '--task-queue', 'vaquero-agent-sim1');
+    assert.ok(agentQueue.includes(`vaquero-agent:${defaultBuildId()}/`), agentQueue);
 
     const sha = await env.commit('first deployment');
     const rollout = await startRollout(env, sha);
