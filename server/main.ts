@@ -31,7 +31,7 @@ import { pollWhileLeader } from './poller';
 import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
 import { agentRegistryOptions, createAgentRegistry } from './agent-registry';
 import { createServerWorker } from './worker';
-import { registerVersion } from './versioning';
+import { watchVersion } from './versioning';
 import { deploymentVersion, SERVER_DEPLOYMENT, type DeploymentVersion } from '../activities/build-id';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -165,10 +165,13 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done.catch(() => undefined);
     });
-    const registration = await registerVersion(temporal.client, version, {
-      makeCurrent: options.deployment?.makeCurrent ?? false,
-    });
-    log.info({ ...version, current: registration.current?.buildId }, `worker version ${registration.reason}`);
+    const versions = await watchVersion(
+      temporal.client,
+      version,
+      options.deployment?.makeCurrent ?? false,
+      log,
+    );
+    cleanups.push(() => versions.stop());
 
     metrics.leader.set(leadership.isLeader() ? 1 : 0);
     const unsubscribe = leadership.onChange((leader) => {

@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { DeploymentVersion } from '../activities/build-id';
+import type { Log } from './http/log';
 import { SERVER_TASK_QUEUE } from '../schemas/rollout';
 
 export interface VersionRegistration {
@@ -113,4 +114,42 @@ export async function registerVersion(
     identity: `vaquero-server ${version.buildId}`,
   });
   return { current: version, promoted: true, reason };
+}
+
+/**
+ * Registers the version, then, while another version is current, asks again every `everyMs`: once no
+ * worker of that version polls (it was stopped, not upgraded beside this one), this one takes over.
+ */
+export async function watchVersion(
+  client: Client,
+  version: DeploymentVersion,
+  makeCurrent: boolean,
+  log: Pick<Log, 'info' | 'warn'>,
+  everyMs = 30_000,
+): Promise<{ stop(): Promise<void> }> {
+  const report = (r: VersionRegistration) =>
+    log.info({ ...version, current: r.current?.buildId }, `worker version ${r.reason}`);
+  const first = await registerVersion(client, version, { makeCurrent });
+  report(first);
+  if (first.current?.buildId === version.buildId) return { stop: () => Promise.resolve() };
+  const stopped = new AbortController();
+  const loop = (async () => {
+    while (!stopped.signal.aborted) {
+      await delay(everyMs, undefined, { signal: stopped.signal }).catch(() => undefined);
+      if (stopped.signal.aborted) return;
+      try {
+        const r = await registerVersion(client, version, { makeCurrent: false });
+        if (r.promoted) report(r);
+        if (r.current?.buildId === version.buildId) return;
+      } catch (err) {
+        log.warn({ error: (err as Error).message }, 'worker version check failed');
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped.abort();
+      await loop;
+    },
+  };
 }
