@@ -107,12 +107,17 @@ export async function registerVersion(
       promoted: false,
       reason: `registered; ${current.buildId} stays current until: ${setCurrentCommand(version, client.options.namespace)}`,
     };
-  await client.workflowService.setWorkerDeploymentCurrentVersion({
-    namespace: client.options.namespace,
-    deploymentName: version.deploymentName,
-    buildId: version.buildId,
-    identity: `vaquero-server ${version.buildId}`,
-  });
+  try {
+    await client.workflowService.setWorkerDeploymentCurrentVersion({
+      namespace: client.options.namespace,
+      deploymentName: version.deploymentName,
+      buildId: version.buildId,
+      identity: `vaquero-server ${version.buildId}`,
+    });
+  } catch (err) {
+    // Two servers of one version starting together (HA): the other one's call won.
+    if ((await currentVersion(client, version.deploymentName))?.buildId !== version.buildId) throw err;
+  }
   return { current: version, promoted: true, reason };
 }
 

@@ -3,8 +3,9 @@
 // longer replay) runs beside it and is made current with the documented `temporal` command while
 // hosts are in flight, N is stopped once no workflow is pinned to it, and the rollout completes.
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
@@ -25,6 +26,7 @@ const nextWorkflows = fileURLToPath(new URL('../fixtures/upgrade-next/index.ts',
 const N: DeploymentVersion = { deploymentName: SERVER_DEPLOYMENT, buildId: 'upgrade-test-n' };
 const N1: DeploymentVersion = { deploymentName: SERVER_DEPLOYMENT, buildId: 'upgrade-test-n1' };
 const TIMEOUTS = { dhcp: 10_000, ipxe: 10_000, kernel: 10_000, checkpoint: 10_000 };
+const SLOW = { dhcp: 30_000, ipxe: 30_000, kernel: 30_000, checkpoint: 30_000 };
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -58,27 +60,7 @@ describe('upgrading the server workers while a rollout runs (docs/operations/upg
   test('N+1 takes over: in-flight hosts finish on N, the rest run on N+1, none cycled twice', async (t) => {
     const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.1, serverWorker: false });
     if (!env) return;
-    const native = await NativeConnection.connect({ address: temporalAddress() });
-    const workers: { worker: Worker; done: Promise<void> }[] = [];
-    after(async () => {
-      for (const w of workers) if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
-      await Promise.allSettled(workers.map((w) => w.done));
-      await native.close();
-    });
-    const store = new FileModelStore(path.join(env.stateDir, 'server-store'));
-    const start = async (deployment: DeploymentVersion, code: { code: string }) => {
-      const worker = await createServerWorker({
-        connection: native,
-        namespace: env.namespace,
-        client: env.client,
-        store,
-        workflows: { workflowBundle: code },
-        deployment,
-      });
-      const w = { worker, done: worker.run() };
-      workers.push(w);
-      return w;
-    };
+    const start = await serverWorkers(t, env);
     // Version N serves the deployment; N+1 is deployed beside it and registers, but is not current.
     const n = await start(N, bundleN);
     assert.equal((await registerVersion(env.client, N, { makeCurrent: true })).current?.buildId, N.buildId);
@@ -177,13 +159,88 @@ describe('upgrading the server workers while a rollout runs (docs/operations/upg
     await Worker.runReplayHistory({ workflowBundle: bundleN }, history);
     await Worker.runReplayHistory({ workflowBundle: bundleN1 }, history);
   });
+  test('one server: N stopped mid-rollout, N+1 made current, update-options moves the hosts N pinned', async (t) => {
+    const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.1, serverWorker: false });
+    if (!env) return;
+    const start = await serverWorkers(t, env);
+    const solo = { deploymentName: SERVER_DEPLOYMENT, buildId: 'upgrade-test-solo-n' };
+    const soloNext = { deploymentName: SERVER_DEPLOYMENT, buildId: 'upgrade-test-solo-n1' };
+    const n = await start(solo, bundleN);
+    await registerVersion(env.client, solo, { makeCurrent: true });
+    // Boots of 10 s (100 s scaled by 0.1): hosts are still booting when N is gone.
+    for (const f of ['control', 'workers', 'edge']) {
+      const file = path.join(env.sot, `sites/sim1/hosts/${f}.yaml`);
+      await writeFile(file, (await readFile(file, 'utf8')).replaceAll('boot_delay: 30s', 'boot_delay: 100s'));
+    }
+    const sha = await env.commit('first deployment, slow boots');
+    const rollout = await startRollout(env, sha, SLOW);
+    await until(env, rollout, (c) => c.succeeded >= 1 && c.running >= 1 && c.pending >= 1);
+    n.worker.shutdown();
+    await n.done;
+    // The next release (here the same workflow code: its host workflow replays N's histories).
+    await start(soloNext, bundleN);
+    const made = await registerVersion(env.client, soloNext, { makeCurrent: true });
+    assert.equal(made.reason, 'made current (--make-current)');
+    await env.cli(
+      'workflow',
+      'update-options',
+      '--query',
+      `TemporalWorkerDeploymentVersion='${SERVER_DEPLOYMENT}:${solo.buildId}' AND ExecutionStatus='Running'`,
+      '--versioning-override-behavior',
+      'auto_upgrade',
+      '--yes',
+    );
+    const result = (await Promise.race([
+      env.client.workflow.getHandle(rollout).result(),
+      delay(180_000).then(() => assert.fail('the rollout did not complete within 180 s of the restart')),
+    ])) as SiteRolloutResult;
+    assert.equal(result.phase, 'completed', JSON.stringify(result));
+    const cycles = await env.cycles();
+    assert.equal(cycles.size, 20);
+    assert.ok(
+      [...cycles.values()].every((c) => c === 1),
+      `one power cycle per host: ${JSON.stringify([...cycles])}`,
+    );
+    const hosts = (await list(env.client, `WorkflowId STARTS_WITH 'host/sim1/'`)).filter(
+      (h) => h.workflowId.split('/')[3] === sha.slice(0, 7),
+    );
+    let moved = 0;
+    for (const host of hosts) if (new Set((await tasksBy(env.client, host)).ids).size === 2) moved++;
+    assert.ok(moved >= 1, 'a host pinned to the stopped N finished on N+1');
+    t.diagnostic(`${moved} hosts moved from the stopped N to N+1`);
+  });
 });
 
-async function startRollout(env: VaqueroEnv, commit: string): Promise<string> {
+/** Starts server workers of given versions for this test; they stop when it ends. */
+async function serverWorkers(t: TestContext, env: VaqueroEnv) {
+  const native = await NativeConnection.connect({ address: temporalAddress() });
+  const workers: { worker: Worker; done: Promise<void> }[] = [];
+  t.after(async () => {
+    for (const w of workers) if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
+    await Promise.allSettled(workers.map((w) => w.done));
+    await native.close();
+  });
+  const store = new FileModelStore(path.join(env.stateDir, 'server-store'));
+  return async (deployment: DeploymentVersion, code: { code: string }) => {
+    const worker = await createServerWorker({
+      connection: native,
+      namespace: env.namespace,
+      client: env.client,
+      store,
+      workflows: { workflowBundle: code },
+      deployment,
+    });
+    const w = { worker, done: worker.run() };
+    workers.push(w);
+    return w;
+  };
+}
+
+async function startRollout(env: VaqueroEnv, commit: string, timeouts = TIMEOUTS): Promise<string> {
   const apply = await env.client.workflow.start('applyCommitWorkflow', {
     taskQueue: SERVER_TASK_QUEUE,
     workflowId: applyWorkflowId(commit),
-    args: [{ commit, source: env.sot, timeouts: TIMEOUTS }],
+    args: [{ commit, source: env.sot, timeouts }],
   });
   const { rollouts } = (await apply.result()) as { rollouts: { workflowId: string }[] };
   const id = rollouts[0]?.workflowId;
