@@ -174,7 +174,12 @@ describe('upgrading the server workers while a rollout runs (docs/operations/upg
     }
     const sha = await env.commit('first deployment, slow boots');
     const rollout = await startRollout(env, sha, SLOW);
-    await until(env, rollout, (c) => c.succeeded >= 1 && c.running >= 1 && c.pending >= 1);
+    // N goes away while a host it ran is booting (pinned to N: its first task was N's).
+    const pinned = `TemporalWorkerDeploymentVersion='${SERVER_DEPLOYMENT}:${solo.buildId}' AND ExecutionStatus='Running' AND WorkflowId STARTS_WITH 'host/sim1/cp-02/'`;
+    for (let i = 0; (await env.cli('workflow', 'count', '--query', pinned)).trim() !== 'Total: 1'; i++) {
+      assert.ok(i < 600, 'cp-02 (after the canary) runs on N');
+      await delay(100);
+    }
     n.worker.shutdown();
     await n.done;
     // The next release (here the same workflow code: its host workflow replays N's histories).
@@ -205,8 +210,17 @@ describe('upgrading the server workers while a rollout runs (docs/operations/upg
       (h) => h.workflowId.split('/')[3] === sha.slice(0, 7),
     );
     let moved = 0;
-    for (const host of hosts) if (new Set((await tasksBy(env.client, host)).ids).size === 2) moved++;
-    assert.ok(moved >= 1, 'a host pinned to the stopped N finished on N+1');
+    for (const host of hosts) {
+      const run: { ids: string[] } = await tasksBy(env.client, host);
+      const builds = new Set(run.ids);
+      if (builds.size === 2) moved++;
+      if (host.workflowId.startsWith('host/sim1/cp-02/'))
+        assert.deepEqual(
+          [...builds],
+          [solo.buildId, soloNext.buildId],
+          'cp-02 began on N and finished on N+1',
+        );
+    }
     t.diagnostic(`${moved} hosts moved from the stopped N to N+1`);
   });
 });
