@@ -12,6 +12,9 @@ COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY . .
+# The build id's commit (.git is not copied): docker build --build-arg VAQUERO_COMMIT=$(git rev-parse --short=12 HEAD)
+ARG VAQUERO_COMMIT=unknown
+ENV VAQUERO_COMMIT=$VAQUERO_COMMIT
 
 USER node
 ENTRYPOINT ["node", "bin/vaquero.mjs"]

@@ -20,6 +20,8 @@ const OPTIONS = {
   'heartbeat-ms': { type: 'string' },
   'model-poll-ms': { type: 'string' },
   'agent-name': { type: 'string' },
+  deployment: { type: 'string' },
+  'build-id': { type: 'string' },
   'boot-interface': { type: 'string' },
   'boot-address': { type: 'string' },
   'no-dhcp': { type: 'boolean' },
@@ -53,6 +55,8 @@ temporal:
   --temporal-address <h:p>   (TEMPORAL_ADDRESS, 127.0.0.1:7233)   --namespace <ns> (default)
   --state-dir <dir>          model cache, netboot table, journals (/var/lib/vaquero/agent)
   --event-batch-ms <ms>      how long a host's boot events gather into one signal (2000)
+  --deployment <name>        the worker deployment it reports (VAQUERO_AGENT_DEPLOYMENT, vaquero-agent)
+  --build-id <id>            (VAQUERO_BUILD_ID, the package version + git commit)
 
 boot services:
   --boot-interface <if>      --boot-address <ipv4>
@@ -81,6 +85,8 @@ export function agentConfig(args: string[], env: NodeJS.ProcessEnv): AgentConfig
     heartbeatMs: values['heartbeat-ms'],
     modelPollMs: values['model-poll-ms'],
     agentName: values['agent-name'],
+    deployment: values.deployment ?? env.VAQUERO_AGENT_DEPLOYMENT,
+    buildId: values['build-id'] ?? env.VAQUERO_BUILD_ID,
     bootInterface: values['boot-interface'],
     bootAddress: values['boot-address'],
     dhcp: !values['no-dhcp'],

@@ -1,5 +1,6 @@
 import { BOOT_EVENT_BATCH_MAX_MS } from '../schemas/rollout';
 import { z } from 'zod';
+import { AGENT_DEPLOYMENT, BUILD_ID, DEPLOYMENT_NAME } from '../activities/build-id';
 
 const port = (what: string) =>
   z.coerce
@@ -52,6 +53,16 @@ export const AgentConfigSchema = z
       .default(10_000),
     /** This agent's entry in the site's `agents` (default: the first). */
     agentName: z.string().min(1).optional(),
+    /** The worker deployment this agent reports (its worker is not versioned: design.md). */
+    deployment: z
+      .string()
+      .regex(DEPLOYMENT_NAME, "the deployment: letters, digits, '-' and '_' only, at most 100")
+      .default(AGENT_DEPLOYMENT),
+    /** Default: the package version plus the git commit. */
+    buildId: z
+      .string()
+      .regex(BUILD_ID, "the build id: letters, digits, '.', '+', '-' and '_' only, at most 200")
+      .optional(),
     bootInterface: z
       .string()
       .regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'not an interface name')

@@ -5,6 +5,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { AgentConfig } from './config';
 import type { Logger } from './state/event-delivery';
 import { createAgentWorker, type AgentBootState } from './worker';
+import { deploymentVersion } from '../activities/build-id';
 
 export interface WorkerLoopDeps {
   client: Client;
@@ -86,6 +87,7 @@ async function runWorker(
   connection: NativeConnection,
   state: WorkerState,
 ): Promise<void> {
+  const version = deploymentVersion(config.deployment, config.buildId);
   const agent = await createAgentWorker({
     site: config.site,
     connection,
@@ -98,9 +100,14 @@ async function runWorker(
     inDoubtGraceMs: config.inDoubtGraceMs,
     logger: deps.logger,
     boot: deps.boot,
+    version,
   });
   state.running(agent.worker);
-  deps.logger.info('agent started', { site: config.site, taskQueue: `vaquero-agent-${config.site}` });
+  deps.logger.info('agent started', {
+    site: config.site,
+    taskQueue: `vaquero-agent-${config.site}`,
+    buildId: version.buildId,
+  });
   try {
     if (!state.stopping()) await agent.worker.run();
   } finally {

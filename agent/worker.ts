@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
@@ -17,6 +18,7 @@ import { createRedfishPower } from '../activities/power/redfish-power';
 import { SimLab } from '../activities/power/sim-power';
 import { createSshPower } from '../activities/power/ssh-power';
 import { agentTaskQueue } from '../schemas/rollout';
+import type { DeploymentVersion } from '../activities/build-id';
 import { SignalingEventSink, type Logger } from './state/event-delivery';
 
 export interface AgentWorkerOptions {
@@ -37,6 +39,11 @@ export interface AgentWorkerOptions {
   logger: Logger;
   /** The netboot table and event path shared with the agent's boot services (made here if absent). */
   boot?: AgentBootState;
+  /**
+   * The version this agent reports to Temporal (`temporal task-queue describe` shows it per poller).
+   * Not versioned: an activity task goes to any agent of the site, whatever its version.
+   */
+  version?: DeploymentVersion;
 }
 
 export interface AgentBootState {
@@ -117,6 +124,11 @@ export async function createAgentWorker(options: AgentWorkerOptions) {
     namespace: options.namespace,
     taskQueue: agentTaskQueue(options.site),
     activities,
+    // Unversioned pollers show no build id in `temporal task-queue describe`: their identity does.
+    ...(options.version && {
+      workerDeploymentOptions: { version: options.version, useWorkerVersioning: false },
+      identity: `${options.version.deploymentName}:${options.version.buildId}/${process.pid}@${hostname()}`,
+    }),
   });
   return { worker, events, sim, netboot };
 }

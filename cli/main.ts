@@ -22,7 +22,7 @@ commands:
   preview --mac <mac> <dir> [--stage N]         a host's rendered iPXE script and unattended config
   rollout <subcommand> [options]                follow and steer site rollouts: list, status, watch, pause,
                                                 resume, approve, abort, retry-host (vaquero rollout --help)
-  server --config <file.yaml>                   the central server: webhooks, user API, orchestration worker
+  server --config <file.yaml> [--build-id <id>] the central server: webhooks, user API, orchestration worker
   agent --site <site> [options]                 a site agent: DHCP, TFTP, HTTP boot assets, power and jobs (docs/agent.md)
   migrate --from <store> --to <store>           copy model revisions and pointers: file:<dir> <-> etcd:<url,...>
   certs --out <dir> [--hosts h1,h2]             a development CA and server certificate for HTTPS

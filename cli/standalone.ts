@@ -209,6 +209,8 @@ export async function startStandalone(opts: StandaloneOptions, io: Io): Promise<
     const { startServer } = await import('../server/main');
     const server = await startServer(config, {
       env: { VAQUERO_STANDALONE_API_TOKEN: apiToken, VAQUERO_STANDALONE_AGENT_TOKEN: agentToken },
+      // One process owns the site: a restart with a new release is the upgrade (upgrades.md).
+      deployment: { makeCurrent: true },
     });
     stops.push(() => server.stop());
 

@@ -31,6 +31,8 @@ import { pollWhileLeader } from './poller';
 import { ensureNamespace, registerSearchAttributes } from './temporal-setup';
 import { agentRegistryOptions, createAgentRegistry } from './agent-registry';
 import { createServerWorker } from './worker';
+import { watchVersion } from './versioning';
+import { deploymentVersion, SERVER_DEPLOYMENT, type DeploymentVersion } from '../activities/build-id';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -48,6 +50,12 @@ export interface ServerOptions {
   metrics?: ServerMetrics;
   /** Default: bundle workflows/ at start (seconds); a pre-built bundle starts faster. */
   workflows?: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
+  /**
+   * The worker deployment version (default: `vaquero-server`, the package version plus the git
+   * commit) and whether to make it current at once (server/versioning.ts says when it becomes current
+   * without).
+   */
+  deployment?: { version?: DeploymentVersion; makeCurrent?: boolean };
 }
 
 export interface RunningServer {
@@ -131,6 +139,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   };
   // One registry of agents' heartbeats: the agent API writes it, the workflows ask it (siteReachability).
   const agents = createAgentRegistry(agentRegistryOptions(config.agents));
+  const version = options.deployment?.version ?? deploymentVersion(SERVER_DEPLOYMENT, undefined);
   try {
     const worker = await createServerWorker({
       connection: temporal.native,
@@ -141,6 +150,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       workflows: options.workflows ?? { workflowsPath },
       metrics,
       log,
+      deployment: version,
     });
     const done = worker.run().then(
       () => log.info({}, 'worker stopped'),
@@ -155,6 +165,13 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done.catch(() => undefined);
     });
+    const versions = await watchVersion(
+      temporal.client,
+      version,
+      options.deployment?.makeCurrent ?? false,
+      log,
+    );
+    cleanups.push(() => versions.stop());
 
     metrics.leader.set(leadership.isLeader() ? 1 : 0);
     const unsubscribe = leadership.onChange((leader) => {

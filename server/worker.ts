@@ -3,6 +3,7 @@ import type { ActivityInboundCallsInterceptor, NativeConnection } from '@tempora
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createServerActivities, type ServerActivityDeps } from '../activities/server-activities';
 import type { ModelStore } from '../activities/store/model-store';
+import type { DeploymentVersion } from '../activities/build-id';
 import { SERVER_TASK_QUEUE } from '../schemas/rollout';
 import type { Log } from './http/log';
 import type { ServerMetrics } from './http/metrics';
@@ -23,6 +24,11 @@ export interface ServerWorkerOptions {
   /** How often host workflows whose rollout is gone are looked for while the worker runs. */
   orphanSweepMs?: number;
   log?: Log;
+  /**
+   * The worker deployment version this worker serves (Worker Versioning: each workflow's tasks go to
+   * its version; workflows/index.ts says which are pinned). Absent: an unversioned worker.
+   */
+  deployment?: DeploymentVersion;
 }
 
 /** Counts each activity as it ends; the type is a label only if it is one of ours (bounded labels). */
@@ -71,6 +77,14 @@ export async function createServerWorker(options: ServerWorkerOptions): Promise<
     ...options.workflows,
     ...ISOLATE_EXECUTION_TIMEOUT,
     activities,
+    ...(options.deployment && {
+      workerDeploymentOptions: {
+        version: options.deployment,
+        useWorkerVersioning: true,
+        // Workflows that declare none: the smoke workflow. The rest declare theirs (workflows/index.ts).
+        defaultVersioningBehavior: 'AUTO_UPGRADE',
+      },
+    }),
     interceptors: counter
       ? { activity: [(ctx) => ({ inbound: countingInterceptor(counter, types, ctx.info.activityType) })] }
       : {},

@@ -14,6 +14,8 @@ import { FileModelStore } from '../../activities/store/file-store';
 import { createAgentWorker } from '../../agent/worker';
 import { ensureNamespace, registerSearchAttributes } from '../../server/temporal-setup';
 import { createServerWorker } from '../../server/worker';
+import { registerVersion } from '../../server/versioning';
+import { AGENT_DEPLOYMENT, deploymentVersion, SERVER_DEPLOYMENT } from '../../activities/build-id';
 import { connectOrSkip, temporalAddress, workflowBundle } from './temporal';
 
 const run = promisify(execFile);
@@ -99,6 +101,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
   const workflowCode = options.serverWorker === false ? undefined : await workflowBundle();
   const native = await NativeConnection.connect({ address });
   const store = new FileModelStore(path.join(stateDir, 'store'));
+  const serverVersion = deploymentVersion(SERVER_DEPLOYMENT, undefined);
   const server =
     workflowCode &&
     (await createServerWorker({
@@ -108,8 +111,12 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       store,
       workflows: { workflowBundle: workflowCode },
       planPartHosts: options.planPartHosts,
+      deployment: serverVersion,
     }));
   const running: Promise<void>[] = server ? [server.run()] : [];
+  // Versioned as `vaquero server` is, and current at once: a namespace where another commit's server
+  // ran last would otherwise keep routing this one's workflows to that version.
+  if (server) await registerVersion(client, serverVersion, { makeCurrent: true });
   const agents = new Map<
     string,
     { worker: Worker; done: Promise<void>; sim: SimLab; events: { close(): Promise<void> } }
@@ -125,6 +132,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       secretsEnv: options.secretsEnv ?? {},
       simTimeScale: options.simTimeScale,
       logger: quietLogger,
+      version: deploymentVersion(AGENT_DEPLOYMENT, undefined),
     });
     agents.set(site, {
       worker: agent.worker,

@@ -20,6 +20,7 @@ import { statusQuery } from '../../workflows/messages';
 import { historyToJSON, type History } from '../helpers/history-json';
 import { startPrometheus } from '../helpers/prometheus';
 import { launchVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
+import { taskBuildIds, upgradeMidRollout } from '../helpers/worker-upgrade';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
 const historiesDir = fileURLToPath(new URL('./histories', import.meta.url));
@@ -37,8 +38,13 @@ interface Scenario {
   expect: SiteRolloutResult['phase'];
   /** Edits the SoT or injects faults before the commit is applied; may return its clean-up. */
   before?(env: VaqueroEnv): void | Promise<void | (() => Promise<void>)>;
-  /** Drives the rollout by signals, as an operator would, until it can finish. */
-  drive?(env: VaqueroEnv, rolloutId: string): Promise<void>;
+  /**
+   * Drives the rollout by signals, as an operator would, until it can finish. What it returns is
+   * called once the rollout closed (it stops what the scenario started).
+   */
+  drive?(env: VaqueroEnv, rolloutId: string): Promise<void | (() => Promise<void>)>;
+  /** Which host histories may be kept (default: any): those that replay on the current code. */
+  keepHost?: (history: History) => boolean;
   /**
    * Keeps only the host workflows' histories: a scenario of the host workflow's own shape (the
    * rollout's is recorded by the others, and must not be tied to this one's changes).
@@ -117,6 +123,14 @@ const scenarios: Record<string, Scenario> = {
   // A soak after the canary and a gate after every wave, judged by a real Prometheus (patch
   // rollout-soak-gates); history limit 60, so the gates' progress rides the carry.
   'rollout-soak-gates-continue-as-new': { expect: 'completed', historyLimit: 60, before: soakAndGate },
+  // Worker Versioning (docs/operations/upgrades.md): version N (this code) starts the rollout, N+1
+  // (test/fixtures/upgrade-next) is made current with hosts in flight; the rollout's history has
+  // tasks of both. Hosts kept: those N ran (N+1's host code does not replay here, by design).
+  'rollout-worker-upgrade': {
+    expect: 'completed',
+    drive: (env, id) => upgradeMidRollout(env, id, 'record-next'),
+    keepHost: (h) => !taskBuildIds(h).includes('record-next'),
+  },
   // reprovisionHostWorkflowV2: no patch markers, the group search attribute set by the parent.
   'host-v2': { expect: 'completed', hostsOnly: true },
   // Boot events in batches, one watchdog timer, the host disarmed by its agent (patch boot-event-batches).
@@ -173,8 +187,9 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
     });
     // The apply ends once it has started the rollout, which then answers queries.
     await apply.result();
-    await scenario.drive?.(env, rolloutId);
+    const stop = await scenario.drive?.(env, rolloutId);
     const result = (await env.client.workflow.getHandle(rolloutId).result()) as SiteRolloutResult;
+    await stop?.();
     if (result.phase !== scenario.expect)
       throw new Error(`${name}: rollout ended ${result.phase}, expected ${scenario.expect}`);
 
@@ -183,11 +198,16 @@ async function record(name: string, scenario: Scenario): Promise<string[]> {
     // Rollouts that start hosts by activity (patch hosts-started-by-activity) have no children: the
     // control group's hosts go first, under their deterministic ids.
     const children = childIds(runs[0]!);
-    const hosts = (
+    const candidates =
       children.length > 0
         ? children
-        : ['cp-01', 'cp-02', 'cp-03'].map((h) => hostWorkflowId('sim1', h, commit))
-    ).slice(0, MAX_HOSTS);
+        : ['cp-01', 'cp-02', 'cp-03'].map((h) => hostWorkflowId('sim1', h, commit));
+    const hosts: string[] = [];
+    for (const id of candidates) {
+      if (hosts.length === MAX_HOSTS) break;
+      const keep = scenario.keepHost ?? (() => true);
+      if (keep(await env.client.workflow.getHandle(id).fetchHistory())) hosts.push(id);
+    }
     const ids = scenario.hostsOnly ? hosts : [apply.workflowId, rolloutId, ...hosts];
     const dir = path.join(historiesDir, name);
     await rm(dir, { recursive: true, force: true });

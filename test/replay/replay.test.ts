@@ -11,6 +11,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { historyFromJSON } from '../helpers/history-json';
 import { workflowsPath } from '../helpers/temporal';
+import { taskBuildIds } from '../helpers/worker-upgrade';
 
 const historiesDir = fileURLToPath(new URL('./histories', import.meta.url));
 const alteredWorkflowsPath = fileURLToPath(
@@ -23,6 +24,7 @@ const SCENARIOS = [
   'rollout-approval-pause-resume',
   'rollout-stored-plan-continue-as-new',
   'rollout-soak-gates-continue-as-new',
+  'rollout-worker-upgrade',
 ];
 /** Scenarios of the host workflow's own shapes: host histories only (record-histories `hostsOnly`). */
 const HOST_SCENARIOS = [
@@ -31,6 +33,8 @@ const HOST_SCENARIOS = [
   'host-v2',
   'host-boot-steps-implied',
 ];
+
+type RecordedHistory = Parameters<typeof taskBuildIds>[0];
 
 interface Recorded extends HistoryAndWorkflowId {
   file: string;
@@ -112,6 +116,19 @@ describe('replay of recorded workflow histories', () => {
       inputs.some((input) => typeof input.carry?.states === 'string' && input.carry.hosts === undefined),
       'a continued run carries host states, not host records',
     );
+  });
+
+  test('a rollout that moved from worker version N to N+1 mid-run is recorded, and hosts N ran', () => {
+    const files = histories.filter((h) => h.file.startsWith(`rollout-worker-upgrade${path.sep}`));
+    const rollout = files.find((h) => h.workflowId.startsWith('rollout/'));
+    assert.ok(rollout, 'npm run record:histories -- rollout-worker-upgrade');
+    const versions = [...new Set(taskBuildIds(rollout.history as RecordedHistory))];
+    assert.equal(versions.length, 2, `tasks of two versions: ${versions.join(', ')}`);
+    assert.equal(versions[1], 'record-next', 'N+1 completed its last tasks');
+    const hosts = files.filter((h) => h.workflowId.startsWith('host/'));
+    assert.ok(hosts.length > 0);
+    for (const host of hosts)
+      assert.deepEqual([...new Set(taskBuildIds(host.history as RecordedHistory))], [versions[0]]);
   });
 
   test('the host workflow with batched boot events is recorded, succeeded and failed', () => {
