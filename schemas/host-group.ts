@@ -49,9 +49,12 @@ export const HostGroupSchema = z.strictObject({
    * power-cycled again this many times before the step fails and counts against `max_fail`.
    */
   boot_retries: z
-    .int('boot_retries is a whole number of extra power cycles')
-    .min(0, 'boot_retries is at least 0 (0: a missed boot step fails the host at once)')
-    .max(MAX_BOOT_RETRIES, `boot_retries is at most ${MAX_BOOT_RETRIES}`)
+    .int('a whole number of extra power cycles')
+    .min(0, 'at least 0 (0: a missed boot step fails the host at once)')
+    .max(
+      MAX_BOOT_RETRIES,
+      `at most ${MAX_BOOT_RETRIES}: fix a machine that misses this often, then retry-host`,
+    )
     .default(DEFAULT_BOOT_RETRIES),
   rollout: RolloutRulesSchema.default({
     max_concurrent: 1,
