@@ -90,10 +90,6 @@ async function startVaquero(o: LabOptions): Promise<NodeJS.ProcessEnv> {
   // The lab's own Temporal runs in its namespace: a TEMPORAL_ADDRESS of the caller does not apply.
   const env: NodeJS.ProcessEnv = { ...process.env, VAQUERO_LAB_BMC_PASSWORD: BMC_PASSWORD };
   delete env.TEMPORAL_ADDRESS;
-  // Where podman's defaults cannot run a container, the set-up wrote a configuration that can
-  // (scripts/install-job-image.sh): the agents' container jobs use it.
-  const podmanConf = path.join(process.env.VAQUERO_CACHE ?? '/var/cache/vaquero', 'podman/containers.conf');
-  if (!env.CONTAINERS_CONF && existsSync(podmanConf)) env.CONTAINERS_CONF = podmanConf;
   const inAgentNs = ['ip', 'netns', 'exec', names.agentNs, process.execPath, VAQUERO];
   const standalone = [
     ...[...inAgentNs, 'standalone', '--sot', path.join(o.state, 'sot'), '--site', SITE, '--no-agent'],
