@@ -4,15 +4,22 @@
 // workflow on Temporal, armed and cycled by a real agent worker over its sim BMC, whose machine
 // stays silent at the step the test injects (the first boot's DHCP lost, or every boot's).
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { FileModelStore } from '../../activities/store/file-store';
-import { hostWorkflowId, SERVER_TASK_QUEUE, type ReprovisionHostResult } from '../../schemas/rollout';
+import {
+  applyWorkflowId,
+  hostWorkflowId,
+  SERVER_TASK_QUEUE,
+  type ReprovisionHostResult,
+  type SiteRolloutResult,
+} from '../../schemas/rollout';
 import { validateSot } from '../../sot/validate';
+import type { ApplyCommitResult } from '../../workflows/apply-commit';
 import { startVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
@@ -159,4 +166,42 @@ test('the default is two retries: a silent machine is cycled three times before 
     [1, 2],
   );
   assert.equal(await cyclesOf(env), 3);
+});
+
+test('in a rollout, a canary whose first DHCP is lost costs no failure: the rollout completes', async (t) => {
+  const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.005 });
+  if (!env) return;
+  // The control group (max_fail 0, the canary's) gets one retry; a failed canary would halt.
+  const file = path.join(env.sot, 'workflows/control.yaml');
+  await writeFile(file, (await readFile(file, 'utf8')).replace('boot_retries: 0', 'boot_retries: 1'));
+  const sha = await env.commit('control: one boot retry');
+  env.fault('sim1/cp-01', 'dhcp');
+  const apply = await env.client.workflow.start('applyCommitWorkflow', {
+    taskQueue: SERVER_TASK_QUEUE,
+    workflowId: applyWorkflowId(sha),
+    args: [{ commit: sha, source: env.sot, timeouts }],
+  });
+  const { rollouts } = (await apply.result()) as ApplyCommitResult;
+  for (let i = 0; !(await env.cycles()).get('sim1/cp-01'); i++) {
+    assert.ok(i < 600, 'the canary was never power-cycled');
+    await delay(20);
+  }
+  env.fault('sim1/cp-01', undefined);
+  const rollout = env.client.workflow.getHandle(rollouts[0]?.workflowId ?? '');
+  const result = (await rollout.result()) as SiteRolloutResult;
+  assert.equal(result.phase, 'completed');
+  assert.deepEqual(result.failed, []);
+  const cycles = await env.cycles();
+  assert.equal(cycles.get('sim1/cp-01'), 2, 'the canary: one cycle per boot attempt');
+  assert.ok(
+    [...cycles].every(([host, n]) => host === 'sim1/cp-01' || n === 1),
+    'the others: one each',
+  );
+  const canary = (await env.client.workflow
+    .getHandle(hostWorkflowId('sim1', 'cp-01', sha))
+    .result()) as ReprovisionHostResult;
+  assert.deepEqual(
+    canary.bootRetries?.map((r) => `${r.attempt}:${r.missed}`),
+    ['1:dhcp'],
+  );
 });
