@@ -9,6 +9,7 @@ import { validateSot } from '../sot/validate';
 import type { Model } from '../schemas/model';
 import type { HostSpec, PlanSummary, StartHostsInput } from '../schemas/rollout';
 import { bootInterface } from '../schemas/host';
+import { DEFAULT_BOOT_RETRIES } from '../schemas/host-group';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
 import { awaitHostsClosed, type AwaitHostsInput } from './host-results';
 import { cancelHostWorkflows, followHosts, startHostWorkflows, type FollowHostsInput } from './host-starts';
@@ -50,7 +51,8 @@ export async function hostSpec(
     );
   }
   const iface = bootInterface(host);
-  const stages = (own(model.groups, host.group)?.boots ?? []).map((_, i) => {
+  const group = own(model.groups, host.group);
+  const stages = (group?.boots ?? []).map((_, i) => {
     const rendered = renderStage(model, input.site, host, i);
     return {
       stage: rendered.stage,
@@ -68,6 +70,8 @@ export async function hostSpec(
     ipv4: iface.ipv4,
     bmc: host.bmc,
     never_provision: host.never_provision,
+    // A revision stored before boot_retries existed has groups without it: the default applies.
+    bootRetries: group?.boot_retries ?? DEFAULT_BOOT_RETRIES,
     stages,
   };
 }

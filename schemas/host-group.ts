@@ -34,11 +34,28 @@ export const RolloutRulesSchema = z.strictObject({
 });
 export type RolloutRules = z.infer<typeof RolloutRulesSchema>;
 
+/** Power cycles a host of the group gets when a boot step misses its timeout, unless the SoT says. */
+export const DEFAULT_BOOT_RETRIES = 2;
+/** More would keep a dead machine cycling for hours at real timeouts: fix it, then `retry-host`. */
+export const MAX_BOOT_RETRIES = 10;
+
 /** A host group: the ordered boots a host goes through, and how a change rolls out across the group. */
 export const HostGroupSchema = z.strictObject({
   id: IdSchema,
   description: z.string().optional(),
   boots: z.array(IdSchema).min(1, 'a host group needs at least one boot profile'),
+  /**
+   * A host that misses a boot step's timeout (no DHCP, no iPXE script, no kernel, no checkpoint) is
+   * power-cycled again this many times before the step fails and counts against `max_fail`.
+   */
+  boot_retries: z
+    .int('a whole number of extra power cycles')
+    .min(0, 'at least 0 (0: a missed boot step fails the host at once)')
+    .max(
+      MAX_BOOT_RETRIES,
+      `at most ${MAX_BOOT_RETRIES}: fix a machine that misses this often, then retry-host`,
+    )
+    .default(DEFAULT_BOOT_RETRIES),
   rollout: RolloutRulesSchema.default({
     max_concurrent: 1,
     min_standing: 0,

@@ -51,6 +51,11 @@ export const ContainerJobSchema = z.strictObject({
   image: z.string().min(1),
   args: z.array(z.string()).default([]),
   env: z.record(z.string(), z.string()).default({}),
+  /**
+   * The container's network: the engine's default when absent; `host` shares the agent's (a job that
+   * must reach the host on the provisioning network the agent is on), `none` has none.
+   */
+  network: z.enum(['host', 'none']).optional(),
 });
 
 export const JobSchema = z.discriminatedUnion('type', [

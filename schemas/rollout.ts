@@ -79,6 +79,11 @@ export const HostSpecSchema = z.object({
   ipv4: z.string(),
   bmc: BmcSchema.optional(),
   never_provision: z.boolean(),
+  /**
+   * Extra power cycles when a boot step misses its timeout (the group's `boot_retries`). Absent in
+   * specs loaded before it existed: no retries, as those runs did.
+   */
+  bootRetries: z.int().min(0).optional(),
   stages: z.array(
     z.object({
       stage: z.int().min(1),
@@ -124,6 +129,10 @@ export const ReprovisionHostResultSchema = z.object({
   error: z.string().optional(),
   jobs: z.array(JobOutcomeSchema),
   skipped: z.boolean().default(false),
+  /** Boot attempts that missed a step and were power-cycled again (the group's `boot_retries`). */
+  bootRetries: z
+    .array(z.object({ stage: z.int(), attempt: z.int(), missed: HostStepSchema, error: z.string() }))
+    .optional(),
 });
 export type ReprovisionHostResult = z.infer<typeof ReprovisionHostResultSchema>;
 

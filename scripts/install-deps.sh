@@ -12,11 +12,12 @@ set -euo pipefail
 # ipmi_sim for the virtual lab, and the reference peers of the benchmarks (dnsmasq, Kea with
 # perfdhcp, tftpd-hpa, nginx) and radvd; strace shows the atomic-file helper's fsyncs; GNU time
 # measures the SoT benchmark's peak RSS; prometheus answers the rollouts' metric gates in tests (each
-# test runs its own on a loopback port, never the packaged service).
+# test runs its own on a loopback port, never the packaged service); podman (and runc, which runs
+# where crun cannot: a CI container's hybrid cgroups) runs container jobs in a locally built image.
 APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client
   busybox-static iproute2 tftp-hpa atftp ipxe curl openssl qemu-system-x86 ipxe-qemu ovmf tcpdump cpio kmod
   kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa strace isc-dhcp-relay time
-  prometheus)
+  prometheus podman runc)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"
@@ -151,6 +152,12 @@ bash "$(dirname "${BASH_SOURCE[0]}")/install-test-server.sh"
 
 # The Redfish emulator (PyPI sushy-tools) the Redfish driver tests run against, in a venv in the cache.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-sushy.sh"
+
+# The container jobs' image (busybox, imported into podman: no registry) and, where podman's
+# defaults cannot run a container, $VAQUERO_CACHE/podman/containers.conf.
+# A host where podman cannot run a container still gets the rest (the podman tests then fail, saying why).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-job-image.sh" >/dev/null ||
+  printf 'install-deps: warning: the container job image is not usable here (see above)\n' >&2
 
 # The lab's guest kernel (a Debian kernel package, unpacked, not installed) and initramfs inputs.
 if [[ -f "$(dirname "${BASH_SOURCE[0]}")/install-lab.sh" ]]; then

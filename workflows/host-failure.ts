@@ -21,3 +21,6 @@ export class StepFailure extends Error {
     super(message);
   }
 }
+
+/** A boot step whose event did not come within its timeout: the host may be power-cycled again. */
+export class BootStepMissed extends StepFailure {}

@@ -4,6 +4,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type {
   BootEvent,
   BootEventBatch,
+  ReprovisionHostResult,
   RolloutOutcome,
   RolloutStatus,
   StatusPage,
@@ -36,6 +37,10 @@ export const statusQuery = defineQuery<RolloutStatus, [page?: StatusPage]>('stat
 export const bootEventSignal = defineSignal<[event: BootEvent]>('boot-event');
 /** The same, several at once: the events of one arming within the agent's short window, in order. */
 export const bootEventsSignal = defineSignal<[batch: BootEventBatch]>('boot-events');
-export const hostStatusQuery = defineQuery<{ step: string; stage: number; events: BootEvent[] }>(
-  'host-status',
-);
+export const hostStatusQuery = defineQuery<{
+  step: string;
+  stage: number;
+  events: BootEvent[];
+  /** Boot attempts that missed a step and were power-cycled again (the group's `boot_retries`). */
+  bootRetries?: NonNullable<ReprovisionHostResult['bootRetries']>;
+}>('host-status');

@@ -1,5 +1,4 @@
 import {
-  type ActivityInterfaceFor,
   type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
@@ -19,18 +18,17 @@ import type { ServerActivities } from '../activities/server-activities';
 import type {
   BootEvent,
   BootEventKind,
-  HostSpec,
   HostStep,
-  JobOutcome,
   ReprovisionHostInput,
   ReprovisionHostResult,
-  ResumePoint,
   StepTimeouts,
 } from '../schemas/rollout';
 import { HostGroupAttribute } from '../schemas/search-attributes';
 import { impliedBy, impliedStepsAllowed, impliesStep, takeBootBatch } from './boot-steps';
 import { BootWatchdog } from './boot-watchdog';
-import { resumeStep, rootMessage, StepFailure } from './host-failure';
+import { attemptNote, powerKey, runStageSteps } from './boot-retries';
+import { BootStepMissed, resumeStep, rootMessage, StepFailure } from './host-failure';
+import type { HostRun, Stage } from './host-run';
 import { bootEventSignal, bootEventsSignal, hostStatusQuery } from './messages';
 import {
   agentTaskQueue,
@@ -62,36 +60,6 @@ const BATCHED = 'boot-event-batches';
 
 /** How often a host waiting for its site's silent agents asks again whether they are back. */
 const UNREACHABLE_RECHECK = '1 minute';
-
-type Stage = HostSpec['stages'][number];
-
-/** One run of the workflow: its host, its activities and how far it got, shared by its steps. */
-interface HostRun {
-  input: ReprovisionHostInput;
-  target: HostSpec;
-  timeouts: StepTimeouts;
-  agent: ActivityInterfaceFor<AgentActivities>;
-  agentOptions: ActivityOptions;
-  jobs: ActivityInterfaceFor<AgentActivities>;
-  jobOptions: ActivityOptions;
-  workflowId: string;
-  /** Boot events as they arrive, and the step in progress (both read by hostStatusQuery). */
-  progress: { events: BootEvent[]; current: ResumePoint; disarmed?: { stage: number; at: string } };
-  outcomes: JobOutcome[];
-  /** Boot events before this index came before the stage's arming. */
-  mark: number;
-  /** When the event of the stage's last boot step was seen: the next step's must not be earlier. */
-  after?: number;
-  /** Arm and power cycle run as one activity (FOLDED_STEPS). */
-  folded: boolean;
-  /** Batches, one watchdog, disarm by the agent (BATCHED). */
-  batched: boolean;
-  /** Whether a change guarded by this id applies: `patched`, or always (reprovisionHostWorkflowV2). */
-  patched: (id: string) => boolean;
-  watchdog: BootWatchdog;
-  /** Whether a later step's event may stand for a missing one (boot-steps.ts); unset until asked. */
-  impliedSteps?: boolean;
-}
 
 async function runJobs(run: HostRun, list: Stage['preShutdown'], what: string): Promise<void> {
   if (list.length === 0) return;
@@ -157,7 +125,7 @@ async function awaitEvent(
     (run.batched ? await run.watchdog.until(seenOrImplied, deadline) : await condition(seen, timeoutMs));
   if (came && !seen() && !impliedStepsAllowed(run)) came = await run.watchdog.until(seen, deadline);
   if (!came && !(await waitOutSilentSite(run, seen, timeoutMs))) {
-    throw new StepFailure(
+    throw new BootStepMissed(
       progress.current,
       `no ${kind} event from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,
     );
@@ -169,8 +137,8 @@ async function awaitEvent(
 /** Both steps in one agent activity; a failure names the step that failed, as two activities did. */
 async function armAndPowerCycle(run: HostRun, stage: Stage): Promise<void> {
   const { target, workflowId } = run;
-  const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
-  const summary = `arm ${target.host} and power-cycle it through its ${target.bmc?.type ?? 'missing'} BMC`;
+  const key = powerKey(run, stage);
+  const summary = `${attemptNote(run)}arm ${target.host} and power-cycle it through its ${target.bmc?.type ?? 'missing'} BMC`;
   const { site, host, mac, bmc } = target;
   const last = run.target.stages.at(-1)?.stage === stage.stage;
   const input = {
@@ -217,8 +185,8 @@ async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void
       break;
     case 'power-cycle': {
       if (run.folded) break;
-      const key = `${workflowId}/${workflowInfo().runId}/stage-${stage.stage}`;
-      const summary = `power-cycle ${target.host} through its ${target.bmc?.type ?? 'missing'} BMC`;
+      const key = powerKey(run, stage);
+      const summary = `${attemptNote(run)}power-cycle ${target.host} through its ${target.bmc?.type ?? 'missing'} BMC`;
       const result = await agent.powerCycle.executeWithOptions({ ...run.agentOptions, summary }, [
         { site: target.site, host: target.host, mac: target.mac, bmc: target.bmc, key },
       ]);
@@ -274,6 +242,7 @@ async function hostFailed(run: HostRun, err: unknown): Promise<never> {
     error: cause,
     jobs: run.outcomes,
     skipped: false,
+    ...(run.boot.retried.length > 0 ? { bootRetries: run.boot.retried } : {}),
   };
   throw ApplicationFailure.create({
     type: 'HostReprovisionFailed',
@@ -325,10 +294,12 @@ async function reprovisionHost(input: ReprovisionHostInput, v2: boolean): Promis
   const progress: HostRun['progress'] = { events: [], current: { stage: 1, step: 'pre-shutdown' } };
   setHandler(bootEventSignal, (event) => void progress.events.push(event));
   setHandler(bootEventsSignal, (batch) => takeBootBatch(progress, batch));
+  const boot: HostRun['boot'] = { attempt: 1, retried: [] };
   setHandler(hostStatusQuery, () => ({
     step: progress.current.step,
     stage: progress.current.stage,
     events: progress.events,
+    ...(boot.retried.length > 0 ? { bootRetries: boot.retried } : {}),
   }));
 
   // A run with the newer marker has the older one's behaviour too, without a second marker event.
@@ -359,6 +330,7 @@ async function reprovisionHost(input: ReprovisionHostInput, v2: boolean): Promis
     batched,
     patched: isPatched,
     watchdog: new BootWatchdog(),
+    boot,
   };
   const start = input.resumeFrom
     ? { ...input.resumeFrom, step: resumeStep(input.resumeFrom.step) }
@@ -369,13 +341,11 @@ async function reprovisionHost(input: ReprovisionHostInput, v2: boolean): Promis
       run.mark = progress.events.length;
       run.after = undefined;
       const first = stage.stage === start.stage ? HOST_STEPS.indexOf(start.step) : 0;
-      for (const step of HOST_STEPS.slice(first)) {
-        progress.current = { stage: stage.stage, step };
-        await runStep(run, stage, step);
-      }
+      await runStageSteps(run, stage, HOST_STEPS, first, (step) => runStep(run, stage, step));
     }
   } catch (err) {
     return hostFailed(run, err);
   }
-  return { host: target.host, ok: true, jobs: run.outcomes, skipped: false };
+  const retried = run.boot.retried.length > 0 ? { bootRetries: run.boot.retried } : {};
+  return { host: target.host, ok: true, jobs: run.outcomes, skipped: false, ...retried };
 }

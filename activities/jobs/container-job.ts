@@ -15,21 +15,44 @@ export const NO_RUNTIME_ERROR = 'no container runtime (docker or podman) on this
 // What the CLIs print when they exist but their engine does not answer.
 const ENGINE_DOWN = [/Cannot connect to the Docker daemon[^\n]*/, /Cannot connect to Podman[^\n]*/];
 
+/**
+ * Runs the job with the first runtime on the PATH; when that one's engine does not answer (a docker
+ * CLI without its daemon) and another runtime is installed, with the next: what is said of each
+ * engine that did not answer is kept in the output.
+ */
 export const runContainerJob: JobRunner<ContainerJob> = async (job, target, _deps, signal) => {
-  const runtime = await findRuntime(commandEnv(target).PATH ?? '');
-  if (!runtime) return { ok: false, output: '', error: NO_RUNTIME_ERROR, retryable: false };
+  const runtimes = await findRuntimes(commandEnv(target).PATH ?? '');
+  if (runtimes.length === 0) return { ok: false, output: '', error: NO_RUNTIME_ERROR, retryable: false };
+  const skipped: string[] = [];
+  for (const [i, runtime] of runtimes.entries()) {
+    const result = await runIn(runtime, job, target, signal);
+    const down = result.ok ? undefined : engineDown(result.output);
+    if (!down || i === runtimes.length - 1 || signal.aborted)
+      return skipped.length === 0 ? result : { ...result, output: `${skipped.join('')}${result.output}` };
+    skipped.push(`${path.basename(runtime)}: ${down}; trying ${path.basename(runtimes[i + 1] ?? '')}\n`);
+  }
+  return { ok: false, output: '', error: NO_RUNTIME_ERROR, retryable: false };
+};
+
+async function runIn(
+  runtime: string,
+  job: ContainerJob,
+  target: JobTarget,
+  signal: AbortSignal,
+): Promise<AttemptResult> {
   // A named container can be removed when the attempt is stopped: killing the CLI leaves it running.
   const name = `vaquero-${job.name}-${randomBytes(4).toString('hex')}`;
   const onAbort = () => removeContainer(runtime, name);
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    // The runtime's CLI inherits the agent's environment (DOCKER_HOST, XDG_RUNTIME_DIR for podman).
+    // The runtime's CLI inherits the agent's environment (DOCKER_HOST, XDG_RUNTIME_DIR, and
+    // CONTAINERS_CONF for podman).
     const outcome = await runProcess(runtime, containerArgs(job, target, name), { signal });
     return judge(runtime, job, outcome);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
-};
+}
 
 export function containerArgs(job: ContainerJob, target: JobTarget, name: string): string[] {
   const env: Record<string, string> = {
@@ -41,31 +64,47 @@ export function containerArgs(job: ContainerJob, target: JobTarget, name: string
   };
   const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
   // `--` keeps a rendered image name from being read as an option.
-  return ['run', '--rm', '--name', name, ...envArgs, '--', job.image, ...job.args];
+  const network = job.network ? ['--network', job.network] : [];
+  return ['run', '--rm', '--name', name, ...network, ...envArgs, '--', job.image, ...job.args];
 }
 
 function judge(runtime: string, job: ContainerJob, outcome: ProcessOutcome): AttemptResult {
   const { output } = outcome;
   if (outcome.code === 0) return { ok: true, output };
-  const engineDown = ENGINE_DOWN.map((re) => re.exec(output)?.[0]).find(Boolean);
-  if (engineDown)
+  const down = engineDown(output);
+  if (down)
     return {
       ok: false,
       output,
-      error: `${path.basename(runtime)} is installed but its engine does not answer: ${engineDown.trim()}`,
+      error: `${path.basename(runtime)} is installed but its engine does not answer: ${down}`,
       retryable: false,
     };
   return { ok: false, output, error: describeExit(`container ${job.image}`, outcome) };
 }
 
+function engineDown(output: string): string | undefined {
+  return ENGINE_DOWN.map((re) => re.exec(output)?.[0])
+    .find(Boolean)
+    ?.trim();
+}
+
 export async function findRuntime(searchPath: string): Promise<string | undefined> {
+  return (await findRuntimes(searchPath))[0];
+}
+
+/** Every runtime on the PATH, docker before podman, each at its first directory. */
+export async function findRuntimes(searchPath: string): Promise<string[]> {
+  const found: string[] = [];
   for (const runtime of CONTAINER_RUNTIMES) {
     for (const dir of searchPath.split(':').filter(Boolean)) {
       const candidate = path.join(dir, runtime);
-      if (await isExecutableFile(candidate)) return candidate;
+      if (await isExecutableFile(candidate)) {
+        found.push(candidate);
+        break;
+      }
     }
   }
-  return undefined;
+  return found;
 }
 
 async function isExecutableFile(file: string): Promise<boolean> {

@@ -144,6 +144,26 @@ const scenarios: Record<string, Scenario> = {
       await signal(env, id, 'abort', '"stop: checkpoint missed"');
     },
   },
+  // The canary's first DHCP is lost: it is power-cycled again and completes (patch boot-retries).
+  'host-boot-retry': {
+    expect: 'completed',
+    hostsOnly: true,
+    async before(env) {
+      const file = path.join(env.sot, 'workflows/control.yaml');
+      const text = await readFile(file, 'utf8');
+      const next = text.replace('boot_retries: 0', 'boot_retries: 2');
+      if (next === text) throw new Error(`${file}: no boot_retries: 0 to raise`);
+      await writeFile(file, next);
+      env.fault('sim1/cp-01', 'dhcp');
+    },
+    async drive(env) {
+      for (let i = 0; !(await env.cycles()).get('sim1/cp-01'); i++) {
+        if (i > 600) throw new Error('cp-01 was never power-cycled');
+        await delay(50);
+      }
+      env.fault('sim1/cp-01', undefined);
+    },
+  },
 };
 
 /** Every run of the rollout, oldest first (more than one when it continued as new). */

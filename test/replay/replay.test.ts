@@ -30,6 +30,7 @@ const SCENARIOS = [
 const HOST_SCENARIOS = [
   'host-boot-batches',
   'host-boot-batches-timeout',
+  'host-boot-retry',
   'host-v2',
   'host-boot-steps-implied',
 ];
