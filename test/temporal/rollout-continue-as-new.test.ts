@@ -81,7 +81,12 @@ test('a rollout continues as new past its history limit; signals and status work
     return s.counts.running === 0 ? s : undefined;
   });
   assert.equal(idle.hosts['wk-03']?.state, 'failed', 'the failed host of the first run is carried');
-  const failed = await env.client.workflow.getHandle(id).query(statusQuery, { state: 'failed' });
+  // Paused, the run may still hand over (its followers' calls grow its history); a run that has
+  // not read its stored plan yet lists no host, so ask until one has.
+  const failed = await until('the failed host listed by state', async () => {
+    const s = await env.client.workflow.getHandle(id).query(statusQuery, { state: 'failed' });
+    return Object.keys(s.hosts).length > 0 ? s : undefined;
+  });
   assert.deepEqual(Object.keys(failed.hosts), ['wk-03']);
   assert.equal(failed.page?.total, 1);
   await delay(1_000);
