@@ -27,47 +27,46 @@ export async function outcomeOf(client: Client, workflowId: string, status: stri
   }
 }
 
+/** Runs `each` over `items` CONCURRENCY at a time (one Temporal call each), results in order. */
+export async function inChunks<T, R>(items: readonly T[], each: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += CONCURRENCY)
+    out.push(...(await Promise.all(items.slice(i, i + CONCURRENCY).map(each))));
+  return out;
+}
+
 export async function closedOnce(
   client: Client,
   ids: string[],
 ): Promise<{ workflowId: string; status: string }[]> {
-  const closed: { workflowId: string; status: string }[] = [];
-  for (let i = 0; i < ids.length; i += CONCURRENCY) {
-    const chunk = ids.slice(i, i + CONCURRENCY);
-    const described = await Promise.all(
-      chunk.map((id) =>
-        client.workflow
-          .getHandle(id)
-          .describe()
-          .then((d) => ({ workflowId: id, status: d.status.name }))
-          // Never started or deleted by retention: nothing will come, so it counts as failed.
-          .catch(() => ({ workflowId: id, status: 'NOT_FOUND' })),
-      ),
-    );
-    closed.push(...described.filter((d) => d.status !== 'RUNNING'));
-  }
-  return closed;
+  const described = await inChunks(ids, (id) =>
+    client.workflow
+      .getHandle(id)
+      .describe()
+      .then((d) => ({ workflowId: id, status: d.status.name }))
+      // Never started or deleted by retention: nothing will come, so it counts as failed.
+      .catch(() => ({ workflowId: id, status: 'NOT_FOUND' })),
+  );
+  return described.filter((d) => d.status !== 'RUNNING');
 }
 
 /** Every this many polls by visibility, each id is described too: visibility may lag or miss one. */
-const SWEEP_EVERY = 30;
+export const SWEEP_EVERY = 30;
 /** Host workflows closed this long before the run began are looked for too (the switch's own race). */
 const CLOSE_MARGIN_MS = 60_000;
 
 /**
- * Ids of `ids` whose workflow closed, by one visibility query on the rollout (all runs of it are
- * the children's parent id) instead of one describe per host: 1,000 hosts in flight are one call.
+ * Ids of `ids` whose workflow matches `which` and closed since `since` (less a margin: visibility
+ * may lag), by one visibility query instead of one describe per host: 1,000 hosts are one call.
  */
-async function closedByVisibility(
+export async function closedSince(
   client: Client,
+  which: string,
   ids: Set<string>,
-  parent: string,
   since: string,
 ): Promise<{ workflowId: string; status: string }[]> {
   const after = new Date(Date.parse(since) - CLOSE_MARGIN_MS).toISOString();
-  const query =
-    `ParentWorkflowId = ${JSON.stringify(parent)} AND ExecutionStatus != "Running" ` +
-    `AND CloseTime >= ${JSON.stringify(after)}`;
+  const query = `${which} AND ExecutionStatus != "Running" AND CloseTime >= ${JSON.stringify(after)}`;
   const closed: { workflowId: string; status: string }[] = [];
   for await (const info of client.workflow.list({ query }))
     if (ids.has(info.workflowId)) closed.push({ workflowId: info.workflowId, status: info.status.name });
@@ -96,7 +95,7 @@ export async function awaitHostsClosed(client: Client, input: AwaitHostsInput): 
   for (let poll = 0; ; poll++) {
     const closed =
       byQuery && poll % SWEEP_EVERY !== SWEEP_EVERY - 1
-        ? await closedByVisibility(client, ids, parent, since)
+        ? await closedSince(client, `ParentWorkflowId = ${JSON.stringify(parent)}`, ids, since)
         : await closedOnce(client, input.workflowIds);
     if (closed.length > 0) return Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
     ctx.heartbeat();

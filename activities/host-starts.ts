@@ -12,14 +12,7 @@ import {
   type StartedHost,
 } from '../schemas/rollout';
 import { CommitAttribute, HostGroupAttribute, SiteAttribute } from '../schemas/search-attributes';
-import { closedOnce, outcomeOf } from './host-results';
-
-/** Starts at once per batch: each is one StartWorkflowExecution call. */
-const CONCURRENCY = 50;
-/** Host workflows closed this long before the last look are looked for again: visibility may lag. */
-const CLOSE_MARGIN_MS = 60_000;
-/** Every this many polls by visibility, each open id is described too: visibility may miss one. */
-const SWEEP_EVERY = 30;
+import { closedOnce, closedSince, inChunks, outcomeOf, SWEEP_EVERY } from './host-results';
 
 async function startOne(client: Client, input: StartHostsInput, req: HostStartRequest): Promise<StartedHost> {
   const { site, commit } = input;
@@ -62,13 +55,11 @@ async function startOne(client: Client, input: StartHostsInput, req: HostStartRe
  */
 export async function startHostWorkflows(client: Client, input: StartHostsInput): Promise<StartedHost[]> {
   const ctx = Context.current();
-  const started: StartedHost[] = [];
-  for (let i = 0; i < input.hosts.length; i += CONCURRENCY) {
-    const chunk = input.hosts.slice(i, i + CONCURRENCY);
-    started.push(...(await Promise.all(chunk.map((req) => startOne(client, input, req)))));
+  return inChunks(input.hosts, async (req) => {
+    const started = await startOne(client, input, req);
     ctx.heartbeat();
-  }
-  return started;
+    return started;
+  });
 }
 
 export interface FollowHostsInput {
@@ -92,21 +83,10 @@ export interface FollowedHosts {
   asOf: string;
 }
 
-async function closedByVisibility(
-  client: Client,
-  input: FollowHostsInput,
-  ids: Set<string>,
-): Promise<{ workflowId: string; status: string }[]> {
-  const after = new Date(Date.parse(input.since) - CLOSE_MARGIN_MS).toISOString();
-  const ours =
-    `((${SiteAttribute.name} = ${JSON.stringify(input.site)} AND ${CommitAttribute.name} = ${JSON.stringify(input.commit)})` +
-    ` OR ParentWorkflowId = ${JSON.stringify(input.rollout)})`;
-  const query = `${ours} AND ExecutionStatus != "Running" AND CloseTime >= ${JSON.stringify(after)}`;
-  const closed: { workflowId: string; status: string }[] = [];
-  for await (const info of client.workflow.list({ query }))
-    if (ids.has(info.workflowId)) closed.push({ workflowId: info.workflowId, status: info.status.name });
-  return closed;
-}
+/** A rollout's hosts: started by activity (site and commit), or as its children by older runs. */
+const ours = (input: FollowHostsInput) =>
+  `((${SiteAttribute.name} = ${JSON.stringify(input.site)} AND ${CommitAttribute.name} = ${JSON.stringify(input.commit)})` +
+  ` OR ParentWorkflowId = ${JSON.stringify(input.rollout)})`;
 
 /**
  * Waits until at least one of the given host workflows has closed (or maxWaitMs has passed) and
@@ -124,7 +104,9 @@ export async function followHosts(client: Client, input: FollowHostsInput): Prom
     // A server without list queries (the time-skipping test server) is asked host by host instead.
     const closed = sweep
       ? await closedOnce(client, input.workflowIds)
-      : await closedByVisibility(client, input, ids).catch(() => closedOnce(client, input.workflowIds));
+      : await closedSince(client, ours(input), ids, input.since).catch(() =>
+          closedOnce(client, input.workflowIds),
+        );
     if (closed.length > 0 || Date.now() >= deadline) {
       const outcomes = await Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
       return { closed: outcomes, asOf };
@@ -138,14 +120,10 @@ export async function followHosts(client: Client, input: FollowHostsInput): Prom
 
 /** Cancels host workflows (they disarm their hosts); one already closed is no error. */
 export async function cancelHostWorkflows(client: Client, input: { workflowIds: string[] }): Promise<void> {
-  for (let i = 0; i < input.workflowIds.length; i += CONCURRENCY) {
-    await Promise.all(
-      input.workflowIds.slice(i, i + CONCURRENCY).map((id) =>
-        client.workflow
-          .getHandle(id)
-          .cancel()
-          .catch(() => undefined),
-      ),
-    );
-  }
+  await inChunks(input.workflowIds, (id) =>
+    client.workflow
+      .getHandle(id)
+      .cancel()
+      .catch(() => undefined),
+  );
 }
