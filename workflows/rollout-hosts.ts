@@ -28,8 +28,11 @@ export const START_BATCH = 200;
 const FOLLOW_MAX_WAIT_MS = 30_000;
 /** The pause after a follow call that found nothing closed. */
 const FOLLOW_IDLE_MS = 5_000;
-/** Every this many follow calls, the first poll describes each open host (visibility may miss one). */
-const SWEEP_EVERY_CALLS = 10;
+/**
+ * This often (workflow time), a follow call's first poll describes each open host: visibility may
+ * miss one. It was every 10th call: at 10,000 hosts with 1,000 in flight, 10 describes per host.
+ */
+const SWEEP_EVERY_MS = 5 * 60_000;
 
 interface Queued {
   req: HostStartRequest;
@@ -68,7 +71,7 @@ export class HostStarter {
   /** Open host workflows: their host and the callback of the run waiting for each (none: carried over). */
   private readonly open = new Map<string, { host: string; waiter?: (closed: ClosedHost) => void }>();
   private since: string | undefined;
-  private calls = 0;
+  private sweptAt = 0;
   /** A start activity is in flight: its hosts are about to be open. */
   private starting = 0;
 
@@ -145,7 +148,8 @@ export class HostStarter {
     const { site, commit } = this.r.input;
     for (;;) {
       await condition(() => this.open.size > 0);
-      this.calls += 1;
+      const sweep = Date.now() - this.sweptAt >= SWEEP_EVERY_MS;
+      if (sweep) this.sweptAt = Date.now();
       const { closed, asOf } = await followHosts({
         site,
         commit,
@@ -153,7 +157,7 @@ export class HostStarter {
         workflowIds: this.openIds(),
         since: this.since ?? workflowInfo().runStartTime.toISOString(),
         maxWaitMs: FOLLOW_MAX_WAIT_MS,
-        sweep: this.calls % SWEEP_EVERY_CALLS === 0,
+        sweep,
       });
       this.since = asOf;
       // Nothing closed in a whole call: a timer before the next, so that a test server's clock can

@@ -62,6 +62,8 @@ export interface VaqueroOptions {
   serverWorker?: boolean;
   /** Hosts per part of a stored plan (the rollout then reads its plan in several parts). */
   planPartHosts?: number;
+  /** How often the server worker sweeps for orphaned host workflows (default server/rollouts'). */
+  orphanSweepMs?: number;
 }
 
 /** A Vaquero that its caller stops with close(): terminates what runs, stops workers, deletes files. */
@@ -111,6 +113,7 @@ export async function launchVaquero(options: VaqueroOptions): Promise<RunningVaq
       store,
       workflows: { workflowBundle: workflowCode },
       planPartHosts: options.planPartHosts,
+      orphanSweepMs: options.orphanSweepMs,
       deployment: serverVersion,
     }));
   const running: Promise<void>[] = server ? [server.run()] : [];

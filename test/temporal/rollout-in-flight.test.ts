@@ -19,6 +19,7 @@ import {
   type StepTimeouts,
 } from '../../schemas/rollout';
 import { statusQuery } from '../../workflows/messages';
+import { sweepOrphanHosts } from '../../server/rollouts/orphan-sweep';
 import { startVaquero, type VaqueroEnv } from '../helpers/vaquero-env';
 
 const fixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
@@ -157,15 +158,32 @@ describe('hosts in flight: retries, slots, and when a rollout closes', () => {
   });
 
   test('a rollout terminated mid-boot cancels its host workflow, which disarms the host', async (t) => {
-    const env = await startVaquero(t, { fixture, sites: ['sim1'], simTimeScale: 0.2 });
+    // The worker's own sweep waits an hour: the sweep of rollouts closed since is called here.
+    const env = await startVaquero(t, {
+      fixture,
+      sites: ['sim1'],
+      simTimeScale: 0.2,
+      orphanSweepMs: 3_600_000,
+    });
     if (!env) return;
     const sha = await env.commit('first');
     const id = await apply(env, sha, { dhcp: 20_000, ipxe: 20_000, kernel: 20_000, checkpoint: 20_000 });
     await until('the canary armed', async () =>
       (await armed(env)).some((e) => e.host === 'cp-01') ? true : undefined,
     );
+    const since = new Date().toISOString();
+    assert.deepEqual(
+      await sweepOrphanHosts(env.client, undefined, since),
+      [],
+      'a running rollout keeps its hosts',
+    );
     await env.cli('workflow', 'terminate', '--workflow-id', id, '--reason', 'operator: wrong commit');
     const host = env.client.workflow.getHandle(hostWorkflowId('sim1', 'cp-01', sha));
+    const cancelled = await until('the sweep of closed rollouts found the host', async () => {
+      const ids = await sweepOrphanHosts(env.client, undefined, since);
+      return ids.length > 0 ? ids : undefined;
+    });
+    assert.deepEqual(cancelled, [host.workflowId]);
     const closed = await until('the host workflow closed', async () => {
       const d = await host.describe();
       return d.status.name === 'RUNNING' ? undefined : d;
