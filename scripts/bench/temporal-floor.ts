@@ -38,23 +38,38 @@ const worker = await Worker.create({
   namespace,
   taskQueue,
   workflowsPath: fileURLToPath(new URL('./lib/floor-workflow.ts', import.meta.url)),
-  activities: { note: async () => undefined, work: async (id: string) => signalLater(id) },
+  activities: {
+    note: () => Promise.resolve(),
+    work: (id: string) => Promise.resolve(signalLater(id)),
+  },
 });
 const running = worker.run();
 
-const before = { temporal: temporalServerCpuMs(address), postgres: postgresCpuMs(), self: cpuMsOf(process.pid) };
+const before = {
+  temporal: temporalServerCpuMs(address),
+  postgres: postgresCpuMs(),
+  self: cpuMsOf(process.pid),
+};
 const started = Date.now();
 let next = 0;
 async function lane(): Promise<void> {
   while (next < total) {
     const workflowId = `floor/${process.pid}/${next++}`;
-    const handle = await client.workflow.start('floorWorkflow', { taskQueue, workflowId, args: [workflowId] });
+    const handle = await client.workflow.start('floorWorkflow', {
+      taskQueue,
+      workflowId,
+      args: [workflowId],
+    });
     await handle.result();
   }
 }
 await Promise.all(Array.from({ length: inFlight }, lane));
 const wallS = (Date.now() - started) / 1000;
-const after = { temporal: temporalServerCpuMs(address), postgres: postgresCpuMs(), self: cpuMsOf(process.pid) };
+const after = {
+  temporal: temporalServerCpuMs(address),
+  postgres: postgresCpuMs(),
+  self: cpuMsOf(process.pid),
+};
 const events = (await client.workflow.getHandle(`floor/${process.pid}/0`).fetchHistory()).events?.length ?? 0;
 worker.shutdown();
 await running;
@@ -62,7 +77,9 @@ await running;
 const per = (a?: number, b?: number) => (a === undefined || b === undefined ? NaN : (a - b) / total);
 const temporal = per(after.temporal, before.temporal);
 const postgres = per(after.postgres, before.postgres);
-console.log(`${total} workflows of ${events} events, ${inFlight} in flight, on ${address}: ${wallS.toFixed(1)} s, ${(total / wallS).toFixed(1)} workflows/s`);
+console.log(
+  `${total} workflows of ${events} events, ${inFlight} in flight, on ${address}: ${wallS.toFixed(1)} s, ${(total / wallS).toFixed(1)} workflows/s`,
+);
 console.log(
   `CPU per workflow: Temporal server ${temporal.toFixed(1)} ms (${(temporal / events).toFixed(2)} ms per event), ` +
     `PostgreSQL ${postgres.toFixed(1)} ms, this process (worker + client) ${per(after.self, before.self).toFixed(1)} ms`,

@@ -1,7 +1,13 @@
 // The floor benchmark's workflow (scripts/bench/temporal-floor.ts): the shape of a host
 // reprovision with no Vaquero code in it — one local activity, one activity, a deadline timer,
 // two signals, done: 21 history events, as many as a host workflow in the rollout benchmark.
-import { condition, defineSignal, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import {
+  condition,
+  defineSignal,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+} from '@temporalio/workflow';
 
 export interface FloorActivities {
   note(): Promise<void>;
