@@ -12,7 +12,7 @@ export const BMC_PASSWORD = 'secret';
  * argument.
  */
 export function lanConf(machine: LabMachine, vmDir: string, password = BMC_PASSWORD): string {
-  if (!machine.bmc) throw new Error(`${machine.name} has no IPMI BMC in the SoT`);
+  if (machine.bmc?.kind !== 'ipmi') throw new Error(`${machine.name} has no IPMI BMC in the SoT`);
   const guid = machine.uuid.replace(/-/g, '');
   return [
     `name "${machine.name}"`,

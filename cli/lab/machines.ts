@@ -5,7 +5,7 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { bootInterface } from '../../schemas/host';
+import { bootInterface, type Bmc } from '../../schemas/host';
 import type { Model } from '../../schemas/model';
 import { own } from '../../schemas/common';
 
@@ -25,8 +25,17 @@ export interface LabMachine {
   ipv4: string;
   /** The boot interface's subnet id: which bridge (rack) the machine's tap is on. */
   subnet: string;
-  /** The IPMI BMC of the host, when it has one. */
-  bmc?: { address: string; port: number; username: string };
+  /** The host's BMC, when it has one: ipmi_sim, or cli/lab/redfish-bmc.ts (both on chassis-control). */
+  bmc?: { kind: 'ipmi' | 'redfish'; address: string; port: number; username: string };
+}
+
+function labBmc(bmc: Bmc): Pick<LabMachine, 'bmc'> {
+  if (bmc.type === 'ipmi')
+    return { bmc: { kind: 'ipmi', address: bmc.address, port: bmc.port, username: bmc.username } };
+  if (bmc.type !== 'redfish') return {};
+  const url = new URL(bmc.address);
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  return { bmc: { kind: 'redfish', address: url.hostname, port, username: bmc.username } };
 }
 
 /** The machines of a site of the model, in the order of its host files. */
@@ -43,9 +52,7 @@ export function machinesFromModel(model: Model, siteId: string): LabMachine[] {
       firmware: host.firmware,
       ipv4: iface.ipv4,
       subnet: iface.subnet,
-      ...(host.bmc?.type === 'ipmi'
-        ? { bmc: { address: host.bmc.address, port: host.bmc.port, username: host.bmc.username } }
-        : {}),
+      ...(host.bmc ? labBmc(host.bmc) : {}),
     };
   });
 }

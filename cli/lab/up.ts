@@ -19,6 +19,7 @@ import { createRackNetwork, RACK_SUBNET_ID } from './rack';
 const run = promisify(execFile);
 const EXAMPLE = path.join(REPO, 'examples/lab');
 const FORWARD = path.join(REPO, 'cli/lab/forward.ts');
+const REDFISH_BMC = path.join(REPO, 'cli/lab/redfish-bmc.ts');
 const VAQUERO = path.join(REPO, 'bin/vaquero.mjs');
 // node --import tsx rather than the tsx launcher, whose script runs in a child that a kill of the
 // pid in the pid file would leave behind.
@@ -79,8 +80,12 @@ async function startMachines(o: LabOptions, machines: LabMachine[]): Promise<voi
     const bridge = m.subnet === RACK_SUBNET_ID ? rack.rackBridge : names.bridge;
     await prepareVm(m, vmDir, await createTap(names, m.index, bridge));
     if (!m.bmc) continue;
-    const sim = await prepareBmc(m, vmDir, BMC_PASSWORD);
-    await daemon(o, `bmc-${m.name}`, ['ip', 'netns', 'exec', names.labNs, ...sim]);
+    const argv =
+      m.bmc.kind === 'ipmi'
+        ? await prepareBmc(m, vmDir, BMC_PASSWORD)
+        : [...TSX, REDFISH_BMC, m.bmc.address, String(m.bmc.port), vmDir, m.name, m.bmc.username];
+    const env = { ...process.env, VAQUERO_LAB_BMC_PASSWORD: BMC_PASSWORD };
+    await daemon(o, `bmc-${m.name}`, ['ip', 'netns', 'exec', names.labNs, ...argv], env);
   }
 }
 
