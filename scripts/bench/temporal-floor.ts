@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { cpuMsOf, postgresCpuMs, temporalServerCpuMs } from './lib/cpu';
 import { step } from './lib/floor-workflow';
+import { CommitAttribute, HostGroupAttribute, SiteAttribute } from '../../schemas/search-attributes';
 
 const { values } = parseArgs({
   options: {
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' },
     namespace: { type: 'string', default: 'vaquero-bench' },
+    'search-attributes': { type: 'boolean', default: false },
   },
 });
 const total = Number(values.workflows);
@@ -33,17 +35,22 @@ const signalLater = (workflowId: string) => {
   setTimeout(() => void handle.signal(step, 'network').catch(() => undefined), 1_000);
   setTimeout(() => void handle.signal(step, 'checkpoint').catch(() => undefined), 2_000);
 };
+const native = await NativeConnection.connect({ address });
 const worker = await Worker.create({
-  connection: await NativeConnection.connect({ address }),
+  connection: native,
   namespace,
   taskQueue,
   workflowsPath: fileURLToPath(new URL('./lib/floor-workflow.ts', import.meta.url)),
-  activities: {
-    note: () => Promise.resolve(),
-    work: (id: string) => Promise.resolve(signalLater(id)),
-  },
+  activities: { note: () => Promise.resolve() },
 });
-const running = worker.run();
+// The "agent": a worker of its own task queue, so the activity is matched as a host's power cycle is.
+const agent = await Worker.create({
+  connection: native,
+  namespace,
+  taskQueue: `${taskQueue}-agent`,
+  activities: { work: (id: string) => Promise.resolve(signalLater(id)) },
+});
+const running = Promise.all([worker.run(), agent.run()]);
 
 const before = {
   temporal: temporalServerCpuMs(address),
@@ -58,7 +65,19 @@ async function lane(): Promise<void> {
     const handle = await client.workflow.start('floorWorkflow', {
       taskQueue,
       workflowId,
-      args: [workflowId],
+      args: [workflowId, `${taskQueue}-agent`],
+      // As the rollout starts host workflows: site, commit and group, a summary and details.
+      ...(values['search-attributes']
+        ? {
+            typedSearchAttributes: [
+              { key: SiteAttribute, value: 'floor' },
+              { key: CommitAttribute, value: `${process.pid}` },
+              { key: HostGroupAttribute, value: 'group' },
+            ],
+            staticSummary: `reprovision ${workflowId} (group)`,
+            staticDetails: `Why: floor benchmark\nRollout: floor/${process.pid}`,
+          }
+        : {}),
     });
     await handle.result();
   }
@@ -77,6 +96,7 @@ const counts = await Promise.all(
 );
 const events = counts.reduce((a, b) => a + b, 0) / counts.length;
 worker.shutdown();
+agent.shutdown();
 await running;
 
 const per = (a?: number, b?: number) => (a === undefined || b === undefined ? NaN : (a - b) / total);

@@ -15,15 +15,15 @@ export interface FloorActivities {
 }
 
 const { note } = proxyLocalActivities<FloorActivities>({ startToCloseTimeout: '10s' });
-const { work } = proxyActivities<FloorActivities>({ startToCloseTimeout: '60s' });
 
 export const step = defineSignal<[string]>('step');
 
-export async function floorWorkflow(id: string): Promise<number> {
+/** `agentQueue`: the activity runs on another worker, as a host's power cycle runs on an agent. */
+export async function floorWorkflow(id: string, agentQueue: string): Promise<number> {
   let steps = 0;
   setHandler(step, () => void steps++);
   await note();
-  await work(id);
+  await proxyActivities<FloorActivities>({ startToCloseTimeout: '60s', taskQueue: agentQueue }).work(id);
   if (!(await condition(() => steps >= 2, '122s'))) throw new Error('the signals did not come');
   return steps;
 }
