@@ -7,7 +7,8 @@
 // BMC (chassis-control's power.log), no armed host handed the local-disk script, and each host's
 // workflow history holds its boot steps. Last, with both agents up, the agent that handed a host its
 // iPXE script is killed right after (boot-URL failover): the host takes its kernel, initrd and
-// checkpoint from the other agent, and its workflow completes on what that agent saw.
+// checkpoint from the other agent, and its workflow completes on what that agent saw. Then, in the
+// same lab (one lab boot in CI for both), issue 14's DHCP-drop boot retries (test/helpers/lab-boot-retries.ts).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +20,7 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { labCommand } from '../../cli/lab/command';
 import { powerCommands } from '../../cli/lab/machines';
+import { dhcpDropRetries } from '../helpers/lab-boot-retries';
 import { freePort, git, io } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
@@ -192,8 +194,8 @@ async function commitMarker(lab: Lab, from: string, to: string): Promise<string>
 }
 
 test(
-  'lab: two agents and a relayed rack; kill -9 of either agent mid-boot, the other completes the rollout',
-  { timeout: 22 * 60_000 },
+  'lab: two agents and a relayed rack; kill -9 of either agent mid-boot, the other completes the rollout; a dropped DHCP is retried',
+  { timeout: 25 * 60_000 },
   async (t) => {
     if (!(await qemuOrSkip(t))) return;
     const state = await mkdtemp(path.join(tmpdir(), 'vql-2a-'));
@@ -278,5 +280,11 @@ test(
     );
     const steps = await bootSteps(lab.client, `host/lab/${machine}/${commit}`);
     t.diagnostic(`${machine}'s boot steps in its history: ${steps.join(' ')}`);
+
+    // Both agents up again; every machine runs v4: a machine whose DHCP is dropped is retried.
+    await labCommand(['up', ...args], io(output));
+    started = performance.now();
+    await dhcpDropRetries(t, lab);
+    t.diagnostic(`DHCP-drop boot retries: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   },
 );
