@@ -98,12 +98,16 @@ export class SimLab {
     };
   }
 
+  // The sim's files outlive a killed process (an agent killed mid-boot in a test), not a power loss
+  // of the machine the sim runs on: written atomically, without fsync. With fsync, the sim BMC was
+  // most of the rollout benchmark's "Vaquero" CPU on the agent side (3.3 of 11.2 s for 300 hosts).
   private async record(key: string): Promise<void> {
-    if (this.options.cycleLog) await appendLine(this.options.cycleLog, key);
+    if (this.options.cycleLog) await appendLine(this.options.cycleLog, key, { fsync: false });
   }
 
   private saveBoots(): void {
-    if (this.options.bootsFile) writeFileAtomicSync(this.options.bootsFile, JSON.stringify(this.boots));
+    if (this.options.bootsFile)
+      writeFileAtomicSync(this.options.bootsFile, JSON.stringify(this.boots), { fsync: false });
   }
 
   /** Emits the boot's remaining events at their times (at once for those already due). */
