@@ -2,7 +2,9 @@ import { parse as parseYaml } from 'yaml';
 import type { Host } from '../schemas/host';
 import type { Job } from '../schemas/jobs';
 import type { Model } from '../schemas/model';
+import { bootInterface } from '../schemas/host';
 import { hostContext, renderString, renderTemplate, type HostContext } from './render';
+import { mirrorAgents, servingAgent } from './serving-agent';
 import { own } from '../schemas/common';
 import { fastLoad } from './fast-yaml';
 
@@ -21,6 +23,12 @@ export interface RenderedBoot {
 export interface RenderedStage extends RenderedBoot {
   preShutdown: Job[];
   validation: Job[];
+  /**
+   * The command line as each of `context.urls.mirrors` renders it (its unattended and checkpoint
+   * URLs first): what the script's fallback kernel line passes, so an OS whose kernel came from
+   * another agent than the script's also fetches its config there.
+   */
+  mirrorCmdlines: string[];
 }
 
 const JOB_TEMPLATE_FIELDS = ['url', 'body', 'command', 'host'] as const;
@@ -40,6 +48,28 @@ export function renderJob(model: Model, job: Job, context: HostContext, what: st
       out[field] = Object.fromEntries(Object.entries(map).map(([k, v]) => [k, render(v, `${field}.${k}`)]));
   }
   return out as Job;
+}
+
+/** The command line rendered by each of the host's mirror agents, in `urls.mirrors` order. */
+function mirrorCmdlines(
+  ...[model, siteId, host, stage, boot, token, agent]: [
+    Model,
+    string,
+    Host,
+    number,
+    RenderedBoot,
+    string?,
+    string?,
+  ]
+): string[] {
+  const site = own(model.sites, siteId)?.site;
+  const os = own(model.os, boot.os);
+  if (boot.context.urls.mirrors.length === 0 || !site || !os) return [];
+  const subnet = bootInterface(host).subnet;
+  return mirrorAgents(site, subnet, servingAgent(site, subnet, agent)).map((peer) => {
+    const context = hostContext(model, siteId, host, stage, token, peer.name);
+    return renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+  });
 }
 
 /** Renders what a host boots at one stage (0-based), without its jobs. */
@@ -82,6 +112,7 @@ export function renderStage(
   const what = `boot/${profile.id}`;
   return {
     ...boot,
+    mirrorCmdlines: mirrorCmdlines(model, siteId, host, stage, boot, token, agent),
     preShutdown: profile.pre_shutdown.map((job, i) =>
       renderJob(model, job, boot.context, `${what}: pre_shutdown[${i}]`),
     ),
@@ -111,10 +142,13 @@ export function urlAlternatives(stage: RenderedBoot, url: string): string[] {
   return [url, ...(mirrors ?? []).map((m) => `${m}${url.slice(assets.length)}`)];
 }
 
-/** `cmd urlA || cmd urlB …`: iPXE runs the next only when the one before failed (its agent is down). */
-function withFallbacks(stage: RenderedBoot, url: string, cmd: (url: string) => string): string {
+/**
+ * `cmd urlA || cmd urlB …`: iPXE runs the next only when the one before failed (its agent is down).
+ * `cmd` gets the alternative's index: 0 the script's agent, i the mirror i - 1.
+ */
+function withFallbacks(stage: RenderedBoot, url: string, cmd: (url: string, i: number) => string): string {
   return urlAlternatives(stage, url)
-    .map((u) => cmd(u).trimEnd())
+    .map((u, i) => cmd(u, i).trimEnd())
     .join(' || ');
 }
 
@@ -126,12 +160,13 @@ function withFallbacks(stage: RenderedBoot, url: string, cmd: (url: string) => s
 export function ipxeScript(stage: RenderedStage): string {
   const initrdNames = stage.initrds.map(basename);
   const initrdArgs = initrdNames.map((n) => `initrd=${n}`).join(' ');
-  const cmdline = [initrdArgs, stage.cmdline].filter(Boolean).join(' ');
+  const cmdline = (i: number) =>
+    [initrdArgs, (i > 0 && stage.mirrorCmdlines[i - 1]) || stage.cmdline].filter(Boolean).join(' ');
   const host = stage.context.host;
   return [
     '#!ipxe',
     `# vaquero: ${host.name} (${host.mac}) stage ${stage.stage}/${stage.context.boot.stages}: ${stage.profile} / ${stage.os}`,
-    withFallbacks(stage, stage.kernel, (u) => `kernel ${u} ${cmdline}`),
+    withFallbacks(stage, stage.kernel, (u, i) => `kernel ${u} ${cmdline(i)}`),
     ...stage.initrds.map((url, i) =>
       withFallbacks(stage, url, (u) => `initrd --name ${initrdNames[i] ?? 'initrd'} ${u}`),
     ),

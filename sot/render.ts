@@ -4,7 +4,7 @@ import { bootInterface, type Host } from '../schemas/host';
 import type { Model } from '../schemas/model';
 import type { Site, Subnet } from '../schemas/site';
 import { macSlug, netmask, parseCidr } from './ipv4';
-import { agentServes, assetBase, servingAgent } from './serving-agent';
+import { assetBase, mirrorAgents, servingAgent } from './serving-agent';
 
 export class TemplateError extends Error {
   constructor(
@@ -311,10 +311,7 @@ export function hostContext(
   if (!subnet) throw new Error(`unknown subnet ${iface.subnet}`);
   const serving = servingAgent(site, iface.subnet, agent);
   const base = assetBase(serving);
-  const mirrors = site.agents
-    .filter((a) => a !== serving && a.asset_url && agentServes(a, iface.subnet))
-    .map(assetBase)
-    .filter((m) => m !== base);
+  const mirrors = mirrorAgents(site, iface.subnet, serving).map(assetBase);
   const slug = macSlug(iface.mac);
   const checkpointPath = `/checkpoint/${slug}/${stage + 1}/${token}`;
   const urls: BootUrls = {

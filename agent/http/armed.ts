@@ -29,7 +29,8 @@ export async function renderArmed(
     throw new HTTPException(404, { message: `host ${entry.host} has no boot stage ${stage}` });
   let rendered = renderedStages.get(model);
   if (!rendered) renderedStages.set(model, (rendered = new Map<string, CachedStage>()));
-  const key = `${site}/${host.name}/${stage}`;
+  // The agent too: its URLs are in the stage, and two agents may share a model (in one process).
+  const key = `${deps.agent ?? ''}/${site}/${host.name}/${stage}`;
   let cached = rendered.get(key);
   if (cached?.token !== entry.token) {
     cached = {

@@ -2,9 +2,10 @@ import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
 import { ipxeScript, localBootScript } from '../../sot/boot-chain';
+import { chainPeers } from '../../sot/serving-agent';
 import type { BootEventKind } from '../../schemas/rollout';
 import { normalizeMac, renderArmed } from './armed';
-import { guardBootRequest } from './boot-guard';
+import { guardBootRequest, remoteAddress } from './boot-guard';
 import type { AssetAppDeps } from './deps';
 
 const UNATTENDED_TYPES: Record<string, string> = {
@@ -33,12 +34,16 @@ export function bootRoutes(deps: AssetAppDeps) {
   };
 
   // iPXE expands ${mac:hexhyp} itself, so one static script serves every host (matchbox does the same).
+  // The agent that answered comes first, not whichever agent is first in the site; the other agents
+  // of the client's subnet follow, each tried only when the one before failed (it died meanwhile).
   app.get('/boot.ipxe', (c) => {
-    // The agent that answered points at itself, not at whichever agent is first in the site.
-    const agents = deps.models.current().sites[deps.site]?.site.agents ?? [];
+    const site = deps.models.current().sites[deps.site]?.site;
+    const agents = site?.agents ?? [];
     const agent = deps.agent === undefined ? agents[0] : agents.find((a) => a.name === deps.agent);
-    const base = (agent?.asset_url ?? new URL(c.req.url).origin).replace(/\/+$/, '');
-    return c.text(['#!ipxe', `chain --autofree ${base}/ipxe/\${mac:hexhyp} || exit`, ''].join('\n'));
+    const own = (agent?.asset_url ?? new URL(c.req.url).origin).replace(/\/+$/, '');
+    const bases = [own, ...(site ? chainPeers(site, agent, remoteAddress(c)) : [])];
+    const chains = bases.map((base) => `chain --autofree ${base}/ipxe/\${mac:hexhyp}`);
+    return c.text(['#!ipxe', [...chains, 'exit'].join(' || '), ''].join('\n'));
   });
 
   app.get('/ipxe/:mac', async (c) => {

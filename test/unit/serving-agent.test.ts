@@ -132,7 +132,9 @@ test("a pair's script falls back to the other agent for kernel and initrds; a lo
   const kernel = lines.find((l) => l.startsWith('kernel '))?.split(' || ') ?? [];
   assert.equal(kernel.length, 2, lines.join('\n'));
   assert.ok(kernel[0]?.startsWith(`kernel ${stage.kernel} `), kernel[0]);
-  assert.equal(kernel[1], kernel[0]?.replace('http://10.10.0.5:8080/', 'http://10.10.0.6:8080/'));
+  // The fallback's command line is B's too: an OS whose kernel came from B fetches its config there.
+  assert.equal(kernel[1], kernel[0]?.replaceAll('http://10.10.0.5:8080/', 'http://10.10.0.6:8080/'));
+  assert.match(kernel[1] ?? '', /ds=nocloud-net;s=http:\/\/10\.10\.0\.6:8080\/unattended\//);
   const initrds = lines.filter((l) => l.startsWith('initrd '));
   assert.equal(initrds.length, stage.initrds.length);
   for (const [i, line] of initrds.entries())
