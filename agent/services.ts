@@ -123,10 +123,8 @@ export async function startBootServices(
     );
   // DHCP asks the netboot table synchronously, per packet: it is read before the first one.
   await deps.netboot.list();
-  const reservations = watchReservations(first.model, config.site, agent.name, deps);
-  const leases = reservations.leases;
-  const backend = armedBackend(leases, (mac) => deps.netboot.isArmedNow(mac), reservations.servesRelay);
-  const events = tftpEventMapper(leases, deps.events);
+  const reservations = bootLookups(first.model, config.site, agent.name, deps);
+  const { backend, events } = reservations;
   const ctx: ServiceContext = { config, deps, agent, assetUrl, bootAddress, backend, events };
 
   const running: RunningService[] = [];
@@ -167,8 +165,35 @@ export async function startBootServices(
   return result;
 }
 
+/**
+ * What DHCP and TFTP look up per packet, as every service of the agent shares it: the site's
+ * reservations (kept up to date with the model cache until `unsubscribe`), each lease marked armed
+ * as the netboot table (the site-wide boot state's cache) says when the packet arrives, and TFTP's
+ * events mapped to the MAC of the client's lease. Exported for the DHCP benchmark, which puts this
+ * path, not a plain map, under load.
+ */
+export function bootLookups(
+  model: Model,
+  site: string,
+  agent: string,
+  deps: { models: Pick<ModelCache, 'onChange'> } & Pick<BootServicesDeps, 'netboot' | 'events' | 'log'>,
+) {
+  const reservations = watchReservations(model, site, agent, deps);
+  const { leases, servesRelay } = reservations;
+  return {
+    ...reservations,
+    backend: armedBackend(leases, (mac) => deps.netboot.isArmedNow(mac), servesRelay),
+    events: tftpEventMapper(leases, deps.events),
+  };
+}
+
 /** The site's reservations, kept up to date with the model cache until `unsubscribe`. */
-function watchReservations(model: Model, site: string, agent: string, deps: BootServicesDeps) {
+function watchReservations(
+  model: Model,
+  site: string,
+  agent: string,
+  deps: { models: Pick<ModelCache, 'onChange'> } & Pick<BootServicesDeps, 'log'>,
+) {
   const { models, log } = deps;
   let leases = leasesFromModel(model, site, undefined, agent);
   let relays = relayFilter(servedCidrs(model, site, agent));

@@ -2,7 +2,10 @@
 // perfdhcp against our server, dnsmasq and Kea, one after the other in one run, each in its own
 // network namespace with perfdhcp in the peer namespace. All three hold the same static reservations
 // (the synthetic model's MACs), and perfdhcp draws its clients from that MAC list (-M). perfdhcp acts
-// as a relay (giaddr set, port 67), so replies are unicast back to it.
+// as a relay (giaddr set, port 67), so replies are unicast back to it. Ours answers through the
+// agent's own per-packet path (bootLookups in agent/services.ts) with the site-wide boot state
+// (lib/site-wide.ts): every host armed in the netboot table the arms watch fills, each lease marked
+// armed from it per packet, boot events through the reporter of armed MACs heard.
 //
 // The offered rate is raised (default 1000, 4000, 8000, 16000, 32000/s) to find each server's
 // saturation point: the highest offered rate whose exchanges it still completes (>= 95 %).
@@ -137,6 +140,8 @@ async function startServer(name: string, net: BenchNet, dir: string, hosts: Benc
       sot,
       '--interface',
       net.ifServer,
+      '--hosts',
+      String(hosts.length),
     ]);
     const tail = drain(child);
     await waitForLine(child, /^READY/, 60_000);
@@ -218,6 +223,12 @@ async function measure(name: string, dir: string, hosts: BenchHost[], macs: stri
       results.push(parsePerfdhcp(out));
     }
     if (child.exitCode !== null) throw new Error(`${name} exited during the run:\n${tail()}`);
+    if (name === OURS) {
+      // What went through the site-wide state: armed MACs reported heard, one batch per 200 ms.
+      const stopped = waitForLine(child, /^SITE-WIDE /, 10_000);
+      child.kill('SIGTERM');
+      siteWide.push((await stopped).replace(/^SITE-WIDE /, ''));
+    }
     return results;
   } finally {
     await net.close();
@@ -252,6 +263,8 @@ function saturation(results: PerfResult[] | undefined): number | undefined {
 }
 
 const dir = await mkdtemp(path.join(tmpdir(), 'h3-bench-dhcp-'));
+/** Our server's site-wide state counts, one per round. */
+const siteWide: string[] = [];
 removeOnExit(dir);
 try {
   const hosts = benchHosts(hostCount);
@@ -289,7 +302,10 @@ try {
     ],
     servers,
     figures,
-    failures.map((f) => `FAILED ${f}`),
+    [
+      ...(siteWide.length ? [`${OURS} site-wide state per round: ${siteWide.join('; ')}`] : []),
+      ...failures.map((f) => `FAILED ${f}`),
+    ],
   );
   if (failures.length) process.exitCode = 1;
 } finally {

@@ -46,8 +46,11 @@ function hookExit(): void {
   }
 }
 
-/** Creates the pair with `h3-<random>-a` / `h3-<random>-b` names; always call `close()` in a finally. */
-export async function createBenchNet(tag = 'h3'): Promise<BenchNet> {
+/**
+ * Creates the pair with `h3-<random>-a` / `h3-<random>-b` names (`VAQUERO_BENCH_TAG` instead of h3,
+ * up to 5 characters, on a machine shared with other runs); always call `close()` in a finally.
+ */
+export async function createBenchNet(tag = process.env.VAQUERO_BENCH_TAG || 'h3'): Promise<BenchNet> {
   hookExit();
   const pair = await createNetnsPair({
     tag,

@@ -10,6 +10,8 @@ import { SERVER_IP } from './bench-net';
 
 export const SITE = 'bench';
 export const COMMIT = 'bench';
+/** The site's one agent, whose reservations and URLs the servers use. */
+export const AGENT = 'bench-agent';
 export const KERNEL_PATH = 'sim/vmlinuz';
 
 export interface BenchHost {
@@ -39,7 +41,7 @@ export async function writeBenchSot(dir: string, hosts: BenchHost[]): Promise<vo
   };
   await write(
     `sites/${SITE}/site.yaml`,
-    `id: ${SITE}\nname: Benchmark\nagents: [{ name: bench-agent, asset_url: "http://${SERVER_IP}:8080" }]\n` +
+    `id: ${SITE}\nname: Benchmark\nagents: [{ name: ${AGENT}, asset_url: "http://${SERVER_IP}:8080" }]\n` +
       `subnets: [{ id: bench-prov, cidr: 10.213.0.0/16, gateway: ${SERVER_IP} }]\npolicy: { canary_size: 0, max_fail: 10 }\n`,
   );
   await write('os/sim.yaml', `id: sim-linux\nkernel: ${KERNEL_PATH}\ncmdline: console=ttyS0\n`);

@@ -3,16 +3,16 @@
 // Prints READY when listening; log lines and boot events are counted, not written (the peers run with
 // per-request logging off too), and the counts are printed on SIGTERM.
 // Not agent/services.ts on purpose: each benchmark measures one protocol against its peer (dnsmasq/Kea,
-// tftpd, nginx) alone, so only that server runs. HTTP and TFTP run with the agent's site-wide boot
-// state in their path (./site-wide.ts): the netboot table its arms watch fills, every host armed,
-// and boot events through the reporter of armed MACs heard.
+// tftpd, nginx) alone, so only that server runs. DHCP, HTTP and TFTP run with the agent's site-wide
+// boot state in their path (./site-wide.ts): the netboot table its arms watch fills, every host
+// armed, and boot events through the reporter of armed MACs heard.
 import { serve } from '@hono/node-server';
 import { parseArgs } from 'node:util';
-import { leasesFromModel, mapBackend, relayFilter, servedCidrs } from '../../../agent/dhcp/leases';
 import { startDhcpServer } from '../../../agent/dhcp/server';
+import { bootLookups } from '../../../agent/services';
 import { createAssetApp } from '../../../agent/http/app';
 import { startTftpServer } from '../../../agent/tftp/server';
-import { armAll, benchHosts, COMMIT, loadBenchModel, SITE } from './model';
+import { AGENT, armAll, benchHosts, COMMIT, loadBenchModel, SITE } from './model';
 import { CLIENT_IP, SERVER_IP } from './bench-net';
 import { siteWideState } from './site-wide';
 
@@ -43,15 +43,29 @@ let close: () => Promise<unknown> = () => Promise.resolve();
 if (kind === 'dhcp') {
   if (!values.sot) throw new Error('--sot is required');
   const model = await loadBenchModel(values.sot);
+  // The agent's own per-packet path (bootLookups, as agent/services.ts starts DHCP): reservations
+  // from the model, each lease marked armed from the netboot table the arms watch fills (every host
+  // armed), the relay filter, and events through the SeenReporter.
+  const state = await siteWideState([...armAll(benchHosts(Number(values.hosts))).values()], events);
+  const lookups = bootLookups(model, SITE, AGENT, {
+    models: { onChange: () => () => undefined },
+    netboot: state.netboot,
+    events: state.events,
+    log,
+  });
   const server = await startDhcpServer({
     address: SERVER_IP,
     ...(values.interface ? { interface: values.interface, interfaces: [values.interface] } : {}),
     port: values.port ? Number(values.port) : undefined,
-    backend: mapBackend(leasesFromModel(model, SITE), relayFilter(servedCidrs(model, SITE))),
-    events,
+    backend: lookups.backend,
+    events: lookups.events,
     log,
   });
-  close = () => server.close();
+  close = () =>
+    server
+      .close()
+      .then(() => lookups.unsubscribe())
+      .then(() => report(state));
   process.on('SIGUSR2', () => console.log(`COUNTERS ${JSON.stringify(server.counters)}`));
 } else if (kind === 'tftp') {
   if (!values.root) throw new Error('--root is required');
