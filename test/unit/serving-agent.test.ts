@@ -11,6 +11,7 @@ import { createAssetApp } from '../../agent/http/app';
 import { handleDhcp } from '../../agent/dhcp/handler';
 import { leasesFromModel, mapBackend, relayFilter, servedCidrs } from '../../agent/dhcp/leases';
 import { ipxeScript, renderStage } from '../../sot/boot-chain';
+import { chainPeers } from '../../sot/serving-agent';
 import { validateSot } from '../../sot/validate';
 import type { Model } from '../../schemas/model';
 import { own } from '../../schemas/common';
@@ -198,4 +199,26 @@ test('the other agent serves the kernel, initrd and checkpoint of a script its p
     { agent: 'lab1-agent-b', kind: 'initrd' },
     { agent: 'lab1-agent-b', kind: 'checkpoint' },
   ]);
+});
+
+test("/boot.ipxe chains to the answering agent, then to the other agents of the client's subnet", async () => {
+  const site = own(model.sites, 'lab1')?.site;
+  assert.ok(site);
+  const agent = (name: string) => site.agents.find((a) => a.name === name);
+  // A client on the pair's subnet falls back to the other of the pair, never to the rack's agent.
+  assert.deepEqual(chainPeers(site, agent('lab1-agent-b'), '10.10.0.77'), ['http://10.10.0.5:8080']);
+  assert.deepEqual(chainPeers(site, agent('lab1-rack2-agent'), '10.12.0.40'), []);
+  // An address on no subnet (in-process, a proxy): the agents sharing a subnet with the answering one.
+  assert.deepEqual(chainPeers(site, agent('lab1-agent'), undefined), ['http://10.10.0.6:8080']);
+  const app = createAssetApp({
+    models: { forCommit: () => Promise.resolve(model), current: () => model },
+    ...{ site: 'lab1', agent: 'lab1-agent', filesDir: path.join(dir, 'no-files'), log: () => undefined },
+    netboot: { lookup: () => Promise.resolve(undefined) },
+    events: { emit: () => undefined },
+  });
+  assert.equal(
+    await (await app.request('/boot.ipxe')).text(),
+    '#!ipxe\nchain --autofree http://10.10.0.5:8080/ipxe/${mac:hexhyp} || ' +
+      'chain --autofree http://10.10.0.6:8080/ipxe/${mac:hexhyp} || exit\n',
+  );
 });
