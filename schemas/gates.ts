@@ -109,6 +109,10 @@ export interface GateCheck {
   labels?: string;
   /** When Prometheus evaluated it (or when it could not be reached), ISO 8601. */
   at: string;
-  /** Why it failed, in words: names query, value, threshold and time. */
+  /** Why it failed, in words: names query, value, threshold, time and the failing hosts. */
   reason?: string;
+  /** A failure of a per-host query: the hosts it failed on (the first few, in plan order). */
+  hosts?: string[];
+  /** How many hosts' queries were evaluated (a failure stops the others from being asked). */
+  checked?: number;
 }

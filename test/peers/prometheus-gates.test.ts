@@ -1,12 +1,20 @@
 // Issue 17: one gate check against a real Prometheus (Debian's package) scraping an exporter the test
-// sets — what passes, what fails and how the reason reads; a secret that is missing is named, not sent.
+// sets — what passes, what fails and how the reason reads; a secret that is missing is named, not sent;
+// a gate with host variables over a wave asks its per-host queries a bounded number at a time.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { checkGate } from '../../activities/gates/check-gate';
 import { createSecretResolver } from '../../activities/jobs/secrets';
+import { own } from '../../schemas/common';
 import type { PlannedGate } from '../../schemas/gates';
+import { validateSot } from '../../sot/validate';
 import { startPrometheus } from '../helpers/prometheus';
 
+const simFixture = fileURLToPath(new URL('../fixtures/sot-sim', import.meta.url));
 const ISO = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/.source;
 
 function gate(
@@ -101,5 +109,82 @@ describe('a gate check against a real Prometheus', () => {
     const tolerated = await check(gate(prom.url, 'up', '== 1', { on_unreachable: 'pass' }));
     assert.equal(tolerated.ok, true);
     assert.match(tolerated.reason ?? '', /cannot be reached: ECONNREFUSED \(on_unreachable: pass\)$/);
+  });
+});
+
+/** A proxy in front of Prometheus that holds each answer 50 ms and counts the queries in flight. */
+async function countingProxy(t: TestContext, target: string) {
+  const seen = { queries: 0, inFlight: 0, most: 0 };
+  const server = createServer((req, res) => {
+    seen.queries++;
+    seen.most = Math.max(seen.most, ++seen.inFlight);
+    void (async () => {
+      await delay(50);
+      const answer = await fetch(new URL(req.url ?? '/', target));
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text());
+      seen.inFlight--;
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, seen };
+}
+
+describe('a gate with host variables over a wave', () => {
+  test('asks a bounded number of queries at once, and names the failing hosts', async (t) => {
+    const prom = await startPrometheus(t);
+    const model = (await validateSot(simFixture)).model;
+    assert.ok(model, 'the sim fixture is a valid SoT');
+    const hosts = own(model.sites, 'sim1')!.hosts.map((h) => h.name);
+    assert.equal(hosts.length, 20);
+    for (const host of hosts) prom.set(`vaquero_test_errors{host="${host}"}`, 0);
+    await prom.seen(`vaquero_test_errors{host="${hosts[19]}"}`, 0);
+    const proxy = await countingProxy(t, prom.url);
+    const waveGate = gate(proxy.url, 'vaquero_test_errors{host="{{ host.name }}"}', '== 0', {
+      name: 'errors',
+    });
+    const wave = (concurrency: number) =>
+      checkGate(
+        { ...deps, model: () => Promise.resolve(model), concurrency },
+        { commit: 'c', site: 'sim1', hosts, gate: waveGate },
+      );
+
+    const ok = await wave(4);
+    assert.deepEqual([ok.ok, ok.checked], [true, 20]);
+    assert.deepEqual([proxy.seen.queries, proxy.seen.most], [20, 4], 'one query a host, 4 at a time');
+
+    // Two hosts of the first round go bad: the check names both, and asks no host after the next round.
+    prom.set(`vaquero_test_errors{host="${hosts[1]}"}`, 3);
+    prom.set(`vaquero_test_errors{host="${hosts[2]}"}`, 5);
+    await prom.seen(`vaquero_test_errors{host="${hosts[2]}"}`, 5);
+    proxy.seen.queries = 0;
+    const bad = await wave(4);
+    assert.equal(bad.ok, false);
+    assert.deepEqual(bad.hosts, [hosts[1], hosts[2]]);
+    assert.match(
+      bad.reason ?? '',
+      new RegExp(
+        `^gate "errors" failed at ${ISO} on ${hosts[1]} \\(failing too: ${hosts[2]}\\): vaquero_test_errors\\{host="${hosts[1]}"\\} = 3 \\{.*\\}, must be == 0$`,
+      ),
+    );
+    assert.ok(proxy.seen.queries < 20, `the failure stopped the asking: ${proxy.seen.queries} queries`);
+    assert.equal(bad.checked, proxy.seen.queries);
+
+    // One at a time, as before: the first failure is the last query asked.
+    proxy.seen.queries = 0;
+    proxy.seen.most = 0;
+    const one = await wave(1);
+    assert.deepEqual([one.hosts, proxy.seen.queries, proxy.seen.most], [[hosts[1]], 2, 1]);
+    assert.equal('judged' in one || 'why' in one, false, 'the history gets the check, nothing more');
+
+    // A query without host variables judges the wave: asked once, no host named.
+    proxy.seen.queries = 0;
+    const sum = await checkGate(
+      { ...deps, model: () => Promise.resolve(model) },
+      { commit: 'c', site: 'sim1', hosts, gate: gate(proxy.url, 'sum(vaquero_test_errors)', '== 0') },
+    );
+    assert.match(sum.reason ?? '', new RegExp(`^gate "sum\\(vaquero_test_errors\\)" failed at ${ISO}: sum`));
+    assert.deepEqual([sum.hosts, proxy.seen.queries], [undefined, 1]);
   });
 });

@@ -127,7 +127,7 @@ describe('soak and metric gates with a real Prometheus', () => {
     assert.match(
       halted.waitingFor ?? '',
       new RegExp(
-        `^gate "errors" failed at ${ISO}: vaquero_test_errors\\{host="${canary}"\\} = 3 \\{__name__="vaquero_test_errors", host="${canary}", instance="127\\.0\\.0\\.1:\\d+", job="test-exporter"\\}, must be == 0 \\(the canary's soak\\): approve to go on anyway, or abort$`,
+        `^gate "errors" failed at ${ISO} on ${canary}: vaquero_test_errors\\{host="${canary}"\\} = 3 \\{__name__="vaquero_test_errors", host="${canary}", instance="127\\.0\\.0\\.1:\\d+", job="test-exporter"\\}, must be == 0 \\(the canary's soak\\): approve to go on anyway, or abort$`,
       ),
     );
     assert.equal(halted.counts.succeeded, 1, 'no host after the canary started');
@@ -154,7 +154,7 @@ describe('soak and metric gates with a real Prometheus', () => {
     assert.match(
       halted.waitingFor ?? '',
       new RegExp(
-        `^gate "errors" failed at ${ISO}: vaquero_test_errors\\{host="cp-01"\\}: Prometheus at http://127\\.0\\.0\\.1:${port} cannot be reached: ECONNREFUSED \\(the canary's soak\\): approve to go on anyway, or abort$`,
+        `^gate "errors" failed at ${ISO} on cp-01: vaquero_test_errors\\{host="cp-01"\\}: Prometheus at http://127\\.0\\.0\\.1:${port} cannot be reached: ECONNREFUSED \\(the canary's soak\\): approve to go on anyway, or abort$`,
       ),
     );
     const approved = await handle.executeUpdate(approveUpdate);
