@@ -4,7 +4,8 @@
 # checkpoint URL given on its kernel command line (`vaquero.checkpoint=<url>[,<url>…]`: each agent of
 # its subnet, tried in turn, so a dead agent does not strand it), then serves
 # /status.json and /cmdline on port 80 for validation jobs (`vaquero.marker=<token>` is echoed
-# back). Safe to run again: it does nothing when the kernel and an initramfs built by this version
+# back), and /metrics for the lab's Prometheus: the gauge vaquero_lab_guest_ok, 1 unless the command
+# line says `vaquero.ok=<n>`, for metric gates. Safe to run again: it does nothing when the kernel and an initramfs built by this version
 # of the script are present.
 #
 #   VAQUERO_CACHE       cache root (default /var/cache/vaquero); output goes to $VAQUERO_CACHE/lab
@@ -14,7 +15,7 @@ set -euo pipefail
 VAQUERO_CACHE="${VAQUERO_CACHE:-/var/cache/vaquero}"
 LAB_DIR="$VAQUERO_CACHE/lab"
 # Bump when the initramfs layout or /init changes, so an old image is rebuilt.
-INITRAMFS_VERSION=3
+INITRAMFS_VERSION=4
 # The kernel package is unpacked, not installed (docs/lab.md, "Machines"), so depmod never ran and
 # there is no modules.dep: the order below is the dependency order.
 MODULES=(failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
@@ -79,10 +80,12 @@ chmod +x /etc/acpi/PWRF/00000080
 acpid
 checkpoint=""
 marker=""
+ok=1
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     vaquero.checkpoint=*) checkpoint="${arg#vaquero.checkpoint=}" ;;
     vaquero.marker=*) marker="${arg#vaquero.marker=}" ;;
+    vaquero.ok=*) ok="${arg#vaquero.ok=}" ;;
   esac
 done
 ifname=""
@@ -116,6 +119,8 @@ fi
 mkdir -p /www
 cp /proc/cmdline /www/cmdline
 printf '{"booted":true,"checkpoint":%s,"marker":"%s"}\n' "$called" "$marker" >/www/status.json
+# A metric for the lab's Prometheus (metric gates): what vaquero.ok= said, 1 by default.
+printf '# TYPE vaquero_lab_guest_ok gauge\nvaquero_lab_guest_ok{marker="%s"} %s\n' "$marker" "$ok" >/www/metrics
 httpd -p 80 -h /www
 echo "vaquero-lab: booted"
 while true; do sleep 3600; done
