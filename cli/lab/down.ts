@@ -8,6 +8,7 @@ import { stopDaemon } from './daemons';
 import type { LabOptions } from './lab-state';
 import { killVm } from './machines';
 import { deleteLabNetwork } from './network';
+import { stopPrometheus } from './prometheus';
 import { deleteRackNetwork } from './rack';
 
 export async function labDown(o: LabOptions, io: Io): Promise<void> {
@@ -15,6 +16,7 @@ export async function labDown(o: LabOptions, io: Io): Promise<void> {
   for (const name of ['fwd-ui', 'fwd-grpc', ...agents.map((a) => a.daemon), ...RACK_DAEMONS])
     await stopDaemon(o, name);
   for (const name of ['fwd-ui-ns', 'fwd-grpc-ns', 'standalone']) await stopDaemon(o, name);
+  await stopPrometheus(o);
   // An agent that was killed left its radvd behind.
   for (const agent of agents) await stopOrphanRadvd(agent.stateDir);
   const runDir = path.join(o.state, 'run');

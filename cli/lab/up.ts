@@ -1,7 +1,8 @@
 // `vaquero lab up`: the namespaces, one BMC per machine (machines powered off), `vaquero standalone
 // --no-agent` in the agent namespace, the site's two agents (cli/lab/agents.ts), the relayed rack
-// (cli/lab/rack.ts), and two forwarders to 127.0.0.1. Each step starts only what does not run yet,
-// so `lab up` run again restarts a killed agent, say.
+// (cli/lab/rack.ts), a Prometheus for metric gates (cli/lab/prometheus.ts), and two forwarders to
+// 127.0.0.1. Each step starts only what does not run yet, so `lab up` run again restarts a killed
+// agent, say.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, stat } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { startAgents, startRackDaemons } from './agents';
 import { daemon, waitForLog } from './daemons';
 import { labMachines, REPO, SITE, type LabOptions } from './lab-state';
 import { prepareVm, type LabMachine } from './machines';
+import { LAB_PROMETHEUS_URL, startPrometheus } from './prometheus';
 import { createLabNetwork, createTap } from './network';
 import { createRackNetwork, RACK_SUBNET_ID } from './rack';
 
@@ -121,6 +123,7 @@ export async function labUp(o: LabOptions, io: Io): Promise<void> {
   const machines = await labMachines(o);
   await startMachines(o, machines);
   await startRackDaemons(o);
+  await startPrometheus(o, machines, io);
   const env = await startVaquero(o);
   await startForwarders(o);
   await startAgents(o, cache, env);
@@ -129,6 +132,7 @@ export async function labUp(o: LabOptions, io: Io): Promise<void> {
       `lab: agents lab-agent (10.77.0.1) and lab-agent-b (10.77.0.250); rack lab-rack (10.78.0.0/24) behind dhcrelay`,
       `lab: ${machines.length} machines (the first rollout powers them on), BMCs ${machines.map((m) => m.bmc?.address).join(', ')} (admin/${BMC_PASSWORD})`,
       `lab: Temporal UI  http://127.0.0.1:${o.uiPort}`,
+      `lab: Prometheus   ${LAB_PROMETHEUS_URL} in namespace ${o.names.agentNs}, scraping each machine's /metrics`,
       `lab: follow rollouts: TEMPORAL_ADDRESS=127.0.0.1:${o.temporalPort} npx vaquero rollout watch`,
       `lab: change the SoT:  edit ${path.join(o.state, 'sot')} and git commit (applied within seconds)`,
       `lab: logs in ${path.join(o.state, 'run')}; serial consoles in ${path.join(o.state, 'vms/<name>/serial.log')}`,
