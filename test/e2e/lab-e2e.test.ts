@@ -16,6 +16,8 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { powerCommands } from '../../cli/lab/machines';
 import { labCommand } from '../../cli/lab/command';
+import { LAB_PROMETHEUS_URL } from '../../cli/lab/prometheus';
+import { statusQuery } from '../../workflows/messages';
 import { freePort, git, io } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
@@ -24,6 +26,13 @@ const MACHINES = ['lab-01', 'lab-02', 'lab-03', 'lab-04', 'lab-05', 'lab-06'];
 /** lab-05 and lab-06 are the second rack, behind the relay (examples/lab). */
 const address = (name: string) => `10.${Number(name.slice(-1)) > 4 ? 78 : 77}.0.1${name.slice(-1)}`;
 const ROLLOUT_TIMEOUT_MS = 12 * 60_000;
+/** The lowest value a host's guest reported over 5 minutes: what it said before this boot counts too. */
+const GUEST_OK = 'min_over_time(vaquero_lab_guest_ok{host="{{ host.name }}"}[5m])';
+const SOAK_GATE = [
+  '  canary: { size: 1, soak: 8s }',
+  '  gates:',
+  `    - { name: guest-ok, prometheus: "${LAB_PROMETHEUS_URL}", query: '${GUEST_OK}', must: "== 1", every: 1s }`,
+].join('\n');
 
 /** Edits a file of the lab's SoT and commits it; returns the commit's short SHA (the rollout's id). */
 async function commit(sot: string, file: string, edit: (text: string) => string, message: string) {
@@ -33,7 +42,7 @@ async function commit(sot: string, file: string, edit: (text: string) => string,
   return (await git(sot, ['rev-parse', 'HEAD'])).slice(0, 7);
 }
 
-/** Polls until the workflow exists and is closed, or its search attribute phase says halted. */
+/** Polls until the workflow is closed (or halted), or until its search attribute phase says halted. */
 async function waitRollout(client: Client, id: string, until: 'completed' | 'halted'): Promise<string> {
   const deadline = Date.now() + ROLLOUT_TIMEOUT_MS;
   for (;;) {
@@ -44,7 +53,8 @@ async function waitRollout(client: Client, id: string, until: 'completed' | 'hal
         d.status.name === 'RUNNING' ? String(d.searchAttributes.VaqueroPhase?.[0] ?? '') : d.status.name,
       )
       .catch(() => 'not-started');
-    if (until === 'completed' && phase !== 'not-started' && phase !== 'running' && phase !== '') return phase;
+    // A closed workflow's status (COMPLETED, FAILED, ...) or a halt; running and soaking go on.
+    if (until === 'completed' && (/^[A-Z_]+$/.test(phase) || /halt/.test(phase))) return phase;
     if (until === 'halted' && /halt/.test(phase)) return phase;
     if (Date.now() > deadline) throw new Error(`${id}: still ${phase} after ${ROLLOUT_TIMEOUT_MS / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -106,10 +116,17 @@ test('lab: a SoT change rolls out canary first, two at a time, through an agent 
   for (const name of MACHINES) before.set(name, await powerCommands(vm(name)));
 
   const started = performance.now();
+  // The canary soaks, and the guests' gauge gates it and each later wave (vaquero.ok= from the host).
+  const group = path.join(sot, 'workflows/lab.yaml');
+  await writeFile(group, (await readFile(group, 'utf8')).replace('  canary: 1', SOAK_GATE));
   const second = await commit(
     sot,
     'os/lab-linux.yaml',
-    (s) => s.replace('vaquero.marker=v1', 'vaquero.marker=v2'),
+    (s) =>
+      s.replace(
+        'vaquero.marker=v1',
+        'vaquero.marker=v2 vaquero.ok={{ host.metadata.guest_ok | default(1) }}',
+      ),
     'v2',
   );
   // The canary has booted and is being validated by the agent: kill the agent, then `lab up` again.
@@ -125,6 +142,11 @@ test('lab: a SoT change rolls out canary first, two at a time, through an agent 
   t.diagnostic(
     `SoT change -> rollout of ${MACHINES.length} machines completed in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+  // The soak's checks (every 1 s for 8 s), then one after each of the three later waves.
+  const checks = (await client.workflow.getHandle(`rollout/lab/${second}`).fetchHistory()).events?.filter(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'checkGate',
+  ).length;
+  assert.ok((checks ?? 0) >= 3 + 3, `the gate was checked during the soak and after each wave: ${checks}`);
 
   for (const name of MACHINES) {
     const { stdout } = await run('ip', [
@@ -149,6 +171,29 @@ test('lab: a SoT change rolls out canary first, two at a time, through an agent 
     const kinds = await bootEvents(client, `host/lab/${name}/${second}`);
     for (const kind of ['dhcp', 'ipxe', 'kernel', 'initrd', 'checkpoint'])
       assert.ok(kinds.includes(kind), `${name}: no ${kind} boot event in its history (${kinds.join(' ')})`);
+  }
+
+  // lab-03's guest reports 0: only it reboots, as the canary, and its gate halts the rollout.
+  for (const name of MACHINES) before.set(name, await powerCommands(vm(name)));
+  const gated = Date.now();
+  const bad = await commit(
+    sot,
+    'sites/lab/hosts/machines.yaml',
+    (s) => s.replace('  rack: vr1\n---\nname: lab-04', '  rack: vr1\n  guest_ok: 0\n---\nname: lab-04'),
+    'lab-03 reports 0',
+  );
+  await waitRollout(client, `rollout/lab/${bad}`, 'halted');
+  const halted = await client.workflow.getHandle(`rollout/lab/${bad}`).query(statusQuery);
+  assert.match(
+    halted.waitingFor ?? '',
+    /^gate "guest-ok" failed at \S+Z on lab-03: min_over_time\(vaquero_lab_guest_ok\{host="lab-03"\}\[5m\]\) = 0 \{.*host="lab-03".*\}, must be == 1 \(the canary's soak\)/,
+  );
+  t.diagnostic(
+    `gate halt ${((Date.now() - gated) / 1000).toFixed(1)} s after the commit: ${halted.waitingFor}`,
+  );
+  for (const name of MACHINES) {
+    const commands = (await powerCommands(vm(name))).slice(before.get(name)?.length ?? 0);
+    assert.equal(commands.length > 0, name === 'lab-03', `${name}: ${commands.join(', ')}`);
   }
 
   // A validation that cannot pass: the canary fails and the rollout halts before the others.
