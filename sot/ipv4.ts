@@ -7,6 +7,30 @@ export function macSlug(mac: string): string {
 }
 
 export function ipv4ToInt(ip: string): number {
+  // A dotted quad of digits, read by a character loop (the DHCP server's relay check runs this on
+  // every relayed packet); anything else takes the general path below, as before.
+  let acc = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + c - 48;
+      digits++;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      acc = acc * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return ipv4ToIntSlow(ip);
+    }
+  }
+  return dots === 3 && digits > 0 ? acc * 256 + part : ipv4ToIntSlow(ip);
+}
+
+function ipv4ToIntSlow(ip: string): number {
   return ip.split('.').reduce((acc, part) => acc * 256 + Number.parseInt(part, 10), 0);
 }
 

@@ -26,10 +26,31 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 export function ipv4Bytes(ip: string): Uint8Array {
-  const parts = ip.split('.').map((p) => Number.parseInt(p, 10));
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255)))
-    throw new Error(`not an IPv4 address: ${ip}`);
-  return Uint8Array.from(parts);
+  const out = new Uint8Array(4);
+  writeIpv4(out, 0, ip);
+  return out;
+}
+
+/**
+ * Writes a dotted quad's 4 bytes at `offset`; throws on anything else. A loop over the characters,
+ * not split and parseInt: every reply writes four header addresses (it was 8 % of the server's time
+ * under load).
+ */
+export function writeIpv4(out: Uint8Array, offset: number, ip: string): void {
+  let part = 0;
+  let value = -1;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46;
+    if (c === 46 && value >= 0 && value <= 255 && part < 4) {
+      out[offset + part++] = value;
+      value = -1;
+    } else if (c >= 48 && c <= 57 && value < 256) {
+      value = (value < 0 ? 0 : value * 10) + c - 48;
+    } else {
+      throw new Error(`not an IPv4 address: ${ip}`);
+    }
+  }
+  if (part !== 4 || value >= 0) throw new Error(`not an IPv4 address: ${ip}`);
 }
 
 /** Reads an option area into `into`; returns an error, or undefined when the area is well formed. */
@@ -65,12 +86,19 @@ export function optionOrder(
   requested: readonly number[],
 ): number[] {
   const order: number[] = [];
-  for (const code of [53, 54, ...requested, ...options.keys()]) {
-    if (options.has(code) && !order.includes(code) && ![PAD, END, RELAY_AGENT_INFO].includes(code))
+  const placed = new Set<number>([PAD, END, RELAY_AGENT_INFO]);
+  // Plain loops, no closure: this runs for every reply.
+  for (const list of [FIRST, requested, options.keys()]) {
+    for (const code of list) {
+      if (placed.has(code) || !options.has(code)) continue;
+      placed.add(code);
       order.push(code);
+    }
   }
   return order;
 }
+
+const FIRST = [53, 54];
 
 /** RFC 3046 section 2.2: a reply carries the request's Relay Agent Information unchanged. */
 export function echoRelayAgentInfo(request: WithOptions, replyOptions: Map<number, Uint8Array>): void {
@@ -80,14 +108,28 @@ export function echoRelayAgentInfo(request: WithOptions, replyOptions: Map<numbe
 
 /** One option as it goes on the wire; a value over 255 bytes is split into several instances (RFC 3396). */
 export function optionBytes(code: number, value: Uint8Array): Uint8Array {
-  const parts: Uint8Array[] = [];
+  const out = new Uint8Array(optionLength(value));
+  writeOption(out, 0, code, value);
+  return out;
+}
+
+/** The wire length of an option with this value (RFC 3396 split included). */
+export function optionLength(value: Uint8Array): number {
+  return value.length + 2 * Math.max(1, Math.ceil(value.length / 255));
+}
+
+/** Writes an option as optionBytes has it at `offset`; returns the offset after it. */
+export function writeOption(out: Uint8Array, offset: number, code: number, value: Uint8Array): number {
   let i = 0;
   do {
     const chunk = value.subarray(i, i + 255);
-    parts.push(Uint8Array.of(code, chunk.length), chunk);
+    out[offset] = code;
+    out[offset + 1] = chunk.length;
+    out.set(chunk, offset + 2);
+    offset += 2 + chunk.length;
     i += 255;
   } while (i < value.length);
-  return concat(parts);
+  return offset;
 }
 
 /** Sub-options of an encapsulated option (43 vendor, 175 iPXE, 82 relay); undefined when malformed. */

@@ -4,12 +4,14 @@
 import {
   END,
   ipAt,
-  ipv4Bytes,
   optionBytes,
+  optionLength,
   optionOrder,
   readOptions,
   RELAY_AGENT_INFO,
   readU16,
+  writeIpv4,
+  writeOption,
   type DecodeError,
 } from './codec-options';
 
@@ -60,6 +62,8 @@ export const BROADCAST_FLAG = 0x8000;
 
 /** A NUL-terminated header string (sname, file); bytes after the first NUL are padding. */
 function cStringAt(buf: Uint8Array, offset: number, length: number): string {
+  // Clients leave both fields empty: no copy for them.
+  if (buf[offset] === 0) return '';
   const field = buf.subarray(offset, offset + length);
   const nul = field.indexOf(0);
   return Buffer.from(nul < 0 ? field : field.subarray(0, nul)).toString('latin1');
@@ -130,6 +134,7 @@ function readU32(buf: Uint8Array, offset: number): number {
 }
 
 function writeHeaderString(out: Buffer, offset: number, length: number, text: string): void {
+  if (text === '') return;
   const bytes = Buffer.from(text, 'latin1');
   if (bytes.length >= length) throw new Error(`header field too long (${bytes.length} >= ${length})`);
   bytes.copy(out, offset);
@@ -141,6 +146,8 @@ export interface EncodeOptions {
   /** Codes the client asked for (option 55), in its order: they are placed first, after 53 and 54. */
   requested?: readonly number[];
 }
+
+const EMPTY = new Uint8Array();
 
 /** Room kept for options 53 and 54 (3 + 6 bytes) before option 82 is given its place. */
 const TYPE_AND_SERVER_ID = 9;
@@ -159,18 +166,16 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   // An option 82 no relay writes (over 255 bytes, concatenated) must not push out 53 and 54.
   if (relayPart && relayPart.length > budget - TYPE_AND_SERVER_ID) relayPart = undefined;
   budget -= relayPart?.length ?? 0;
-  const optionParts: Uint8Array[] = [];
+  // Measured first, written straight into the message (no per-option buffers).
+  const fitting: number[] = [];
   let used = 0;
   for (const code of optionOrder(packet.options, opts.requested ?? [])) {
-    const bytes = optionBytes(code, packet.options.get(code) ?? new Uint8Array());
-    if (used + bytes.length > budget) continue;
-    optionParts.push(bytes);
-    used += bytes.length;
+    const size = optionLength(packet.options.get(code) ?? EMPTY);
+    if (used + size > budget) continue;
+    fitting.push(code);
+    used += size;
   }
-  if (relayPart) {
-    optionParts.push(relayPart);
-    used += relayPart.length;
-  }
+  used += relayPart?.length ?? 0;
   const length = Math.max(BOOTP_MIN_LENGTH, OPTIONS_OFFSET + used + 1);
   const out = Buffer.alloc(length);
   out[0] = packet.op;
@@ -180,18 +185,19 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   out.writeUInt32BE(packet.xid >>> 0, 4);
   out.writeUInt16BE(packet.secs & 0xffff, 8);
   out.writeUInt16BE(packet.flags & 0xffff, 10);
-  out.set(ipv4Bytes(packet.ciaddr), 12);
-  out.set(ipv4Bytes(packet.yiaddr), 16);
-  out.set(ipv4Bytes(packet.siaddr), 20);
-  out.set(ipv4Bytes(packet.giaddr), 24);
+  writeIpv4(out, 12, packet.ciaddr);
+  writeIpv4(out, 16, packet.yiaddr);
+  writeIpv4(out, 20, packet.siaddr);
+  writeIpv4(out, 24, packet.giaddr);
   out.set(packet.chaddr.subarray(0, 16), 28);
   writeHeaderString(out, 44, 64, packet.sname);
   writeHeaderString(out, 108, 128, packet.file);
   out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
   let offset = OPTIONS_OFFSET;
-  for (const part of optionParts) {
-    out.set(part, offset);
-    offset += part.length;
+  for (const code of fitting) offset = writeOption(out, offset, code, packet.options.get(code) ?? EMPTY);
+  if (relayPart) {
+    out.set(relayPart, offset);
+    offset += relayPart.length;
   }
   out[offset] = END;
   return out;
@@ -199,5 +205,10 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
 
 /** The client's hardware address as lower-case `aa:bb:...` (only the first `hlen` bytes of chaddr). */
 export function macOf(packet: DhcpPacket): string {
-  return [...packet.chaddr.subarray(0, packet.hlen)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  let mac = '';
+  const n = Math.min(packet.hlen, packet.chaddr.length);
+  for (let i = 0; i < n; i++) mac += (i ? ':' : '') + (HEX[packet.chaddr[i] ?? 0] ?? '');
+  return mac;
 }
+
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));

@@ -93,47 +93,43 @@ export function handleDhcp(packet: DhcpPacket, ctx: HandlerContext): HandlerResu
   const lease = ctx.backend.lookupHost(mac);
   if (!lease)
     return { outcome: 'unknown-mac', log: { level: 'info', msg: `${name} from unknown MAC`, mac, xid } };
-  const event = (detail: string): BootEvent => ({
-    kind: 'dhcp',
-    mac: lease.mac,
-    at: ctx.now.toISOString(),
-    detail,
-  });
   switch (type) {
     case MessageType.Discover:
       return {
         ...answer(packet, lease, ctx, MessageType.Offer),
         // Every agent of the broadcast domain answers it: the one the host chooses reports its REQUEST.
         event: {
-          ...event(`DISCOVER -> OFFER ${lease.ipv4}${lease.armed ? '' : ' (not armed)'}`),
+          ...dhcpEvent(lease, ctx, `DISCOVER -> OFFER ${lease.ipv4}${lease.armed ? '' : ' (not armed)'}`),
           reported: false,
         },
       };
     case MessageType.Request:
-      return request(packet, lease, ctx, event);
+      return request(packet, lease, ctx);
     case MessageType.Inform:
       return {
         ...answer(packet, lease, ctx, MessageType.Ack, false),
-        event: event(`INFORM from ${packet.ciaddr}`),
+        event: dhcpEvent(lease, ctx, `INFORM from ${packet.ciaddr}`),
       };
     case MessageType.Decline: {
       const ip = optionIp(packet, 50) ?? '?';
       const log: DhcpLog = { level: 'warn', msg: `DECLINE of ${ip}: address in use on the wire?`, mac, xid };
-      return { outcome: 'declined', log, event: event(`DECLINE ${ip}`) };
+      return { outcome: 'declined', log, event: dhcpEvent(lease, ctx, `DECLINE ${ip}`) };
     }
     default:
       return {
         outcome: 'released',
         log: { level: 'info', msg: `RELEASE of ${packet.ciaddr}`, mac, xid },
-        event: event(`RELEASE ${packet.ciaddr}`),
+        event: dhcpEvent(lease, ctx, `RELEASE ${packet.ciaddr}`),
       };
   }
 }
 
-type EventOf = (detail: string) => BootEvent;
+function dhcpEvent(lease: HostLease, ctx: HandlerContext, detail: string): BootEvent {
+  return { kind: 'dhcp', mac: lease.mac, at: ctx.now.toISOString(), detail };
+}
 
 /** RFC 2131 section 4.3.2: the client's state is told by option 54, option 50 and ciaddr. */
-function request(packet: DhcpPacket, lease: HostLease, ctx: HandlerContext, event: EventOf): HandlerResult {
+function request(packet: DhcpPacket, lease: HostLease, ctx: HandlerContext): HandlerResult {
   const serverId = optionIp(packet, 54);
   const requested = optionIp(packet, 50);
   const mac = lease.mac;
@@ -145,11 +141,15 @@ function request(packet: DhcpPacket, lease: HostLease, ctx: HandlerContext, even
   const state = serverId !== undefined ? 'selecting' : packet.ciaddr === ZERO ? 'init-reboot' : 'renewing';
   if (wanted !== lease.ipv4) {
     const msg = `REQUEST (${state}) for ${wanted ?? 'no address'}, reserved ${lease.ipv4}`;
-    return { ...nak(packet, ctx, msg), log: { level: 'warn', msg, mac, xid }, event: event(`NAK ${wanted}`) };
+    return {
+      ...nak(packet, ctx, msg),
+      log: { level: 'warn', msg, mac, xid },
+      event: dhcpEvent(lease, ctx, `NAK ${wanted}`),
+    };
   }
   return {
     ...answer(packet, lease, ctx, MessageType.Ack),
-    event: event(`REQUEST (${state}) -> ACK ${lease.ipv4}`),
+    event: dhcpEvent(lease, ctx, `REQUEST (${state}) -> ACK ${lease.ipv4}`),
   };
 }
 

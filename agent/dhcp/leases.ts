@@ -83,7 +83,8 @@ export function relayFilter(cidrs: readonly string[]): (giaddr: string) => boole
   const ranges = cidrs.map(parseCidr);
   return (giaddr) => {
     const n = ipv4ToInt(giaddr);
-    return ranges.some(({ network, size }) => n >= network && n < network + size);
+    for (const { network, size } of ranges) if (n >= network && n < network + size) return true;
+    return false;
   };
 }
 

@@ -86,7 +86,7 @@ interface LoopState {
   /** Every line a packet causes, sampled per kind: a flood is counted, not written out. */
   log: (kind: LogKind, entry: DhcpLog & { from?: string }) => void;
   /** With `interfaces`: the sockets bound to each boot address, by kind, that broadcasts are answered from. */
-  local?: { addresses: BootAddress[]; sockets: Map<string, dgram.Socket> };
+  local?: { addresses: BootAddress[]; sockets: Map<string, dgram.Socket>; broadcast: Set<dgram.Socket> };
 }
 
 function newCounters(): DhcpCounters {
@@ -159,7 +159,7 @@ function replySocket(
   packet: DhcpPacket,
 ): dgram.Socket {
   const local = state.local;
-  if (!local || received !== local.sockets.get(`${kind} ${BROADCAST}`)) return received;
+  if (!local?.broadcast.has(received)) return received;
   const lease = state.opts.backend.lookupHost(macOf(packet));
   const address = (lease && onLink(local.addresses, lease.ipv4)) ?? local.addresses[0];
   return (address && local.sockets.get(`${kind} ${address.address}`)) ?? received;
@@ -240,7 +240,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     );
   };
   const addresses = opts.interfaces?.length ? bootAddresses(opts.interfaces) : undefined;
-  if (addresses) state.local = { addresses, sockets: new Map() };
+  if (addresses) state.local = { addresses, sockets: new Map(), broadcast: new Set() };
   const sockets: dgram.Socket[] = [];
   const closeAll = () =>
     Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() =>
@@ -262,6 +262,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     // 255.255.255.255/32 dev <if>` sends fail with ENETUNREACH (logged and counted as send-error).
     socket.setBroadcast(true);
     state.local?.sockets.set(`${kind} ${address}`, socket);
+    if (address === BROADCAST) state.local?.broadcast.add(socket);
     return socket;
   };
   // One socket per boot address and one for broadcasts (see `interfaces`), all on the port the first
