@@ -75,6 +75,11 @@ test('bench-http --quick measures our asset server and nginx with one and two wo
   await smoke('http.ts', ['nginx', 'nginx-2w']);
 });
 
+test('bench-rack --quick boots a few machines from our servers and from dnsmasq + nginx', async (t) => {
+  if (!(await usable(t, ['/usr/sbin/dnsmasq', '/usr/sbin/nginx']))) return;
+  await smoke('rack.ts', ['dnsmasq-ro', 'dnsmasq']);
+});
+
 test('no benchmark namespace is left behind', async () => {
   const { stdout } = await new Promise<{ stdout: string }>((resolve) =>
     execFile('ip', ['netns', 'list'], (_err, out) => resolve({ stdout: String(out) })),

@@ -34,7 +34,14 @@ export function benchHosts(count: number): BenchHost[] {
   });
 }
 
-export async function writeBenchSot(dir: string, hosts: BenchHost[]): Promise<void> {
+export const INITRD_PATH = 'sim/initrd.img';
+
+/** `initrd`: the OS also loads INITRD_PATH (the rack benchmark's full boot sequence). */
+export async function writeBenchSot(
+  dir: string,
+  hosts: BenchHost[],
+  opts: { initrd?: boolean } = {},
+): Promise<void> {
   const write = async (rel: string, text: string) => {
     await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
     await writeFile(path.join(dir, rel), text);
@@ -44,7 +51,8 @@ export async function writeBenchSot(dir: string, hosts: BenchHost[]): Promise<vo
     `id: ${SITE}\nname: Benchmark\nagents: [{ name: ${AGENT}, asset_url: "http://${SERVER_IP}:8080" }]\n` +
       `subnets: [{ id: bench-prov, cidr: 10.213.0.0/16, gateway: ${SERVER_IP} }]\npolicy: { canary_size: 0, max_fail: 10 }\n`,
   );
-  await write('os/sim.yaml', `id: sim-linux\nkernel: ${KERNEL_PATH}\ncmdline: console=ttyS0\n`);
+  const initrds = opts.initrd ? `initrds: [${INITRD_PATH}]\n` : '';
+  await write('os/sim.yaml', `id: sim-linux\nkernel: ${KERNEL_PATH}\n${initrds}cmdline: console=ttyS0\n`);
   await write('boot/sim.yaml', 'id: sim-node\nos: sim-linux\n');
   await write(
     'workflows/nodes.yaml',
