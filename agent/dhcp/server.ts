@@ -2,7 +2,9 @@
 import dgram from 'node:dgram';
 import type { BootEventSink } from '../../schemas/rollout';
 import { LogSampler, type LogSamplerOptions } from '../log-sampler';
-import { decode, encode, macOf, type DhcpPacket } from './codec';
+import { Backlog } from './backlog';
+import { decode, encode, macOf, MessageType, type DhcpPacket } from './codec';
+import { messageType } from './codec-options';
 import { handleDhcp, SERVER_PORT, type DhcpLog, type DhcpOutcome, type HandlerResult } from './handler';
 import { bootAddresses, onLink, type BootAddress } from './interfaces';
 import type { LeaseBackend } from './leases';
@@ -49,7 +51,8 @@ export interface DhcpServerOptions {
   now?: () => Date;
 }
 
-export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped', number>;
+/** `shed`: a DISCOVER left unanswered while the socket had a standing queue (./backlog.ts). */
+export type DhcpCounters = Record<DhcpOutcome | 'malformed' | 'send-error' | 'send-dropped' | 'shed', number>;
 type LogKind = keyof DhcpCounters | 'socket-error';
 
 /** Replies handed to a socket and not yet sent (see `send`). */
@@ -103,6 +106,7 @@ function newCounters(): DhcpCounters {
     malformed: 0,
     'send-error': 0,
     'send-dropped': 0,
+    shed: 0,
   };
 }
 
@@ -113,8 +117,10 @@ function onDatagram(
   kind: SocketKind,
   msg: Buffer,
   rinfo: dgram.RemoteInfo,
+  backlog: Backlog,
 ) {
   const { opts, counters, log } = state;
+  backlog.read();
   const from = `${rinfo.address}:${rinfo.port}`;
   try {
     const decoded = decode(msg);
@@ -126,6 +132,12 @@ function onDatagram(
         xid: decoded.xid,
         from,
       });
+      return;
+    }
+    if (shed(state, decoded.packet, backlog)) {
+      counters.shed++;
+      const entry = { level: 'warn' as const, msg: 'DISCOVER left unanswered: requests are queueing' };
+      log('shed', { ...entry, xid: decoded.packet.xid, from });
       return;
     }
     const socket = replySocket(state, received, kind, decoded.packet);
@@ -143,6 +155,18 @@ function onDatagram(
       from,
     });
   }
+}
+
+/**
+ * A DISCOVER this server would answer, while its socket has a standing queue (./backlog.ts). Others
+ * (unknown MACs, REQUESTs) take their usual way: they cost no reply, or complete an exchange.
+ */
+function shed(state: LoopState, packet: DhcpPacket, backlog: Backlog): boolean {
+  return (
+    messageType(packet) === MessageType.Discover &&
+    backlog.shedding() &&
+    state.opts.backend.lookupHost(macOf(packet)) !== undefined
+  );
 }
 
 const BROADCAST = '255.255.255.255';
@@ -232,8 +256,9 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     log: (kind, entry) => sampled.log(kind, entry),
   };
   const listen = (socket: dgram.Socket, kind: SocketKind): void => {
+    const backlog = new Backlog();
     socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) =>
-      onDatagram(state, socket, kind, msg, rinfo),
+      onDatagram(state, socket, kind, msg, rinfo, backlog),
     );
     socket.on('error', (err) =>
       state.log('socket-error', { level: 'warn', msg: `socket error: ${err.message}` }),

@@ -140,8 +140,11 @@ function tftpGet(host: string, file: string): Promise<number> {
     };
     socket.on('message', (msg, rinfo) => {
       const op = msg.readUInt16BE(0);
+      // RFC 1350: the first answer's port is the transfer's; a second transfer started by a
+      // retransmitted RRQ (or anything else) is not mixed into it.
+      if (peerPort === 69) peerPort = rinfo.port;
+      else if (rinfo.port !== peerPort) return;
       if (op === 5) return done(new Error(`TFTP ${file}: error ${msg.subarray(4).toString('latin1')}`));
-      peerPort = rinfo.port;
       if (op === 6) {
         const parts = msg.subarray(2).toString('latin1').split('\0');
         const i = parts.indexOf('blksize');
