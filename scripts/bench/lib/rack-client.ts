@@ -139,11 +139,16 @@ function tftpGet(host: string, file: string): Promise<number> {
       send();
     };
     socket.on('message', (msg, rinfo) => {
+      if (msg.length < 4) return;
       const op = msg.readUInt16BE(0);
       // RFC 1350: the first answer's port is the transfer's; a second transfer started by a
-      // retransmitted RRQ (or anything else) is not mixed into it.
-      if (peerPort === 69) peerPort = rinfo.port;
-      else if (rinfo.port !== peerPort) return;
+      // retransmitted RRQ is not mixed into it, nor a stale one still sending to this port number
+      // (a previous client process's): only an OACK, DATA 1 or an ERROR starts a transfer.
+      if (peerPort === 69) {
+        const starts = op === 6 || op === 5 || (op === 3 && msg.readUInt16BE(2) === 1);
+        if (!starts) return;
+        peerPort = rinfo.port;
+      } else if (rinfo.port !== peerPort) return;
       if (op === 5) return done(new Error(`TFTP ${file}: error ${msg.subarray(4).toString('latin1')}`));
       if (op === 6) {
         const parts = msg.subarray(2).toString('latin1').split('\0');
