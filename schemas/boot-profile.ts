@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IdSchema } from './common';
+import { ImageSchema } from './image';
 import { JobSchema } from './jobs';
 
 export const UNATTENDED_TYPES = ['cloud-config', 'ignition', 'kickstart', 'preseed', 'untyped'] as const;
@@ -15,6 +16,8 @@ export const BootProfileSchema = z.strictObject({
   id: IdSchema,
   os: IdSchema,
   unattended: UnattendedSchema.optional(),
+  /** Write this image to this disk: the profile's OS is then the deploy ramdisk (docs/images.md). */
+  image: ImageSchema.optional(),
   pre_shutdown: z.array(JobSchema).default([]),
   validation: z.array(JobSchema).default([]),
 });

@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import type { Host } from '../schemas/host';
+import type { Image } from '../schemas/image';
 import type { Job } from '../schemas/jobs';
 import type { Model } from '../schemas/model';
 import { bootInterface } from '../schemas/host';
@@ -17,6 +18,8 @@ export interface RenderedBoot {
   initrds: string[];
   cmdline: string;
   unattended?: { type: string; template: string; content: string };
+  /** The image the deploy ramdisk writes at this stage, its URL at the serving agent. */
+  image?: Image & { url: string };
   context: HostContext;
 }
 
@@ -68,8 +71,34 @@ function mirrorCmdlines(
   const subnet = bootInterface(host).subnet;
   return mirrorAgents(site, subnet, servingAgent(site, subnet, agent)).map((peer) => {
     const context = hostContext(model, siteId, host, stage, token, peer.name);
-    return renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+    const cmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+    // A deploy booted through a mirror fetches its image from, and reports to, that mirror first.
+    const image = own(model.profiles, boot.profile)?.image;
+    return image ? withImageArgs(cmdline, stageImage(image, context), context) : cmdline;
   });
+}
+
+/**
+ * What the deploy ramdisk reads from its kernel command line (scripts/install-lab.sh): the image, its
+ * format, checksum and disk, and where it reports (the stage's image URL at each agent of the subnet).
+ */
+function withImageArgs(cmdline: string, image: Image, context: HostContext): string {
+  const reports = context.urls.checkpoints.map((u) => u.replace('/checkpoint/', '/image/'));
+  return [
+    cmdline,
+    `vaquero.image=${image.url}`,
+    `vaquero.image.format=${image.format}`,
+    `vaquero.image.checksum=${image.checksum}`,
+    `vaquero.image.disk=${image.disk}`,
+    `vaquero.image.report=${reports.join(',')}`,
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+/** The profile's image with its URL at the agent of `context`. */
+function stageImage(image: Image, context: HostContext): Image {
+  return { ...image, url: `${context.urls.assets}${image.url}` };
 }
 
 /** Renders what a host boots at one stage (0-based), without its jobs. */
@@ -78,7 +107,9 @@ function renderBoot(model: Model, siteId: string, host: Host, stage: number, tok
   const profile = own(model.profiles, context.profile.id);
   const os = own(model.os, context.os.id);
   if (!profile || !os) throw new Error(`host ${host.name}: boot stage ${stage + 1} is not resolvable`);
-  const cmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+  const image = profile.image && stageImage(profile.image, context);
+  const osCmdline = renderString(model, os.cmdline, context, `os/${os.id}: cmdline`).trim();
+  const cmdline = image ? withImageArgs(osCmdline, image, context) : osCmdline;
   const boot: RenderedBoot = {
     stage: stage + 1,
     profile: profile.id,
@@ -86,6 +117,7 @@ function renderBoot(model: Model, siteId: string, host: Host, stage: number, tok
     kernel: context.urls.kernel,
     initrds: context.urls.initrds,
     cmdline,
+    ...(image ? { image } : {}),
     context,
   };
   if (profile.unattended) {
