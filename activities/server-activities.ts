@@ -60,6 +60,7 @@ export async function hostSpec(
       preShutdown: rendered.preShutdown,
       validation: rendered.validation,
       kernelFromAgent: rendered.kernel.startsWith(rendered.context.urls.assets),
+      ...(rendered.image ? { image: { checksum: rendered.image.checksum, disk: rendered.image.disk } } : {}),
     };
   });
   return {

@@ -92,6 +92,8 @@ export const HostSpecSchema = z.object({
       validation: z.array(JobSchema),
       /** The kernel is fetched from the agent (so a `kernel` event will come), not from elsewhere. */
       kernelFromAgent: z.boolean(),
+      /** The disk image the stage's deploy ramdisk writes: the workflow waits for its result. */
+      image: z.object({ checksum: z.string(), disk: z.string() }).optional(),
     }),
   ),
 });

@@ -26,6 +26,7 @@ export const HOST_STEPS = [
   'dhcp',
   'ipxe',
   'kernel',
+  'image',
   'checkpoint',
   'disarm',
   'validation',
@@ -38,6 +39,7 @@ export const BOOT_EVENT_KINDS = [
   'kernel',
   'initrd',
   'unattended',
+  'image',
   'checkpoint',
 ] as const;
 

@@ -19,11 +19,12 @@ const RANK: Record<BootEventKind, number> = {
   kernel: 2,
   initrd: 3,
   unattended: 4,
-  checkpoint: 5,
+  image: 5,
+  checkpoint: 6,
 };
 
 /** Events an agent emits only for a request with the arming's token, which its script handed out. */
-const WITH_TOKEN = new Set<BootEventKind>(['kernel', 'initrd', 'unattended', 'checkpoint']);
+const WITH_TOKEN = new Set<BootEventKind>(['kernel', 'initrd', 'unattended', 'image', 'checkpoint']);
 
 /** Whether `event` (already of the right host, stage and time) proves a step of `kind` happened. */
 export function impliesStep(event: BootEvent, kind: BootEventKind): boolean {

@@ -26,6 +26,7 @@ import type {
 import { HostGroupAttribute } from '../schemas/search-attributes';
 import { impliedBy, impliedStepsAllowed, impliesStep, takeBootBatch } from './boot-steps';
 import { BootWatchdog } from './boot-watchdog';
+import { awaitImage } from './image-step';
 import { attemptNote, powerKey, runStageSteps } from './boot-retries';
 import { BootStepMissed, resumeStep, rootMessage, StepFailure } from './host-failure';
 import type { HostRun, Stage } from './host-run';
@@ -204,6 +205,9 @@ async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void
       if (run.batched && more) run.watchdog.stop();
       break;
     }
+    case 'image':
+      if (stage.image) await awaitImage(run, stage);
+      break;
     case 'kernel':
       if (stage.kernelFromAgent) await awaitEvent(run, 'kernel', timeouts.kernel, stage.stage);
       break;

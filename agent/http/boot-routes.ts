@@ -106,5 +106,42 @@ export function bootRoutes(deps: AssetAppDeps) {
     return c.body(null, 204);
   });
 
+  app.post('/image/:mac/:stage/:token', async (c) => {
+    const { entry, stage } = await armedFor(c, 'image report');
+    const rendered = await renderArmed(deps, entry, stage);
+    if (!rendered.image) throw new HTTPException(404, { message: `stage ${stage} writes no image` });
+    const report = imageReport(rendered.image.checksum, c.req.query());
+    emit('image', entry.mac, stage, report.detail);
+    return c.text(`${report.detail}\n`, report.status);
+  });
+
   return app;
+}
+
+const DIGITS = /^\d{1,20}$/;
+const CHECKSUM = /^(sha256|sha512):[0-9a-f]{1,128}$/;
+
+/**
+ * What a deploy ramdisk's report says, as the `image` event's detail: progress (`written=<n>`), the
+ * checksum it read back from the disk (`got=`, compared here with the stage's), or why it gave up
+ * (`error=`). The agent's comparison is the one the workflow goes by; the ramdisk makes its own.
+ */
+function imageReport(
+  expected: string,
+  query: Record<string, string>,
+): { detail: string; status: 200 | 400 | 409 } {
+  const { written, got, error } = query;
+  if (written !== undefined && !DIGITS.test(written))
+    throw new HTTPException(400, { message: 'written= must be a byte count' });
+  const bytes = written === undefined ? '' : ` (${written} bytes)`;
+  if (error !== undefined)
+    return { detail: `failed: ${error.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)}`, status: 200 };
+  if (got === undefined) {
+    if (written === undefined) throw new HTTPException(400, { message: 'written=, got= or error= expected' });
+    return { detail: `written ${written} bytes`, status: 200 };
+  }
+  if (!CHECKSUM.test(got))
+    throw new HTTPException(400, { message: 'got= must be sha256:<hex> or sha512:<hex>' });
+  if (got === expected) return { detail: `verified ${got}${bytes}`, status: 200 };
+  return { detail: `checksum mismatch: expected ${expected}, got ${got}${bytes}`, status: 409 };
 }

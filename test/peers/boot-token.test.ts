@@ -28,6 +28,7 @@ const WK01 = '52:54:00:20:02:01';
 const SLUG = '52-54-00-20-02-01';
 const LEASE = '127.0.0.5';
 const OTHER = '127.0.0.2';
+const IMAGE_SUM = `sha256:${'a1'.repeat(32)}`;
 
 const events: BootEvent[] = [];
 const logs: AssetLog[] = [];
@@ -45,6 +46,12 @@ async function exampleModel(): Promise<Model> {
   const os = copy.os['flatcar-stable'];
   assert.ok(os);
   copy.os['flatcar-stable'] = { ...os, kernel: 'flatcar/vmlinuz', initrds: ['flatcar/initrd.cpio.gz'] };
+  const profile = copy.profiles['flatcar-worker'];
+  assert.ok(profile);
+  copy.profiles['flatcar-worker'] = {
+    ...profile,
+    image: { url: '/files/images/os.img.zst', format: 'raw+zstd', checksum: IMAGE_SUM, disk: '/dev/vda' },
+  };
   return copy;
 }
 
@@ -187,4 +194,35 @@ test("a new arming's token replaces the old one: the previous boot's URLs comple
   const fresh = urlsOf((await from(LEASE, `${base}/ipxe/${SLUG}`)).body);
   assert.notEqual(fresh.unattended, old.unattended);
   assert.equal((await from(LEASE, fresh.unattended)).status, 200);
+});
+
+test("the deploy ramdisk's reports: progress, a mismatch and the verified image, only from the host", async () => {
+  const script = await from(LEASE, `${base}/ipxe/${SLUG}`);
+  const report = /vaquero\.image\.report=(\S+)/.exec(script.body)?.[1]?.split(',')[0];
+  assert.ok(report, script.body);
+  const url = report.replace(/^http:\/\/[^/]+/, base);
+  events.length = 0;
+  assert.equal((await from(OTHER, `${url}?written=1048576`, true)).status, 403);
+  assert.equal((await from(LEASE, `${url}?written=12x`, true)).status, 400);
+  assert.equal((await from(LEASE, `${url}?got=md5:00`, true)).status, 400);
+  assert.equal((await from(LEASE, `${url}?written=1048576`, true)).status, 200);
+  const wrong = `sha256:${'b2'.repeat(32)}`;
+  const mismatch = await from(LEASE, `${url}?written=2097152&got=${wrong}`, true);
+  assert.equal(mismatch.status, 409);
+  assert.equal(
+    mismatch.body.trim(),
+    `checksum mismatch: expected ${IMAGE_SUM}, got ${wrong} (2097152 bytes)`,
+  );
+  const ok = await from(LEASE, `${url}?written=2097152&got=${IMAGE_SUM}`, true);
+  assert.equal(ok.status, 200);
+  assert.equal((await from(LEASE, `${url}?error=no%20disk%20/dev/vda%0a`, true)).status, 200);
+  assert.deepEqual(
+    events.splice(0).map((e) => `${e.kind} ${e.detail}`),
+    [
+      'image written 1048576 bytes',
+      `image checksum mismatch: expected ${IMAGE_SUM}, got ${wrong} (2097152 bytes)`,
+      `image verified ${IMAGE_SUM} (2097152 bytes)`,
+      'image failed: no disk /dev/vda?',
+    ],
+  );
 });
