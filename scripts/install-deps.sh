@@ -17,7 +17,7 @@ set -euo pipefail
 APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client
   busybox-static iproute2 tftp-hpa atftp ipxe curl openssl qemu-system-x86 ipxe-qemu ovmf tcpdump cpio kmod
   kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa strace isc-dhcp-relay time
-  prometheus podman runc)
+  prometheus podman runc zstd syslinux syslinux-common mtools dosfstools fdisk)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"
