@@ -1,7 +1,7 @@
 // Lab machines: what QEMU runs for each host of the lab site, and the directory it runs from.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -14,6 +14,8 @@ const run = promisify(execFile);
 export const CHASSIS_CONTROL = fileURLToPath(new URL('./chassis-control', import.meta.url));
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
+/** A lab machine's disk: a sparse file. */
+export const LAB_DISK_BYTES = 64 * 1024 * 1024;
 
 export interface LabMachine {
   name: string;
@@ -78,8 +80,10 @@ export function vmFiles(dir: string): VmFiles {
 
 /**
  * QEMU's argv (docs/lab.md, "Machines"): TCG (KVM does not run guests here), virtio-net first in the
- * boot order and a blank disk after it, so a machine that is not armed leaves iPXE for a disk that
- * boots nothing (`-boot strict=on` keeps it from falling back to the NIC). UEFI machines use OVMF with
+ * boot order and the machine's own disk after it (virtio-blk, its serial the machine's name, kept
+ * across power cycles and `lab down`/`up`), so a machine that is not armed leaves iPXE for its disk:
+ * blank until an image is deployed to it, then the OS on it (`-boot strict=on` keeps a machine
+ * with a blank disk from falling back to the NIC). UEFI machines use OVMF with
  * the NIC's option ROM removed, so EDK2's own PXE fetches ipxe.efi over TFTP first, like real firmware.
  */
 export function qemuArgv(machine: LabMachine, dir: string, tap: string): string[] {
@@ -94,8 +98,8 @@ export function qemuArgv(machine: LabMachine, dir: string, tap: string): string[
     ...['-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`],
     '-device',
     `virtio-net-pci,netdev=n0,mac=${machine.mac},bootindex=0${uefi ? ',romfile=' : ''}`,
-    ...['-drive', `file=${path.join(dir, 'disk.img')},if=none,id=d0,format=raw,snapshot=on`],
-    ...['-device', 'ide-hd,drive=d0,bootindex=1', '-boot', 'strict=on'],
+    ...['-drive', `file=${path.join(dir, 'disk.img')},if=none,id=d0,format=raw,cache=writeback`],
+    ...['-device', `virtio-blk-pci,drive=d0,bootindex=1,serial=${machine.name}`, '-boot', 'strict=on'],
     ...(uefi
       ? [
           ...['-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`],
@@ -112,13 +116,15 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-/** Writes a machine's directory: qemu.json for chassis-control, a blank disk, UEFI variables. */
+/** Writes a machine's directory: qemu.json for chassis-control, its disk (kept), UEFI variables. */
 export async function prepareVm(machine: LabMachine, dir: string, tap: string): Promise<VmFiles> {
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'qemu.json'), `${JSON.stringify(qemuArgv(machine, dir, tap), null, 1)}\n`);
   await writeFile(path.join(dir, 'machine.json'), `${JSON.stringify(machine, null, 2)}\n`);
   const disk = path.join(dir, 'disk.img');
-  if (!(await exists(disk))) await writeFile(disk, Buffer.alloc(1024 * 1024));
+  if (!(await exists(disk))) await writeFile(disk, '');
+  // Sparse: room for the lab OS images (24 MiB); a disk of an older lab (1 MiB) grows, keeping its data.
+  if ((await stat(disk)).size < LAB_DISK_BYTES) await truncate(disk, LAB_DISK_BYTES);
   const vars = path.join(dir, 'OVMF_VARS.fd');
   if (machine.firmware === 'uefi' && !(await exists(vars))) await copyFile(OVMF_VARS, vars);
   return vmFiles(dir);

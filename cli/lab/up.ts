@@ -5,7 +5,7 @@
 // agent, say.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, stat } from 'node:fs/promises';
+import { cp, mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CliError, type Io } from '../io';
@@ -63,9 +63,19 @@ async function prepareState(o: LabOptions, io: Io, cache: string): Promise<void>
   await ensureSot(o, io);
   await mkdir(path.join(o.state, 'files/lab'), { recursive: true });
   // Not over a running lab's copy: a machine may be downloading it.
-  for (const f of ['vmlinuz', 'initramfs']) {
-    const [from, to] = [path.join(cache, f), path.join(o.state, 'files/lab', f)];
-    if ((await stat(to).catch(() => undefined))?.size !== (await stat(from)).size) await cp(from, to);
+  const images = (await readdir(path.join(cache, 'images')).catch(() => [])).filter((f) =>
+    f.startsWith('lab-os-'),
+  );
+  await mkdir(path.join(o.state, 'files/images'), { recursive: true });
+  const copies = [
+    ...['vmlinuz', 'initramfs'].map((f) => [path.join(cache, f), path.join(o.state, 'files/lab', f)]),
+    // The lab OS disk images a boot profile's `image` deploys (docs/images.md).
+    ...images.map((f) => [path.join(cache, 'images', f), path.join(o.state, 'files/images', f)]),
+  ];
+  for (const [from = '', to = ''] of copies) {
+    const [src, dst] = [await stat(from), await stat(to).catch(() => undefined)];
+    // The images of both versions have one size: a rebuilt one is newer than its copy.
+    if (dst?.size !== src.size || dst.mtimeMs < src.mtimeMs) await cp(from, to);
   }
 }
 

@@ -8,7 +8,8 @@
 // workflow history holds its boot steps. Last, with both agents up, the agent that handed a host its
 // iPXE script is killed right after (boot-URL failover): the host takes its kernel, initrd and
 // checkpoint from the other agent, and its workflow completes on what that agent saw. Then, in the
-// same lab (one lab boot in CI for both), issue 14's DHCP-drop boot retries (test/helpers/lab-boot-retries.ts).
+// same lab (one lab boot in CI for both), issue 14's DHCP-drop boot retries (test/helpers/lab-boot-retries.ts)
+// and its image deployment to lab-03's disk (test/helpers/lab-image.ts).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +23,7 @@ import { Client, Connection } from '@temporalio/client';
 import { labCommand } from '../../cli/lab/command';
 import { powerCommands } from '../../cli/lab/machines';
 import { dhcpDropRetries } from '../helpers/lab-boot-retries';
+import { labImageDeploy } from '../helpers/lab-image';
 import { freePort, git, io } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
@@ -306,5 +308,9 @@ test(
     started = performance.now();
     await dhcpDropRetries(t, lab);
     t.diagnostic(`DHCP-drop boot retries: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // Then lab-03 gets the lab OS image on its disk, boots from it, and a corrupted image fails.
+    started = performance.now();
+    await labImageDeploy(t, lab);
+    t.diagnostic(`image deployment: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   },
 );
