@@ -245,7 +245,10 @@ export class SignalingEventSink implements BootEventSink {
   /** Whether the same kind of event for the same arming (or unarmed MAC) passed within the window. */
   private isRepeat(event: BootEvent, armed: ArmEntry | undefined): boolean {
     const arming = armed ? `${armed.workflowId}@${armed.armedAt}` : 'unarmed';
-    const key = `${arming}|${event.mac}|${event.kind}|${event.stage ?? armed?.stage ?? ''}`;
+    // A deploy's progress reports are repeats of one another; its result is not one of them.
+    const kind =
+      event.kind === 'image' && !event.detail?.startsWith('written ') ? 'image-result' : event.kind;
+    const key = `${arming}|${event.mac}|${kind}|${event.stage ?? armed?.stage ?? ''}`;
     const now = Date.now();
     const last = this.lastDelivered.get(key);
     if (last !== undefined && now - last < REPEAT_WINDOW_MS) {
