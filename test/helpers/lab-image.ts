@@ -1,8 +1,8 @@
 // Issue 14 items 1 and 2 in the virtual lab (run at the end of lab-two-agents.test.ts on its lab, to
 // spare CI a second one): a commit moves one machine to a group whose profile deploys the lab OS image v2 to its
 // disk. The rollout writes it through the deploy ramdisk, the workflow sees it verified, the machine
-// reboots from its disk on v2 (the validation job reads it), and a power cycle with ipmitool straight
-// at its BMC brings it up from the disk again. Then a commit pointing at the same image with one byte
+// reboots from its disk on v2 (the validation job reads it), and a power cycle straight at its BMC
+// (lab-03's speaks Redfish) brings it up from the disk again. Then a commit pointing at the same image with one byte
 // changed (checksum unchanged) fails the canary at the image step with the mismatch, the disk's first
 // MiB (its boot sector and partition table) left zeroed.
 import assert from 'node:assert/strict';
@@ -123,10 +123,12 @@ export async function labImageDeploy(t: TestContext, ctx: LabImageContext): Prom
     `${HOST}: lab OS 2 deployed, verified and booted from disk in ${Math.round((Date.now() - started) / 1000)} s`,
   );
 
-  // A power cycle outside Vaquero: the machine is not armed, iPXE leaves for the disk.
+  // A power cycle outside Vaquero, straight at lab-03's BMC (Redfish, as an operator's curl would):
+  // the machine is not armed, iPXE leaves for the disk.
   await run('ip', [
-    ...['netns', 'exec', `${ctx.prefix}-lab`, 'ipmitool', '-I', 'lanplus', '-C', '3', '-H', BMC],
-    ...['-U', BMC_USER, '-P', BMC_PASSWORD, 'chassis', 'power', 'cycle'],
+    ...['netns', 'exec', `${ctx.prefix}-lab`, 'curl', '-sSf', '-u', `${BMC_USER}:${BMC_PASSWORD}`],
+    ...['-H', 'content-type: application/json', '-d', '{"ResetType":"PowerCycle"}'],
+    `http://${BMC}/redfish/v1/Systems/${HOST}/Actions/ComputerSystem.Reset`,
   ]);
   await until('a second boot from the disk', async () =>
     (await bootsFromDisk(serial)) === 2 ? true : undefined,
