@@ -2,7 +2,7 @@ import type { HostStep, ResumePoint } from '../schemas/rollout';
 
 /** A failed boot step is retried from the arming that precedes it: a host only boots after a cycle. */
 export function resumeStep(step: HostStep): HostStep {
-  return ['power-cycle', 'dhcp', 'ipxe', 'kernel', 'checkpoint'].includes(step) ? 'arm' : step;
+  return ['power-cycle', 'dhcp', 'ipxe', 'kernel', 'image', 'checkpoint'].includes(step) ? 'arm' : step;
 }
 
 /** The innermost message: "Activity task failed" says less than the BMC error it wraps. */

@@ -14,12 +14,17 @@ function isResult(e: BootEvent): boolean {
 
 /**
  * The `image` step of a stage whose profile writes a disk image: waits for the deploy ramdisk's
- * result, which the agent checked against the stage's checksum (agent/http/image-routes.ts). A
+ * result, which the agent checked against the stage's checksum (agent/http/boot-routes.ts). A
  * mismatch or a failed write fails the step with the agent's message ("checksum mismatch: expected …,
  * got …"), not retried: booting again would write the same image. A stage without an image has no
  * such step and takes no command, so histories from before it replay unchanged.
  */
-export async function awaitImage(run: HostRun, stage: Stage): Promise<void> {
+export async function awaitImage(
+  run: HostRun,
+  stage: Stage,
+  /** A silent site's late result (reprovision-host's waitOutSilentSite): true when it came. */
+  waitOutSilentSite: (seen: () => boolean, timeoutMs: number) => Promise<boolean>,
+): Promise<void> {
   const { target, progress, mark, timeouts } = run;
   const after = run.after;
   const ofStage = (e: BootEvent) =>
@@ -32,7 +37,7 @@ export async function awaitImage(run: HostRun, stage: Stage): Promise<void> {
   const came = run.batched
     ? await run.watchdog.until(seen, Date.now() + timeoutMs + BOOT_EVENT_BATCH_MAX_MS)
     : await condition(seen, timeoutMs);
-  if (!came)
+  if (!came && !(await waitOutSilentSite(seen, timeoutMs)))
     throw new BootStepMissed(
       progress.current,
       `no image result from ${target.mac} within ${Math.round(timeoutMs / 1000)} s`,

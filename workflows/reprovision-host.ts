@@ -206,7 +206,7 @@ async function runStep(run: HostRun, stage: Stage, step: HostStep): Promise<void
       break;
     }
     case 'image':
-      if (stage.image) await awaitImage(run, stage);
+      if (stage.image) await awaitImage(run, stage, (seen, ms) => waitOutSilentSite(run, seen, ms));
       break;
     case 'kernel':
       if (stage.kernelFromAgent) await awaitEvent(run, 'kernel', timeouts.kernel, stage.stage);
