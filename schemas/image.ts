@@ -11,7 +11,7 @@ const DISK_HINTS = [
   /^\/dev\/disk\/by-(path|id)\/[A-Za-z0-9:._+-]+$/,
   /^serial:[A-Za-z0-9._-]+$/,
 ];
-// A path on the agent that serves the host, no query, no `..`, no spaces: it goes on a kernel command line.
+// A path on the agent that serves the host, no query, no `.` or `..` segment (the routes refuse them), no spaces: it goes on a kernel command line.
 const AGENT_PATH = /^\/(files|cdn)\/(?:[A-Za-z0-9._+-]+\/)*[A-Za-z0-9._+-]+$/;
 
 function checksumProblem(value: string): string | undefined {
@@ -26,7 +26,7 @@ function checksumProblem(value: string): string | undefined {
 
 export const ImageSchema = z.strictObject({
   /** A path under the serving agent's /files or /cdn: the host fetches it from its own agent. */
-  url: z.string().refine((u) => AGENT_PATH.test(u) && !u.split('/').includes('..'), {
+  url: z.string().refine((u) => AGENT_PATH.test(u) && !u.split('/').some((s) => s === '..' || s === '.'), {
     error: (issue) =>
       `must be a path under the agent's /files/ or /cdn/ (letters, digits, ._+-), not "${String(issue.input)}"`,
   }),

@@ -100,9 +100,13 @@ export function sweepOrphansEvery(deps: { client: Client; log?: Log; intervalMs?
   close(): Promise<void>;
 } {
   let running: Promise<unknown> = Promise.resolve();
+  let busy = false;
   let count = 0;
   let since: string | undefined;
   const timer = setInterval(() => {
+    // A sweep slower than the interval (a slow visibility store) skips ticks instead of queueing them.
+    if (busy) return;
+    busy = true;
     running = running.then(async () => {
       const began = new Date().toISOString();
       const full = count++ % FULL_SWEEP_EVERY === 0 || since === undefined;
@@ -111,6 +115,8 @@ export function sweepOrphansEvery(deps: { client: Client; log?: Log; intervalMs?
         since = began;
       } catch (err) {
         deps.log?.warn({ error: (err as Error).message }, 'orphan host sweep failed');
+      } finally {
+        busy = false;
       }
     });
   }, deps.intervalMs ?? ORPHAN_SWEEP_MS);

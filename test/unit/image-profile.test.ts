@@ -23,6 +23,9 @@ test('the image forms the SoT accepts', () => {
   for (const image of good) assert.ok(ImageSchema.safeParse(image).success, JSON.stringify(image));
   const bad = { url: '/files/a.img', format: 'raw', checksum: SHA256, disk: '/dev/vda', size: 1 };
   assert.equal(ImageSchema.safeParse(bad).success, false, 'an unknown key is refused');
+  // The agent's routes refuse `.` and `..` segments: such a URL would validate and never be served.
+  for (const url of ['/cdn/./os.img', '/files/../etc/passwd', '/files/a/./b.img'])
+    assert.equal(ImageSchema.safeParse({ ...good[0], url }).success, false, url);
 });
 
 test('a stage with an image hands the deploy ramdisk the image, checksum, disk and report URLs', async (t) => {
