@@ -152,7 +152,9 @@ describe('a gate with host variables over a wave', () => {
 
     const ok = await wave(4);
     assert.deepEqual([ok.ok, ok.checked], [true, 20]);
-    assert.deepEqual([proxy.seen.queries, proxy.seen.most], [20, 4], 'one query a host, 4 at a time');
+    assert.equal(proxy.seen.queries, 20, 'one query a host');
+    // At most 4 at once; more than one (a loaded machine may not always reach 4 together).
+    assert.ok(proxy.seen.most <= 4 && proxy.seen.most > 1, `${proxy.seen.most} queries at once`);
 
     // Two hosts of the first round go bad: the check names both, and asks no host after the next round.
     prom.set(`vaquero_test_errors{host="${hosts[1]}"}`, 3);

@@ -173,9 +173,9 @@ describe('hosts in flight: retries, slots, and when a rollout closes', () => {
     );
     const since = new Date().toISOString();
     assert.deepEqual(
-      await sweepOrphanHosts(env.client, undefined, since),
+      await sweepOrphanHosts(env.client),
       [],
-      'a running rollout keeps its hosts',
+      'a full sweep leaves a running rollout its hosts',
     );
     await env.cli('workflow', 'terminate', '--workflow-id', id, '--reason', 'operator: wrong commit');
     const host = env.client.workflow.getHandle(hostWorkflowId('sim1', 'cp-01', sha));
