@@ -3,7 +3,7 @@
 // it in the foreground in its own namespace, restarts it if it dies, and stops it with itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface RadvdOptions {
@@ -62,25 +62,47 @@ function findRadvd(binary?: string): string {
 export async function stopOrphanRadvd(dir: string): Promise<number | undefined> {
   const pid = Number((await readFile(path.join(dir, 'radvd.pid'), 'utf8').catch(() => '')).trim());
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  const argv = cmdline.split('\0');
-  if (!argv.some((a) => path.basename(a) === 'radvd') || !argv.includes(path.join(dir, 'radvd.conf')))
-    return undefined;
+  const conf = path.join(dir, 'radvd.conf');
+  if (!isRadvdOf(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''), conf)) return undefined;
+  // radvd forks a privileged helper that shares the pid file's lock: every radvd of this config
+  // goes, or the new one may find the lock still held ("unable to lock pid file").
+  const pids = await radvdsOf(conf);
   const gone = async (ms: number) => {
     for (const deadline = Date.now() + ms; Date.now() < deadline;) {
-      if (!(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))) return true;
+      if ((await radvdsOf(conf)).length === 0) return true;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     return false;
   };
-  try {
-    process.kill(pid, 'SIGTERM');
-    if (!(await gone(3000))) process.kill(pid, 'SIGKILL');
-    await gone(1000);
-  } catch {
-    // Gone in the meantime.
-  }
+  const signal = (sig: NodeJS.Signals) => {
+    for (const p of pids)
+      try {
+        process.kill(p, sig);
+      } catch {
+        // Gone in the meantime.
+      }
+  };
+  signal('SIGTERM');
+  if (!(await gone(3000))) signal('SIGKILL');
+  await gone(1000);
   return pid;
+}
+
+const isRadvdOf = (cmdline: string, conf: string) => {
+  const argv = cmdline.split('\0');
+  return argv.some((a) => path.basename(a) === 'radvd') && argv.includes(conf);
+};
+
+/** The pids of the radvd processes (the daemon and its helper) running with this config. */
+async function radvdsOf(conf: string): Promise<number[]> {
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  const pids: number[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    if (isRadvdOf(await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''), conf))
+      pids.push(Number(entry));
+  }
+  return pids;
 }
 
 /**
