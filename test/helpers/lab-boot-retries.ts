@@ -15,7 +15,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { powerCommands } from '../../cli/lab/machines';
 import { SERVER_TASK_QUEUE, type ReprovisionHostResult } from '../../schemas/rollout';
 import { hostStatusQuery } from '../../workflows/messages';
-import { git } from './lab-test';
+import { git, labUntil } from './lab-test';
 
 const run = promisify(execFile);
 const HOST = 'lab-02';
@@ -34,15 +34,8 @@ export interface RunningLab {
   sot: string;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + DEADLINE_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${DEADLINE_MS / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> =>
+  labUntil(what, DEADLINE_MS, probe);
 
 /** Sets the lab group's boot_retries, commits, and waits until the commit is applied (its revision stored). */
 async function setRetries(client: Client, sot: string, retries: number): Promise<string> {

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { BMC_PASSWORD, BMC_USER } from '../../cli/lab/bmc';
 import type { ReprovisionHostResult } from '../../schemas/rollout';
-import { git } from './lab-test';
+import { git, labUntil } from './lab-test';
 import { LAB_CACHE } from './qemu';
 
 const run = promisify(execFile);
@@ -33,15 +33,8 @@ export interface LabImageContext {
 
 const DEADLINE_MS = 10 * 60_000;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + DEADLINE_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${DEADLINE_MS / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> =>
+  labUntil(what, DEADLINE_MS, probe);
 
 function profile(url: string, format: string, checksum: string): string {
   return [

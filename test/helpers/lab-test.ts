@@ -34,3 +34,18 @@ export async function git(dir: string, args: string[]): Promise<string> {
 }
 
 /** Edits a file of the lab's SoT and commits it; returns the commit's short SHA (the rollout's id). */
+
+/** Polls `probe` every second until it gives a value (a failing probe counts as none), or throws after `deadlineMs`. */
+export async function labUntil<T>(
+  what: string,
+  deadlineMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${deadlineMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
