@@ -70,6 +70,8 @@ export interface Negotiated {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
+  /** The client asked its timeout (RFC 2349): retransmit at exactly that interval, no backoff. */
+  clientTimeout: boolean;
   /** The options acknowledged in the OACK, in the order answered; empty: no OACK, DATA 1 at once. */
   acked: [string, string][];
 }
@@ -82,7 +84,13 @@ export interface Limits {
 
 /** The values used for a transfer; options out of range or unknown are left out of the OACK. */
 export function negotiate(options: Map<string, string>, size: number, limits: Limits): Negotiated {
-  const out: Negotiated = { blksize: 512, windowsize: 1, timeoutMs: limits.defaultTimeoutMs, acked: [] };
+  const out: Negotiated = {
+    blksize: 512,
+    windowsize: 1,
+    timeoutMs: limits.defaultTimeoutMs,
+    clientTimeout: false,
+    acked: [],
+  };
   const blksize = intIn(options.get('blksize'), 8, 65464);
   if (blksize !== undefined) {
     out.blksize = Math.min(blksize, limits.maxBlockSize);
@@ -91,6 +99,7 @@ export function negotiate(options: Map<string, string>, size: number, limits: Li
   const timeout = intIn(options.get('timeout'), 1, 255);
   if (timeout !== undefined) {
     out.timeoutMs = timeout * 1000;
+    out.clientTimeout = true;
     out.acked.push(['timeout', String(timeout)]);
   }
   if (intIn(options.get('tsize'), 0, 0) !== undefined) out.acked.push(['tsize', String(size)]);

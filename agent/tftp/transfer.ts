@@ -7,6 +7,13 @@ import type { Source } from './source';
 
 /** Retransmissions of one window before the transfer is given up. */
 const MAX_RETRIES = 5;
+/**
+ * Without a client-chosen timeout (RFC 2349) the wait doubles after each unanswered retransmission,
+ * up to this many times the first: 1, 2, 4, 8, 8 s by default, so a client that stalls for 20 s
+ * (firmware busy, a rack powering on at once) is still served, where a fixed 1 s gave up after 6.
+ * A lost packet still costs one first timeout.
+ */
+const MAX_BACKOFF = 8;
 
 export interface TransferEnd {
   ok: boolean;
@@ -85,18 +92,29 @@ export class Transfer {
     const delta = (wire - this.acked) & 0xffff;
     if (delta === 0 || this.acked + delta > this.lastSent) return;
     this.acked += delta;
+    const backedOff = this.retries > 0;
     this.retries = 0;
     if (this.acked >= this.lastBlock) return this.end({ ok: true });
     // A window of 1 acked, or a partial window (the client saw a gap): send from the next block on.
     if (this.acked === this.lastSent || this.opts.windowsize > 1) this.sendWindow();
-    this.timer?.refresh();
+    if (!backedOff) return void this.timer?.refresh();
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimeout(), this.opts.timeoutMs);
   }
 
   private onTimeout(): void {
     if (this.done) return;
     if (++this.retries > MAX_RETRIES) return this.abort(ERR.UNDEFINED, 'Timed out', 'timed out');
     this.sendWindow();
-    this.timer?.refresh();
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimeout(), this.waitMs());
+  }
+
+  /** The wait before the next retransmission: the negotiated timeout, or the default backed off. */
+  private waitMs(): number {
+    const { timeoutMs, clientTimeout } = this.opts;
+    if (clientTimeout) return timeoutMs;
+    return timeoutMs * Math.min(2 ** this.retries, MAX_BACKOFF);
   }
 
   /** The OACK while it is unacknowledged, else blocks acked+1 .. acked+windowsize. */

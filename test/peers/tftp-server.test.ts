@@ -300,6 +300,61 @@ test('garbage, short packets and a wrong TID do not kill the server', async (t) 
   await fetched(local, big);
 });
 
+test('a silent client: retransmissions back off (1, 2, 4, 8, 8 timeouts), then "Timed out"', async () => {
+  const base = 100;
+  const patient = await startTftpServer({
+    host: HOST,
+    port: await freePort(),
+    root,
+    timeoutMs: base,
+    log: () => {},
+    events: { emit: () => {} },
+  });
+  const client = await rawSocket();
+  try {
+    const at = (): number => performance.now();
+    client.socket.send(request(1, 'big.bin'), patient.port, HOST);
+    const first = await client.next();
+    const tid = first.port;
+    // ACK block 1 only after two retransmissions of DATA 2: the wait is back at the first timeout.
+    client.socket.send(Buffer.from([0, 4, 0, 1]), tid, HOST);
+    const arrivals: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const data = await client.next();
+      assert.equal(data.msg.readUInt16BE(2), 2);
+      arrivals.push(at());
+    }
+    client.socket.send(Buffer.from([0, 4, 0, 2]), tid, HOST);
+    const third = await client.next();
+    assert.equal(third.msg.readUInt16BE(2), 3);
+    const sent3 = at();
+    // Now silent: DATA 3 again after 1, 2, 4, 8 and 8 timeouts, then the error.
+    const gaps: number[] = [];
+    let last = sent3;
+    let end: Reply;
+    for (;;) {
+      end = await client.next(5_000);
+      gaps.push(at() - last);
+      last = at();
+      if (end.msg.readUInt16BE(0) !== 3) break;
+      assert.equal(end.msg.readUInt16BE(2), 3);
+    }
+    assert.equal(errorCode(end.msg), 0);
+    assert.match(end.msg.subarray(4).toString('latin1'), /Timed out/);
+    assert.equal(gaps.length, 6, `gaps ${gaps.map(Math.round).join(', ')} ms`);
+    const [g1, g2, g3, g4, g5] = gaps as [number, number, number, number, number];
+    const why = `gaps ${gaps.map(Math.round).join(', ')} ms`;
+    assert.ok(g1 >= base * 0.9 && g1 < base * 1.9, why);
+    assert.ok(g2 >= base * 1.9 && g3 >= base * 3.9 && g4 >= base * 7.9 && g5 >= base * 7.9, why);
+    assert.ok(g5 < base * 12, why);
+    // DATA 2 had backed off too before its ACK (g1 above: the ACK brought the wait back to 1).
+    assert.ok(arrivals[2]! - arrivals[1]! >= base * 1.9, `DATA 2 at ${arrivals.map(Math.round).join(', ')}`);
+  } finally {
+    client.socket.close();
+    await patient.close();
+  }
+});
+
 test('with worker threads: real clients get correct files, refusals and boot events come back', async (t) => {
   if (!needs(t, 'tftp') || !needs(t, 'atftp') || !needs(t, 'curl')) return;
   const wLogs: TftpLog[] = [];
