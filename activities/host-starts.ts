@@ -6,6 +6,7 @@ import {
   rolloutWorkflowId,
   SERVER_TASK_QUEUE,
   type ClosedHost,
+  type HostSpec,
   type HostStartRequest,
   type ReprovisionHostInput,
   type StartHostsInput,
@@ -14,7 +15,12 @@ import {
 import { CommitAttribute, HostGroupAttribute, SiteAttribute } from '../schemas/search-attributes';
 import { closedOnce, closedSince, inChunks, outcomeOf, SWEEP_EVERY } from './host-results';
 
-async function startOne(client: Client, input: StartHostsInput, req: HostStartRequest): Promise<StartedHost> {
+async function startOne(
+  client: Client,
+  input: StartHostsInput,
+  req: HostStartRequest,
+  spec: HostSpec | undefined,
+): Promise<StartedHost> {
   const { site, commit } = input;
   const workflowId = hostWorkflowId(site, req.host, commit, req.attempt);
   const args: ReprovisionHostInput = {
@@ -24,6 +30,7 @@ async function startOne(client: Client, input: StartHostsInput, req: HostStartRe
     attempt: req.attempt,
     ...(req.resumeFrom ? { resumeFrom: req.resumeFrom } : {}),
     ...(input.timeouts ? { timeouts: input.timeouts } : {}),
+    ...(spec ? { spec } : {}),
   };
   try {
     await client.workflow.start('reprovisionHostWorkflowV2', {
@@ -50,13 +57,19 @@ async function startOne(client: Client, input: StartHostsInput, req: HostStartRe
 /**
  * Starts a rollout's host workflows, a batch per call, instead of one child each: the rollout's
  * history holds one activity per batch, not three child events and their workflow tasks per host,
- * and a host outlives a continue-as-new of its rollout with nothing to wait for (issue 12). The
- * hosts carry the site and commit as search attributes: followHosts and the orphan sweep find them.
+ * and a host outlives a continue-as-new of its rollout with nothing to wait for (issue 12). Each
+ * host's spec goes in its input (read from the revision once per batch). The hosts carry the site and commit as search attributes: followHosts and the orphan sweep find them.
  */
-export async function startHostWorkflows(client: Client, input: StartHostsInput): Promise<StartedHost[]> {
+export async function startHostWorkflows(
+  client: Client,
+  input: StartHostsInput,
+  /** The hosts' specs, passed in their inputs (none: each workflow loads its own). */
+  specs?: (hosts: string[]) => Promise<Map<string, HostSpec>>,
+): Promise<StartedHost[]> {
   const ctx = Context.current();
+  const known = (await specs?.(input.hosts.map((h) => h.host))) ?? new Map<string, HostSpec>();
   return inChunks(input.hosts, async (req) => {
-    const started = await startOne(client, input, req);
+    const started = await startOne(client, input, req, known.get(req.host));
     ctx.heartbeat();
     return started;
   });

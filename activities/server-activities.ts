@@ -8,7 +8,7 @@ import { planChanges, type CarriedHosts } from '../sot/plan';
 import { validateSot } from '../sot/validate';
 import type { Model } from '../schemas/model';
 import type { HostSpec, PlanSummary, StartHostsInput } from '../schemas/rollout';
-import { bootInterface } from '../schemas/host';
+import { bootInterface, type Host } from '../schemas/host';
 import { DEFAULT_BOOT_RETRIES } from '../schemas/host-group';
 import { claimApplied, closedApply, type ClaimInput } from './apply-order';
 import { awaitHostsClosed, type AwaitHostsInput } from './host-results';
@@ -37,6 +37,35 @@ async function revision(store: ModelStore, commit: string): Promise<Model> {
   return model;
 }
 
+/** What a host's reprovision needs, from the model revision of its commit, jobs rendered for it. */
+function specOf(model: Model, site: string, host: Host): HostSpec {
+  const iface = bootInterface(host);
+  const group = own(model.groups, host.group);
+  const stages = (group?.boots ?? []).map((_, i) => {
+    const rendered = renderStage(model, site, host, i);
+    return {
+      stage: rendered.stage,
+      profile: rendered.profile,
+      preShutdown: rendered.preShutdown,
+      validation: rendered.validation,
+      kernelFromAgent: rendered.kernel.startsWith(rendered.context.urls.assets),
+      ...(rendered.image ? { image: { checksum: rendered.image.checksum, disk: rendered.image.disk } } : {}),
+    };
+  });
+  return {
+    site,
+    host: host.name,
+    group: host.group,
+    mac: iface.mac,
+    ipv4: iface.ipv4,
+    bmc: host.bmc,
+    never_provision: host.never_provision,
+    // A revision stored before boot_retries existed has groups without it: the default applies.
+    bootRetries: group?.boot_retries ?? DEFAULT_BOOT_RETRIES,
+    stages,
+  };
+}
+
 /** Reads what a host's reprovision needs from the model revision of its commit, jobs rendered for it. */
 export async function hostSpec(
   store: ModelStore,
@@ -50,31 +79,29 @@ export async function hostSpec(
       'UnknownHost',
     );
   }
-  const iface = bootInterface(host);
-  const group = own(model.groups, host.group);
-  const stages = (group?.boots ?? []).map((_, i) => {
-    const rendered = renderStage(model, input.site, host, i);
-    return {
-      stage: rendered.stage,
-      profile: rendered.profile,
-      preShutdown: rendered.preShutdown,
-      validation: rendered.validation,
-      kernelFromAgent: rendered.kernel.startsWith(rendered.context.urls.assets),
-      ...(rendered.image ? { image: { checksum: rendered.image.checksum, disk: rendered.image.disk } } : {}),
-    };
-  });
-  return {
-    site: input.site,
-    host: host.name,
-    group: host.group,
-    mac: iface.mac,
-    ipv4: iface.ipv4,
-    bmc: host.bmc,
-    never_provision: host.never_provision,
-    // A revision stored before boot_retries existed has groups without it: the default applies.
-    bootRetries: group?.boot_retries ?? DEFAULT_BOOT_RETRIES,
-    stages,
-  };
+  return specOf(model, input.site, host);
+}
+
+/**
+ * The specs of a batch of hosts, the revision read once: a host left out (not in the commit, or its
+ * stage does not render) is started without one and fails in its workflow as it did before.
+ */
+export async function hostSpecs(
+  store: ModelStore,
+  input: { commit: string; site: string; hosts: readonly string[] },
+): Promise<Map<string, HostSpec>> {
+  const model = await revision(store, input.commit);
+  const wanted = new Set(input.hosts);
+  const specs = new Map<string, HostSpec>();
+  for (const host of own(model.sites, input.site)?.hosts ?? []) {
+    if (!wanted.has(host.name)) continue;
+    try {
+      specs.set(host.name, specOf(model, input.site, host));
+    } catch {
+      // Its workflow loads it and fails with the reason.
+    }
+  }
+  return specs;
 }
 
 /** Orchestration work, run by the server on `vaquero-server`. */
@@ -181,7 +208,10 @@ export function createServerActivities(deps: ServerActivityDeps) {
       store.setActiveRollout(site, rollout),
     awaitRolloutClosed: (input: { workflowId: string }) => closedRollout(deps.client, input.workflowId),
     awaitHostsClosed: (input: AwaitHostsInput) => awaitHostsClosed(deps.client, input),
-    startHostWorkflows: (input: StartHostsInput) => startHostWorkflows(deps.client, input),
+    startHostWorkflows: (input: StartHostsInput) =>
+      startHostWorkflows(deps.client, input, (hosts) =>
+        hostSpecs(store, { commit: input.commit, site: input.site, hosts }),
+      ),
     followHosts: (input: FollowHostsInput) => followHosts(deps.client, input),
     cancelHostWorkflows: (input: { workflowIds: string[] }) => cancelHostWorkflows(deps.client, input),
   };

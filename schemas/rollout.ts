@@ -109,8 +109,17 @@ export const ReprovisionHostInputSchema = z.object({
   attempt: z.int().min(1).default(1),
   resumeFrom: ResumePointSchema.optional(),
   timeouts: StepTimeoutsSchema.optional(),
+  /**
+   * The host's spec at `commit`, given by whoever starts the workflow (startHostWorkflows reads the
+   * revision once per batch): the workflow then loads none, one marker and one local activity fewer
+   * per host (issue 12). Absent: the workflow loads it itself, as earlier runs did.
+   */
+  spec: HostSpecSchema.optional(),
 });
-export type ReprovisionHostInput = z.input<typeof ReprovisionHostInputSchema>;
+// The spec as loadHostSpec returns it (defaults filled in), not as a SoT file may leave it out.
+export type ReprovisionHostInput = Omit<z.input<typeof ReprovisionHostInputSchema>, 'spec'> & {
+  spec?: HostSpec;
+};
 
 export const JobOutcomeSchema = z.object({
   name: z.string(),

@@ -310,7 +310,9 @@ async function reprovisionHost(input: ReprovisionHostInput, v2: boolean): Promis
   const batched = isPatched(BATCHED);
   const folded = batched || isPatched(FOLDED_STEPS);
   const spec = { commit: input.commit, site: input.site, host: input.host };
-  const target = folded ? await local.loadHostSpec(spec) : await loadHostSpec(spec);
+  // Given at start (startHostWorkflows): no marker. The input is in the history, so a replay takes
+  // the same branch as the run did; earlier runs, started without it, load it as they did.
+  const target = input.spec ?? (folded ? await local.loadHostSpec(spec) : await loadHostSpec(spec));
   // Set by the parent at start when it knew the group: an upsert would be one more event.
   if (!(v2 && workflowInfo().typedSearchAttributes.get(HostGroupAttribute) === target.group))
     upsertSearchAttributes([{ key: HostGroupAttribute, value: target.group }]);

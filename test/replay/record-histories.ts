@@ -133,6 +133,8 @@ const scenarios: Record<string, Scenario> = {
   },
   // reprovisionHostWorkflowV2: no patch markers, the group search attribute set by the parent.
   'host-v2': { expect: 'completed', hostsOnly: true },
+  // The host's spec in its input, from the rollout's start activity: no local activity, no marker.
+  'host-v2-spec-in-input': { expect: 'completed', hostsOnly: true },
   // Boot events in batches, one watchdog timer, the host disarmed by its agent (patch boot-event-batches).
   'host-boot-batches': { expect: 'completed', hostsOnly: true },
   'host-boot-batches-timeout': {

@@ -32,6 +32,7 @@ const HOST_SCENARIOS = [
   'host-boot-batches-timeout',
   'host-boot-retry',
   'host-v2',
+  'host-v2-spec-in-input',
   'host-boot-steps-implied',
 ];
 
@@ -140,6 +141,16 @@ describe('replay of recorded workflow histories', () => {
         `${scenario}: no host history with a boot-events signal (npm run record:histories -- ${scenario})`,
       );
     }
+  });
+
+  test('host histories of both shapes: the spec loaded by a local activity, and given in the input', () => {
+    const marked = (scenario: string) =>
+      histories
+        .filter((h) => h.file.startsWith(`${scenario}${path.sep}host__`))
+        .map((h) => JSON.stringify(h.json).includes('EVENT_TYPE_MARKER_RECORDED'));
+    assert.ok(marked('host-v2').length > 0 && marked('host-v2').every(Boolean), 'host-v2: loadHostSpec');
+    const given = marked('host-v2-spec-in-input');
+    assert.ok(given.length > 0 && !given.some(Boolean), 'host-v2-spec-in-input: no marker');
   });
 
   test('every recorded history replays against the current workflows', async () => {

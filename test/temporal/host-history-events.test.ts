@@ -11,6 +11,7 @@ import {
   applyWorkflowId,
   SERVER_TASK_QUEUE,
   type BootEventBatch,
+  type ReprovisionHostInput,
   type SiteRolloutResult,
 } from '../../schemas/rollout';
 import { HostGroupAttribute } from '../../schemas/search-attributes';
@@ -23,9 +24,10 @@ const HOSTS = 6;
  * The host workflow's events on the happy path: 56 before arm and power cycle became one activity,
  * 45 before boot events came in batches (one watchdog timer, the host disarmed by its agent), 20
  * before the host workflow became a type of its own (no patch marker and its search attribute
- * update; the group set by the parent at start).
+ * update; the group set by the parent at start), 17 before the host's spec came in its input (no
+ * local activity's marker).
  */
-const MAX_HOST_EVENTS = 17;
+const MAX_HOST_EVENTS = 16;
 
 test('a sim rollout: host workflow events per host bounded, every boot step in its history', async (t) => {
   const fixture = await mkdtemp(path.join(tmpdir(), 'vq-history-events-'));
@@ -82,8 +84,11 @@ test('a sim rollout: host workflow events per host bounded, every boot step in i
       events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name,
       'reprovisionHostWorkflowV2',
     );
-    const kinds = events.map((e) => e.markerRecordedEventAttributes?.markerName ?? '');
-    assert.ok(!kinds.includes('core_patch'), `${host}: no patch marker`);
+    const markers = events.flatMap((e) => e.markerRecordedEventAttributes?.markerName ?? []);
+    assert.deepEqual(markers, [], `${host}: no patch marker, no local activity (the spec is in the input)`);
+    const input = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const started = defaultPayloadConverter.fromPayload<ReprovisionHostInput>(input!);
+    assert.equal(started.spec?.host, host, `${host}: its spec, given at start`);
     assert.equal(events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length, 0, host);
     const described = await env.client.workflow.getHandle(`host/ev/${host}/${sha.slice(0, 7)}`).describe();
     assert.ok(described.typedSearchAttributes.get(HostGroupAttribute), `${host}: its group, set at start`);
