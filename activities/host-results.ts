@@ -52,25 +52,38 @@ export async function closedOnce(
 
 /** Every this many polls by visibility, each id is described too: visibility may lag or miss one. */
 export const SWEEP_EVERY = 30;
-/** Host workflows closed this long before the run began are looked for too (the switch's own race). */
-const CLOSE_MARGIN_MS = 60_000;
+/**
+ * Host workflows that closed this long before `since` are looked for too: visibility may show a
+ * close late. Each poll's rows are every host closed since then, whether already reported or not,
+ * and a row costs Temporal about 0.5 ms of CPU (dev server, besides 25 ms per query): at 60 s, a
+ * 300-host bench read each host ~30 times, ~20 ms of Temporal CPU per host (issue 12). A close that
+ * visibility shows later still is found by the follower's describe sweep (every 5 minutes).
+ */
+const CLOSE_MARGIN_MS = 15_000;
 
 /**
  * Ids of `ids` whose workflow matches `which` and closed since `since` (less a margin: visibility
  * may lag), by one visibility query instead of one describe per host: 1,000 hosts are one call.
+ * `latest` is the latest close time of any row, by Temporal's clock: the next call's `since`, so
+ * that the margin covers visibility's lag only, not also the skew between this host's clock and
+ * Temporal's.
  */
 export async function closedSince(
   client: Client,
   which: string,
   ids: Set<string>,
   since: string,
-): Promise<{ workflowId: string; status: string }[]> {
+): Promise<{ closed: { workflowId: string; status: string }[]; latest?: string }> {
   const after = new Date(Date.parse(since) - CLOSE_MARGIN_MS).toISOString();
   const query = `${which} AND ExecutionStatus != "Running" AND CloseTime >= ${JSON.stringify(after)}`;
   const closed: { workflowId: string; status: string }[] = [];
-  for await (const info of client.workflow.list({ query }))
+  let latest: number | undefined;
+  for await (const info of client.workflow.list({ query })) {
+    const at = info.closeTime?.getTime();
+    if (at !== undefined && (latest === undefined || at > latest)) latest = at;
     if (ids.has(info.workflowId)) closed.push({ workflowId: info.workflowId, status: info.status.name });
-  return closed;
+  }
+  return { closed, ...(latest !== undefined ? { latest: new Date(latest).toISOString() } : {}) };
 }
 
 export interface AwaitHostsInput {
@@ -95,7 +108,7 @@ export async function awaitHostsClosed(client: Client, input: AwaitHostsInput): 
   for (let poll = 0; ; poll++) {
     const closed =
       byQuery && poll % SWEEP_EVERY !== SWEEP_EVERY - 1
-        ? await closedSince(client, `ParentWorkflowId = ${JSON.stringify(parent)}`, ids, since)
+        ? (await closedSince(client, `ParentWorkflowId = ${JSON.stringify(parent)}`, ids, since)).closed
         : await closedOnce(client, input.workflowIds);
     if (closed.length > 0) return Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
     ctx.heartbeat();

@@ -92,7 +92,7 @@ export interface FollowHostsInput {
 
 export interface FollowedHosts {
   closed: ClosedHost[];
-  /** When the last look began: the next call's `since`. */
+  /** The latest close the call saw (Temporal's clock), or the call's own `since`: the next call's. */
   asOf: string;
 }
 
@@ -111,15 +111,18 @@ export async function followHosts(client: Client, input: FollowHostsInput): Prom
   const ids = new Set(input.workflowIds);
   const pollMs = input.pollMs ?? 2_000;
   const deadline = Date.now() + (input.maxWaitMs ?? 30_000);
+  // The next call's `since`: the latest close seen, by Temporal's clock (closedSince), else unchanged.
+  let asOf = input.since;
   for (let poll = 0; ; poll++) {
-    const asOf = new Date().toISOString();
     const sweep = (poll === 0 && input.sweep) || poll % SWEEP_EVERY === SWEEP_EVERY - 1;
     // A server without list queries (the time-skipping test server) is asked host by host instead.
-    const closed = sweep
-      ? await closedOnce(client, input.workflowIds)
-      : await closedSince(client, ours(input), ids, input.since).catch(() =>
-          closedOnce(client, input.workflowIds),
-        );
+    const found = sweep
+      ? { closed: await closedOnce(client, input.workflowIds) }
+      : await closedSince(client, ours(input), ids, input.since).catch(async () => ({
+          closed: await closedOnce(client, input.workflowIds),
+        }));
+    const { closed } = found;
+    if ('latest' in found && found.latest !== undefined && found.latest > asOf) asOf = found.latest;
     if (closed.length > 0 || Date.now() >= deadline) {
       const outcomes = await Promise.all(closed.map((c) => outcomeOf(client, c.workflowId, c.status)));
       return { closed: outcomes, asOf };
