@@ -8,8 +8,10 @@
 // workflow history holds its boot steps. Last, with both agents up, the agent that handed a host its
 // iPXE script is killed right after (boot-URL failover): the host takes its kernel, initrd and
 // checkpoint from the other agent, and its workflow completes on what that agent saw. Then, in the
-// same lab (one lab boot in CI for both), issue 14's DHCP-drop boot retries (test/helpers/lab-boot-retries.ts)
-// and its image deployment to lab-03's disk (test/helpers/lab-image.ts).
+// same lab (one lab boot in CI for all), issue 7's scenarios (test/helpers/lab-gates.ts: a canary soak
+// gated by the guests' gauge, two at a time, through a restart of both agents; a gate halt; a
+// validation halt), issue 14's DHCP-drop boot retries (test/helpers/lab-boot-retries.ts) and its image
+// deployment to lab-03's disk (test/helpers/lab-image.ts).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,8 +25,9 @@ import { Client, Connection } from '@temporalio/client';
 import { labCommand } from '../../cli/lab/command';
 import { powerCommands } from '../../cli/lab/machines';
 import { dhcpDropRetries } from '../helpers/lab-boot-retries';
+import { labGateHalt, labSoakGateAgentRestart, labValidationHalt } from '../helpers/lab-gates';
 import { labImageDeploy } from '../helpers/lab-image';
-import { freePort, git, io } from '../helpers/lab-test';
+import { bootSteps, freePort, git, io } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
 const run = promisify(execFile);
@@ -72,21 +75,6 @@ async function rolloutClosed(client: Client, id: string): Promise<string> {
     if (Date.now() > deadline) throw new Error(`${id}: still ${status} after ${ROLLOUT_TIMEOUT_MS / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
-}
-
-/** Boot-event kinds signalled to a host's workflow (one by one or in batches), in order. */
-async function bootSteps(client: Client, id: string): Promise<string[]> {
-  const history = await client.workflow.getHandle(id).fetchHistory();
-  const kinds: string[] = [];
-  for (const event of history.events ?? []) {
-    const signal = event.workflowExecutionSignaledEventAttributes;
-    const data = signal?.input?.payloads?.[0]?.data;
-    if (!data) continue;
-    const body = JSON.parse(Buffer.from(data).toString()) as { kind?: string; events?: { kind: string }[] };
-    if (signal.signalName === 'boot-event' && body.kind) kinds.push(body.kind);
-    if (signal.signalName === 'boot-events') kinds.push(...(body.events ?? []).map((e) => e.kind));
-  }
-  return kinds;
 }
 
 interface Lab {
@@ -215,7 +203,7 @@ async function commitMarker(lab: Lab, from: string, to: string): Promise<string>
 }
 
 test(
-  'lab: two agents and a relayed rack; kill -9 of either agent mid-boot, the other completes the rollout; a dropped DHCP is retried',
+  "lab: two agents and a relayed rack; kill -9 of either agent mid-boot, the other completes the rollout; a soaked, gated rollout through both agents' restart; gate and validation halts; a dropped DHCP is retried",
   { timeout: 25 * 60_000 },
   async (t) => {
     if (!(await qemuOrSkip(t))) return;
@@ -303,7 +291,14 @@ test(
     const steps = await bootSteps(lab.client, `host/lab/${machine}/${commit}`);
     t.diagnostic(`${machine}'s boot steps in its history: ${steps.join(' ')}`);
 
-    // Both agents up again; every machine runs v4: a machine whose DHCP is dropped is retried.
+    // Issue 7's scenarios in this lab (CI boots it once): a soaked, gated rollout through both agents'
+    // restart, then a gate halt and a validation halt, each aborted and its rules put back.
+    await labCommand(['up', ...args], io(output));
+    await labSoakGateAgentRestart(t, lab);
+    await labGateHalt(t, lab);
+    await labValidationHalt(t, lab);
+
+    // Both agents up again; every machine runs the lab OS: a machine whose DHCP is dropped is retried.
     await labCommand(['up', ...args], io(output));
     started = performance.now();
     await dhcpDropRetries(t, lab);

@@ -1,7 +1,9 @@
-// What the lab's end-to-end tests share: a free port, a CLI Io that keeps its lines, git in a SoT clone.
+// What the lab's end-to-end tests share: a free port, a CLI Io that keeps its lines, git in a SoT clone,
+// polling, and the boot steps a host's workflow was signalled.
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
+import type { Client } from '@temporalio/client';
 import type { Io } from '../../cli/io';
 
 const run = promisify(execFile);
@@ -48,4 +50,19 @@ export async function labUntil<T>(
     if (Date.now() > deadline) throw new Error(`${what}: not within ${deadlineMs / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
+}
+
+/** Boot-event kinds signalled to a host's workflow (one by one or in batches), in order. */
+export async function bootSteps(client: Client, id: string): Promise<string[]> {
+  const history = await client.workflow.getHandle(id).fetchHistory();
+  const kinds: string[] = [];
+  for (const event of history.events ?? []) {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    const data = signal?.input?.payloads?.[0]?.data;
+    if (!data) continue;
+    const body = JSON.parse(Buffer.from(data).toString()) as { kind?: string; events?: { kind: string }[] };
+    if (signal.signalName === 'boot-event' && body.kind) kinds.push(body.kind);
+    if (signal.signalName === 'boot-events') kinds.push(...(body.events ?? []).map((e) => e.kind));
+  }
+  return kinds;
 }
