@@ -27,7 +27,7 @@ import { powerCommands } from '../../cli/lab/machines';
 import { dhcpDropRetries } from '../helpers/lab-boot-retries';
 import { labGateHalt, labSoakGateAgentRestart, labValidationHalt } from '../helpers/lab-gates';
 import { labImageDeploy } from '../helpers/lab-image';
-import { bootSteps, freePort, git, io } from '../helpers/lab-test';
+import { bootSteps, freePort, git, io, labPostMortem } from '../helpers/lab-test';
 import { qemuOrSkip } from '../helpers/qemu';
 
 const run = promisify(execFile);
@@ -214,7 +214,10 @@ test(
     const args = ['--state', state, '--prefix', prefix, '--ui-port', String(await freePort())];
     args.push('--temporal-port', String(temporalPort));
     const output: string[] = [];
+    let passed = false;
+    const found: { client?: Client } = {};
     t.after(async () => {
+      if (!passed) process.stderr.write(`${await labPostMortem(state, prefix, NAMES, found.client)}\n`);
       await labCommand(['down', ...args, '--purge'], io([]));
     });
     await labCommand(['up', ...args], io(output));
@@ -227,6 +230,7 @@ test(
       client: new Client({ connection, namespace: 'default' }),
       sot: path.join(state, 'sot'),
     };
+    found.client = lab.client;
 
     // The first commit provisions all six machines through both agents and the relay; it starts while
     // `lab up` still starts agent B, so it is measured from nothing.
@@ -307,5 +311,6 @@ test(
     started = performance.now();
     await labImageDeploy(t, lab);
     t.diagnostic(`image deployment: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    passed = true;
   },
 );

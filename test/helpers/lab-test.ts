@@ -66,3 +66,57 @@ export async function bootSteps(client: Client, id: string): Promise<string[]> {
   }
   return kinds;
 }
+
+/**
+ * What a failed lab run leaves to read, on the test's output (CI keeps nothing else): each agent's
+ * last log lines, each machine's power log and serial console tail, and its latest host workflows'
+ * status and boot steps. The state directory minus disk images and boot files is copied to
+ * `$VAQUERO_LAB_FAILED_DIR` (default /tmp/vaquero-lab-failed/<prefix>) for a machine that keeps it.
+ */
+export async function labPostMortem(
+  state: string,
+  prefix: string,
+  machines: readonly string[],
+  client?: Client,
+): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const path = await import('node:path');
+  const tail = async (file: string, lines: number): Promise<string> =>
+    (await readFile(file, 'utf8').catch((err: Error) => `(${err.message})`))
+      .split('\n')
+      .slice(-lines)
+      .join('\n');
+  const out: string[] = [`lab post-mortem (${state})`];
+  for (const log of ['agent', 'agent-b', 'standalone'])
+    out.push(`--- run/${log}.log, last 60 lines`, await tail(path.join(state, 'run', `${log}.log`), 60));
+  for (const name of machines) {
+    const vm = path.join(state, 'vms', name);
+    out.push(`--- ${name}: power.log`, await tail(path.join(vm, 'power.log'), 40));
+    out.push(`--- ${name}: serial.log, last 25 lines`, await tail(path.join(vm, 'serial.log'), 25));
+    if (!client) continue;
+    try {
+      const ids: string[] = [];
+      for await (const info of client.workflow.list({ query: `WorkflowId STARTS_WITH "host/lab/${name}/"` }))
+        ids.push(`${info.workflowId} ${info.status.name} ${info.startTime.toISOString()}`);
+      for (const line of ids.sort((a, b) => a.split(' ')[2]!.localeCompare(b.split(' ')[2]!)).slice(-2)) {
+        const id = line.split(' ')[0]!;
+        out.push(`--- ${line}: steps ${(await bootSteps(client, id)).join(' ')}`);
+      }
+    } catch (err) {
+      out.push(`--- ${name}: workflows not listed (${(err as Error).message})`);
+    }
+  }
+  const keep = process.env.VAQUERO_LAB_FAILED_DIR ?? path.join('/tmp/vaquero-lab-failed', prefix);
+  await run('mkdir', ['-p', keep]);
+  await run('bash', [
+    '-c',
+    'tar -C "$1" --exclude="*.img" --exclude="*.img.zst" --exclude=files --exclude=prometheus --exclude="*.sock" -cf - . | tar -C "$2" -xf -',
+    'keep',
+    state,
+    keep,
+  ]).then(
+    () => out.push(`state kept in ${keep}`),
+    (err: Error) => out.push(`state not kept: ${err.message}`),
+  );
+  return out.join('\n');
+}
