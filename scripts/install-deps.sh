@@ -13,11 +13,12 @@ set -euo pipefail
 # perfdhcp, tftpd-hpa, nginx) and radvd; strace shows the atomic-file helper's fsyncs; GNU time
 # measures the SoT benchmark's peak RSS; prometheus answers the rollouts' metric gates in tests (each
 # test runs its own on a loopback port, never the packaged service); podman (and runc, which runs
-# where crun cannot: a CI container's hybrid cgroups) runs container jobs in a locally built image.
+# where crun cannot: a CI container's hybrid cgroups) runs container jobs in a locally built image;
+# syslinux, systemd-boot-efi, mtools, dosfstools and fdisk build the lab OS disk images (BIOS + UEFI).
 APT_PACKAGES=(etcd-server etcd-client git openssh-server openssh-client openipmi ipmitool isc-dhcp-client
   busybox-static iproute2 tftp-hpa atftp ipxe curl openssl qemu-system-x86 ipxe-qemu ovmf tcpdump cpio kmod
   kea-admin kea-dhcp4-server dnsmasq-base nginx-light radvd tftpd-hpa strace isc-dhcp-relay time
-  prometheus podman runc zstd syslinux syslinux-common mtools dosfstools fdisk)
+  prometheus podman runc zstd syslinux syslinux-common mtools dosfstools fdisk systemd-boot-efi)
 
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_CLI_GO_VERSION="${TEMPORAL_CLI_GO_VERSION:-1.5.1}"

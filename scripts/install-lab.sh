@@ -8,8 +8,8 @@
 # line says `vaquero.ok=<n>`, for metric gates. With `vaquero.image=` on its command line the same
 # initramfs is the deploy ramdisk: it writes that image to a disk and checks its checksum before the
 # checkpoint (docs/images.md). Also builds the lab OS disk images (versions 1 and 2) that a deploy
-# writes and a machine boots from its disk. Safe to run again: it does nothing when the kernel, an
-# initramfs built by this version of the script and images of both are present.
+# writes and a machine boots from its disk, BIOS or UEFI. Safe to run again: it does nothing when
+# the kernel, an initramfs built by this version of the script and images of both are present.
 #
 #   VAQUERO_CACHE       cache root (default /var/cache/vaquero); output goes to $VAQUERO_CACHE/lab
 #   LAB_KERNEL_PACKAGE  Debian package to use (default: the newest linux-image-6.1.0-<n>-amd64)
@@ -18,9 +18,9 @@ set -euo pipefail
 VAQUERO_CACHE="${VAQUERO_CACHE:-/var/cache/vaquero}"
 LAB_DIR="$VAQUERO_CACHE/lab"
 # Bump when the initramfs layout or /init changes, so an old image is rebuilt.
-INITRAMFS_VERSION=5
+INITRAMFS_VERSION=6
 # Bump when the lab OS disk images change (they embed the kernel and the initramfs).
-LAB_OS_VERSION=1
+LAB_OS_VERSION=2
 # The kernel package is unpacked, not installed (docs/lab.md, "Machines"), so depmod never ran and
 # there is no modules.dep: the order below is the dependency order.
 MODULES=(failover net_failover virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
@@ -106,6 +106,8 @@ for arg in $(cat /proc/cmdline); do
     vaquero.image.report=*) image_report="${arg#vaquero.image.report=}" ;;
     vaquero.os.version=*) os_version="${arg#vaquero.os.version=}" ;;
     vaquero.os.size=*) os_size="${arg#vaquero.os.size=}" ;;
+    vaquero.os.loader=*) os_loader="${arg#vaquero.os.loader=}" ;;
+    vaquero.image.bench=*) image_bench="${arg#vaquero.image.bench=}" ;;
   esac
 done
 . /etc/deploy.sh
@@ -233,6 +235,7 @@ deploy_image() {
     done ) &
   progress=$!
   rm -f /tmp/ok.* /tmp/count /tmp/rest
+  t0=$(uptime_s)
   # busybox dd does not say how many bytes it copied: wc counts them off a fifo.
   mkfifo /tmp/count
   wc -c </tmp/count >/tmp/rest &
@@ -242,6 +245,7 @@ deploy_image() {
     tee /tmp/count | dd of="$dev" bs=$MiB seek=1 iflag=fullblock conv=fsync 2>/tmp/dd.err && touch /tmp/ok.dd
   }
   wait $counter
+  t1=$(uptime_s)
   kill $progress 2>/dev/null
   rest=$(cat /tmp/rest)
   written=$(($(stat -c %s /tmp/head) + ${rest:-0}))
@@ -262,12 +266,34 @@ deploy_image() {
   dd if=/tmp/head of="$dev" bs=$MiB conv=fsync 2>/dev/null
   sync
   echo "vaquero-deploy: image verified and complete on $dev"
+  echo "vaquero-deploy: streamed $written bytes to the disk in $(rate "$t0" "$t1" "$written")"
+  [ "${image_bench:-0}" = 1 ] && bench_raw_write "$dev" "$written"
+  return 0
+}
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+# "<seconds> s (<MiB/s> MiB/s)" between two uptimes for a byte count.
+rate() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { s = b - a; if (s <= 0) s = 0.01; printf "%.2f s (%.1f MiB/s)", s, n / s / 1048576 }'; }
+# vaquero.image.bench=1 (scripts/bench/lab-overhead.ts): the same image written again by a plain dd
+# from RAM in this guest, to the same disk, for the raw write speed the stream is compared with.
+bench_raw_write() {
+  wget -q -O - "$image" | $dec >/tmp/raw.img
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+  b0=$(uptime_s)
+  dd if=/tmp/raw.img of="$1" bs=$MiB conv=fsync 2>/dev/null
+  b1=$(uptime_s)
+  rm -f /tmp/raw.img
+  echo "vaquero-deploy: bench: raw dd of the same $2 bytes from RAM in $(rate "$b0" "$b1" "$2")"
 }
 # The lab OS booted from its disk: its version, and the checksum of the image on the disk.
 lab_os_booted() {
   sum="$(head -c "${os_size:-0}" /dev/vda | sha256sum | cut -d' ' -f1)"
-  echo "vaquero-lab: lab OS version $os_version booted from disk /dev/vda (sha256:$sum)" >/dev/console
-  printf ',"os_version":%s,"from":"disk","disk":"sha256:%s"' "$os_version" "$sum"
+  # The firmware that ran the boot loader: the kernel's EFI stub leaves /sys/firmware/efi.
+  firmware=bios
+  [ -d /sys/firmware/efi ] && firmware=uefi
+  echo "vaquero-lab: lab OS version $os_version booted from disk /dev/vda (sha256:$sum) by ${os_loader:-?} ($firmware)" >/dev/console
+  printf ',"os_version":%s,"from":"disk","disk":"sha256:%s","firmware":"%s","loader":"%s"' \
+    "$os_version" "$sum" "$firmware" "${os_loader:-}"
 }
 DEPLOY
 }
@@ -292,13 +318,18 @@ build_initramfs() {
 }
 
 # The lab OS a deploy writes to a machine's disk, in versions 1 and 2: an MBR disk of LAB_OS_MIB MiB,
-# one FAT partition at 1 MiB with syslinux (BIOS), the lab kernel and initramfs. Its command line says
-# its version and size, so the booted OS reports both and the checksum of the image on its disk.
-# Built without mounting anything (mkfs.vfat, mtools, syslinux on the image file, sfdisk).
+# one FAT partition at 1 MiB holding the lab kernel and initramfs and two boot loaders, so one image
+# boots on either firmware: syslinux (BIOS: syslinux's mbr.bin, then its ldlinux.sys) and Debian's
+# systemd-boot at the removable-media path EFI/BOOT/BOOTX64.EFI (UEFI: OVMF, like any UEFI firmware,
+# runs that file from a FAT partition of a disk with no boot entry of its own). Its command line says
+# its version, size and loader, so the booted OS reports them and the checksum of the image on its
+# disk. Built without mounting anything (mkfs.vfat, mtools, syslinux on the image file, sfdisk).
 LAB_OS_MIB=24
+SYSTEMD_BOOT_EFI=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
 build_lab_os() {
   local v="$1" out="$LAB_DIR/images/lab-os-$v.img"
   local part="$WORK_DIR/part.img" size=$((LAB_OS_MIB * 1048576))
+  local cmdline="console=ttyS0,115200n8 quiet panic=10 vaquero.os.version=$v vaquero.os.size=$size"
   rm -f "$part"
   mkfs.vfat -n LABOS -C "$part" $(((LAB_OS_MIB - 1) * 1024)) >/dev/null
   cat >"$WORK_DIR/syslinux.cfg" <<CFG
@@ -309,9 +340,21 @@ TIMEOUT 0
 LABEL lab
   KERNEL /vmlinuz
   INITRD /initramfs
-  APPEND console=ttyS0,115200n8 quiet panic=10 vaquero.os.version=$v vaquero.os.size=$size
+  APPEND $cmdline vaquero.os.loader=syslinux
 CFG
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$part" "$LAB_DIR/vmlinuz" "$LAB_DIR/initramfs" "$WORK_DIR/syslinux.cfg" ::/
+  printf 'default lab.conf\ntimeout 0\n' >"$WORK_DIR/loader.conf"
+  cat >"$WORK_DIR/lab.conf" <<ENTRY
+title Vaquero lab OS $v
+linux /vmlinuz
+initrd /initramfs
+options $cmdline vaquero.os.loader=systemd-boot
+ENTRY
+  export MTOOLS_SKIP_CHECK=1
+  mcopy -i "$part" "$LAB_DIR/vmlinuz" "$LAB_DIR/initramfs" "$WORK_DIR/syslinux.cfg" ::/
+  mmd -i "$part" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+  mcopy -i "$part" "$SYSTEMD_BOOT_EFI" ::/EFI/BOOT/BOOTX64.EFI
+  mcopy -i "$part" "$WORK_DIR/loader.conf" ::/loader/loader.conf
+  mcopy -i "$part" "$WORK_DIR/lab.conf" ::/loader/entries/lab.conf
   syslinux --install "$part"
   rm -f "$out.new"
   truncate -s "$size" "$out.new"
@@ -380,6 +423,7 @@ main() {
     for tool in mkfs.vfat mcopy syslinux sfdisk; do
       command -v "$tool" >/dev/null || die "$tool missing (apt-get install dosfstools mtools syslinux fdisk)"
     done
+    [[ -f "$SYSTEMD_BOOT_EFI" ]] || die "$SYSTEMD_BOOT_EFI missing (apt-get install systemd-boot-efi)"
     build_lab_os_images
   fi
   copy_ipxe
