@@ -211,12 +211,21 @@ export function ipxeScript(stage: RenderedStage): string {
   ].join('\n');
 }
 
+/**
+ * How an iPXE script leaves for the firmware's next boot device (the disk). Under UEFI, ipxe.efi
+ * returning 0 is EFI_SUCCESS, on which the boot manager stops at its menu instead of trying the next
+ * boot option (UEFI spec, "Boot Manager"; EDK2's BdsDxe, OVMF); a non-zero status makes it go on
+ * (in the lab: "BdsDxe: failed to start Boot0002 "UEFI PXEv4 …"", then the disk). BIOS firmware
+ * goes on either way.
+ */
+export const LEAVE_FOR_DISK = ['iseq ${platform} efi || exit', 'exit 1'];
+
 /** What an unarmed host gets: leave iPXE so the firmware boots the next device (the disk), no PXE loop. */
 export function localBootScript(hostName?: string): string {
   return [
     '#!ipxe',
     `# vaquero: ${hostName ?? 'host'} is not armed for network boot; booting from local disk`,
-    'exit',
+    ...LEAVE_FOR_DISK,
     '',
   ].join('\n');
 }

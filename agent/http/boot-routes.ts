@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
-import { ipxeScript, localBootScript } from '../../sot/boot-chain';
+import { ipxeScript, LEAVE_FOR_DISK, localBootScript } from '../../sot/boot-chain';
 import { chainPeers } from '../../sot/serving-agent';
 import type { BootEventKind } from '../../schemas/rollout';
 import { normalizeMac, renderArmed } from './armed';
@@ -43,7 +43,10 @@ export function bootRoutes(deps: AssetAppDeps) {
     const own = (agent?.asset_url ?? new URL(c.req.url).origin).replace(/\/+$/, '');
     const bases = [own, ...(site ? chainPeers(site, agent, remoteAddress(c)) : [])];
     const chains = bases.map((base) => `chain --autofree ${base}/ipxe/\${mac:hexhyp}`);
-    return c.text(['#!ipxe', [...chains, 'exit'].join(' || '), ''].join('\n'));
+    // An unarmed host's own script leaves for its disk (under UEFI with a non-zero status, which
+    // fails its `chain` here and asks the next agent, which says the same); so does one no agent served.
+    const none = 'echo vaquero: no agent served a script, booting from local disk';
+    return c.text(['#!ipxe', [...chains, none].join(' || '), ...LEAVE_FOR_DISK, ''].join('\n'));
   });
 
   app.get('/ipxe/:mac', async (c) => {

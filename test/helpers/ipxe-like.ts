@@ -12,7 +12,7 @@ export interface IpxeRun {
   booted: boolean;
 }
 
-const COMMANDS = new Set(['chain', 'kernel', 'initrd', 'boot', 'exit', 'goto', 'echo', 'sleep']);
+const COMMANDS = new Set(['chain', 'kernel', 'initrd', 'boot', 'exit', 'goto', 'echo', 'sleep', 'iseq']);
 
 /**
  * A GET on a connection of its own, as iPXE makes one per download (a pooled one would hide a dead
@@ -56,6 +56,8 @@ async function runScript(run: IpxeRun, text: string, timeoutMs: number, depth: n
     if (cmd === 'exit') return 'exit';
     if (cmd === 'goto') return { goto: args[0] ?? '' };
     if (cmd === 'echo' || cmd === 'sleep') return 0;
+    // Settings are not expanded: `iseq ${platform} efi` is false, as on BIOS.
+    if (cmd === 'iseq') return args[0] === args[1] ? 0 : 1;
     if (cmd === 'boot') return run.kernel ? ((run.booted = true), 0) : 1;
     const { url, rest } = imageArgs(args);
     const body = await get(run, url, timeoutMs);

@@ -98,7 +98,9 @@ test('the chain script hands iPXE its own MAC in hexhyp form', async () => {
   assert.equal(res.status, 200);
   const text = await res.text();
   assert.match(text, /^#!ipxe\n/);
-  assert.ok(text.includes('chain --autofree http://10.20.0.5:8080/ipxe/${mac:hexhyp} || exit'), text);
+  assert.ok(text.includes('chain --autofree http://10.20.0.5:8080/ipxe/${mac:hexhyp} || echo'), text);
+  // The way to the disk: under UEFI a non-zero status, or the firmware stops at its boot menu.
+  assert.ok(text.endsWith('\niseq ${platform} efi || exit\nexit 1\n'), text);
   assert.ok(res.headers.get('x-request-id'));
 });
 
@@ -129,7 +131,8 @@ test('an armed host gets its stage script, an unarmed or unknown one boots from 
     assert.equal(local.status, 200);
     const text = await local.text();
     assert.match(text, /^#!ipxe\n/);
-    assert.match(text, /^exit$/m);
+    // BIOS leaves with 0, UEFI with 1 (the firmware's boot manager then tries the disk).
+    assert.match(text, /^iseq \$\{platform\} efi \|\| exit\nexit 1$/m);
     assert.doesNotMatch(text, /^(kernel|chain)/m);
   }
   assert.deepEqual(take(), []);
