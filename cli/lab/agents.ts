@@ -2,6 +2,7 @@
 // relayed rack's daemons. Both agents take the site's model, arms and power claims from standalone's
 // agent API, so either one may arm, power-cycle and serve any host; each is a process of its own that
 // a test may kill, and `lab up` run again starts the one that is missing.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { radvdConfig } from '../../agent/ra';
@@ -78,10 +79,15 @@ export async function startRackDaemons(o: LabOptions): Promise<void> {
   ]);
 }
 
-/** The argv of one agent: the site's state from standalone's agent API, DHCP on its own interface. */
+/**
+ * The argv of one agent: the site's state from standalone's agent API, DHCP on its own interface.
+ * It enters its namespace's network only (`nsenter --net`), not `ip netns exec`, whose fresh /sys
+ * hides /sys/fs/cgroup: podman's runtime needs the host's cgroups to start a container job (docs/lab.md).
+ * Nothing of the agent reads /sys; interfaces, sockets and /proc/sys/net (radvd) follow the netns.
+ */
 function agentArgv(o: LabOptions, agent: LabAgent, cache: string): string[] {
   return [
-    ...['ip', 'netns', 'exec', agent.ns, process.execPath, VAQUERO, 'agent', '--site', SITE],
+    ...['nsenter', `--net=/run/netns/${agent.ns}`, '--', process.execPath, VAQUERO, 'agent', '--site', SITE],
     ...['--agent-name', agent.name, '--state-dir', agent.stateDir],
     ...['--temporal-address', '127.0.0.1:7233', '--server', `http://127.0.0.1:${API_PORT}`],
     ...['--insecure-http', '--token-file', path.join(o.state, 'standalone/agent-token')],
@@ -94,9 +100,15 @@ function agentArgv(o: LabOptions, agent: LabAgent, cache: string): string[] {
 /** Starts whichever agent is not running and waits until it says it started. */
 export async function startAgents(o: LabOptions, cache: string, env: NodeJS.ProcessEnv): Promise<void> {
   await startAgentBForwarders(o);
+  // What scripts/install-job-image.sh wrote where podman's defaults cannot run a container job.
+  const podmanConf = path.join(cache, '../podman/containers.conf');
+  const agentEnv =
+    env.CONTAINERS_CONF === undefined && existsSync(podmanConf)
+      ? { ...env, CONTAINERS_CONF: podmanConf }
+      : env;
   for (const agent of labAgents(o)) {
     const from = await logSize(o, agent.daemon);
-    if (await daemon(o, agent.daemon, agentArgv(o, agent, cache), env))
+    if (await daemon(o, agent.daemon, agentArgv(o, agent, cache), agentEnv))
       await waitForLog(o, agent.daemon, '"msg":"agent started"', from);
   }
 }
