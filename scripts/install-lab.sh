@@ -379,13 +379,22 @@ build_lab_os_images() {
 }
 
 # The TFTP root for the lab's agent: Debian's /usr/lib/ipxe/ipxe.efi is a symlink to /boot/ipxe.efi,
-# which a TFTP server that refuses paths escaping its root (ours) will not serve; so copies.
+# which a TFTP server that refuses paths escaping its root (ours) will not serve; so copies. The
+# agent hands UEFI PXE clients `ipxe.efi`, and the lab's is Debian's snponly.efi: the full ipxe.efi
+# of Debian 12 (a 2019 snapshot), which takes the NIC over from the firmware, never returns to OVMF
+# when a script exits (a deployed UEFI machine given the local-disk script hung there), while
+# snponly.efi borrows the firmware's own network interface (SNP) and returns, so OVMF goes on to the
+# disk. ipxe.efi.full keeps the other.
 copy_ipxe() {
   mkdir -p "$LAB_DIR/tftp"
   local f
   for f in undionly.kpxe ipxe.efi snponly.efi; do
     [[ -e "/usr/lib/ipxe/$f" ]] || die "/usr/lib/ipxe/$f missing (apt-get install ipxe)"
-    cmp -s "/usr/lib/ipxe/$f" "$LAB_DIR/tftp/$f" || cp -L "/usr/lib/ipxe/$f" "$LAB_DIR/tftp/$f"
+  done
+  local -A from=([undionly.kpxe]=undionly.kpxe [ipxe.efi]=snponly.efi [snponly.efi]=snponly.efi
+    [ipxe.efi.full]=ipxe.efi)
+  for f in "${!from[@]}"; do
+    cmp -s "/usr/lib/ipxe/${from[$f]}" "$LAB_DIR/tftp/$f" || cp -L "/usr/lib/ipxe/${from[$f]}" "$LAB_DIR/tftp/$f"
   done
 }
 
@@ -429,7 +438,7 @@ main() {
   copy_ipxe
   log "kernel    $LAB_DIR/vmlinuz ($pkg)"
   log "initramfs $LAB_DIR/initramfs ($(du -k "$LAB_DIR/initramfs" | cut -f1) KiB)"
-  log "tftp root $LAB_DIR/tftp (undionly.kpxe, ipxe.efi, snponly.efi)"
+  log "tftp root $LAB_DIR/tftp (undionly.kpxe, ipxe.efi = snponly.efi, ipxe.efi.full)"
   log "lab OS    $LAB_DIR/images/lab-os-{1,2}.img[.zst] (sha256 in .sha256)"
 }
 

@@ -104,6 +104,9 @@ export function qemuArgv(machine: LabMachine, dir: string, tap: string): string[
       ? [
           ...['-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`],
           ...['-drive', `if=pflash,format=raw,file=${path.join(dir, 'OVMF_VARS.fd')}`],
+          // No PXE over IPv6 boot option (the lab boots over IPv4): after the local-disk script it
+          // would wait for a DHCPv6 server before OVMF tries the disk (docs/lab.md, "Machines").
+          ...['-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n'],
         ]
       : []),
   ];
