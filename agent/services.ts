@@ -3,8 +3,7 @@
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import { serve } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
 import type { BootEventSink } from '../schemas/rollout';
 import type { NetbootTable } from './state/netboot-table';
 import type { Model } from '../schemas/model';
@@ -13,7 +12,8 @@ import type { Agent } from '../schemas/site';
 import { armedBackend, leasesFromModel, relayFilter, servedCidrs, type HostLease } from './dhcp/leases';
 import { agentEntry, checkBootAddress, ServiceConfigError } from './agent-entry';
 import { startDhcpServer, type DhcpServer, type DhcpServerOptions } from './dhcp/server';
-import { createAssetApp, type AssetLog } from './http/app';
+import type { AssetLog } from './http/app';
+import { assetListener } from './http/listener';
 import { newRefusalCounts, type BootRefusalCounts } from './http/boot-guard';
 import type { ModelCache } from './state/model-cache';
 import { startRadvd, type Radvd } from './ra';
@@ -263,7 +263,7 @@ async function startHttp(
   refusals: BootRefusalCounts,
 ): Promise<RunningService & { port: number }> {
   const { config, deps, agent, assetUrl, events, backend } = ctx;
-  const app = createAssetApp({
+  const listener = assetListener({
     models: deps.models,
     site: config.site,
     agent: agent.name,
@@ -281,8 +281,9 @@ async function startHttp(
   const port = config.httpPort ?? (assetUrl.port ? Number(assetUrl.port) : 80);
   const hostname = config.httpHost ?? '0.0.0.0';
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port, hostname }, () => resolve(s as Server));
-    (s as Server).once('error', reject);
+    const s = createServer(listener);
+    s.once('error', reject);
+    s.listen(port, hostname, () => resolve(s));
   });
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;

@@ -22,9 +22,26 @@ const REASONS: Record<BootRefusal, string> = {
 };
 
 /** The peer's IPv4 address as the socket saw it (IPv4-mapped IPv6 unwrapped); undefined in-process. */
-export function remoteAddress(c: Context): string | undefined {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+export function socketAddress(incoming: IncomingMessage | undefined): string | undefined {
   return incoming?.socket.remoteAddress?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+}
+
+/** The same for a request through Hono (@hono/node-server hands the IncomingMessage as `env`). */
+export function remoteAddress(c: Context): string | undefined {
+  return socketAddress((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
+}
+
+/** What the guard needs of a request, whichever server parsed it (Hono or the direct routes). */
+export interface BootRequest {
+  /** The peer's address; undefined in-process. */
+  remote: string | undefined;
+  /** The raw URL path (not percent-decoded). */
+  path: string;
+}
+
+/** A Hono request as the guard sees it. */
+export function bootRequestOf(c: Context): BootRequest {
+  return { remote: remoteAddress(c), path: new URL(c.req.url).pathname };
 }
 
 /** Constant time: a timing difference must not tell an attacker how much of a guess was right. */
@@ -50,7 +67,7 @@ export interface BootCheck {
  */
 export function refusalOf(
   deps: AssetAppDeps,
-  c: Context,
+  req: BootRequest,
   entry: ArmEntry,
   check: BootCheck,
 ): BootRefusal | undefined {
@@ -60,7 +77,7 @@ export function refusalOf(
   }
   if (check.stage !== undefined && check.stage !== entry.stage) return 'other-stage';
   const lease = deps.leaseAddress?.(entry.mac);
-  const from = remoteAddress(c);
+  const from = req.remote;
   if (lease && from && from !== lease) return 'other-address';
   return undefined;
 }
@@ -68,7 +85,7 @@ export function refusalOf(
 /** Logs and counts a refused request; it emits no boot event, so no workflow hears of it. */
 export function noteRefusal(
   deps: AssetAppDeps,
-  c: Context,
+  req: BootRequest,
   entry: Pick<ArmEntry, 'mac' | 'host'>,
   reason: BootRefusal,
   what: string,
@@ -81,9 +98,9 @@ export function noteRefusal(
     mac: entry.mac,
     host: entry.host,
     reason,
-    from: remoteAddress(c),
+    from: req.remote,
     lease: deps.leaseAddress?.(entry.mac),
-    path: loggedPath(new URL(c.req.url).pathname),
+    path: loggedPath(req.path),
   });
   return msg;
 }
@@ -98,13 +115,13 @@ export class BootRefused extends HTTPException {
 /** Throws BootRefused (after logging and counting) unless the request may act for the armed host. */
 export function guardBootRequest(
   deps: AssetAppDeps,
-  c: Context,
+  req: BootRequest,
   entry: ArmEntry,
   check: BootCheck,
   what: string,
 ): void {
-  const reason = refusalOf(deps, c, entry, check);
-  if (reason) throw new BootRefused(noteRefusal(deps, c, entry, reason, what));
+  const reason = refusalOf(deps, req, entry, check);
+  if (reason) throw new BootRefused(noteRefusal(deps, req, entry, reason, what));
 }
 
 /** The path as logs may show it: the boot token of an unattended or checkpoint URL left out. */

@@ -1,12 +1,11 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
-import { ipxeScript, LEAVE_FOR_DISK, localBootScript } from '../../sot/boot-chain';
-import { chainPeers } from '../../sot/serving-agent';
 import type { BootEventKind } from '../../schemas/rollout';
-import { normalizeMac, renderArmed } from './armed';
-import { guardBootRequest, remoteAddress } from './boot-guard';
+import { emitBoot, normalizeMac, renderArmed } from './armed';
+import { bootRequestOf, guardBootRequest, remoteAddress } from './boot-guard';
 import type { AssetAppDeps } from './deps';
+import { chainScript, hostScript } from './scripts';
 
 const UNATTENDED_TYPES: Record<string, string> = {
   ignition: 'application/json',
@@ -25,54 +24,25 @@ function stageParam(text: string): number {
 /** The iPXE scripts, unattended configs and checkpoint callbacks, keyed by the MAC in the path. */
 export function bootRoutes(deps: AssetAppDeps) {
   const app = new Hono<{ Variables: RequestIdVariables }>();
-  const now = deps.now ?? (() => new Date());
   const emit = (kind: BootEventKind, mac: string, stage: number, detail?: string) =>
-    deps.events.emit({ kind, mac, stage, at: now().toISOString(), ...(detail ? { detail } : {}) });
+    emitBoot(deps, kind, mac, stage, detail);
   const armed = async (text: string) => {
     const mac = normalizeMac(text);
     return mac ? deps.netboot.lookup(mac) : undefined;
   };
 
-  // iPXE expands ${mac:hexhyp} itself, so one static script serves every host (matchbox does the same).
-  // The agent that answered comes first, not whichever agent is first in the site; the other agents
-  // of the client's subnet follow, each tried only when the one before failed (it died meanwhile).
-  app.get('/boot.ipxe', (c) => {
-    const site = deps.models.current().sites[deps.site]?.site;
-    const agents = site?.agents ?? [];
-    const agent = deps.agent === undefined ? agents[0] : agents.find((a) => a.name === deps.agent);
-    const own = (agent?.asset_url ?? new URL(c.req.url).origin).replace(/\/+$/, '');
-    const bases = [own, ...(site ? chainPeers(site, agent, remoteAddress(c)) : [])];
-    const chains = bases.map((base) => `chain --autofree ${base}/ipxe/\${mac:hexhyp}`);
-    // An unarmed host's own script leaves for its disk (under UEFI with a non-zero status, which
-    // fails its `chain` here and asks the next agent, which says the same); so does one no agent served.
-    const none = 'echo vaquero: no agent served a script, booting from local disk';
-    return c.text(['#!ipxe', [...chains, none].join(' || '), ...LEAVE_FOR_DISK, ''].join('\n'));
-  });
+  app.get('/boot.ipxe', (c) => c.text(chainScript(deps, remoteAddress(c), new URL(c.req.url).origin)));
 
-  app.get('/ipxe/:mac', async (c) => {
-    const entry = await armed(c.req.param('mac'));
-    if (!entry) {
-      deps.log({
-        level: 'info',
-        msg: 'unarmed host: local boot',
-        mac: c.req.param('mac'),
-        reqId: c.get('requestId'),
-      });
-      return c.text(localBootScript());
-    }
-    // The script is what hands the host its token: only the host's own lease address may fetch it.
-    guardBootRequest(deps, c, entry, { token: null }, 'iPXE script');
-    const stage = await renderArmed(deps, entry, entry.stage);
-    emit('ipxe', entry.mac, entry.stage);
-    return c.text(ipxeScript(stage));
-  });
+  app.get('/ipxe/:mac', async (c) =>
+    c.text(await hostScript(deps, { ...bootRequestOf(c), reqId: c.get('requestId') }, c.req.param('mac'))),
+  );
 
   const armedFor = async (c: BootContext, what: string) => {
     const mac = c.req.param('mac') ?? '';
     const entry = await armed(mac);
     if (!entry) throw new HTTPException(404, { message: `${what} of unarmed MAC ${mac}` });
     const stage = stageParam(c.req.param('stage') ?? '');
-    guardBootRequest(deps, c, entry, { token: c.req.param('token'), stage }, what);
+    guardBootRequest(deps, bootRequestOf(c), entry, { token: c.req.param('token'), stage }, what);
     return { entry, stage };
   };
 

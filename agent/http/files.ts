@@ -1,14 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import { ServerResponse } from 'node:http';
 import path from 'node:path';
-import { pipeline, Readable } from 'node:stream';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { Hono, type Context } from 'hono';
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { RequestIdVariables } from 'hono/request-id';
-import { localFilePath, normalizeMac, renderArmed } from './armed';
-import { noteRefusal, refusalOf, tokenMatches } from './boot-guard';
+import { emitBoot, localFilePath, normalizeMac, renderArmed } from './armed';
+import { bootRequestOf, noteRefusal, refusalOf, tokenMatches, type BootRequest } from './boot-guard';
 import type { AssetAppDeps } from './deps';
 import { etagMatches, parseRange, type ByteRange } from './ranges';
 
@@ -58,44 +56,33 @@ async function fileOwner(deps: AssetAppDeps, urlPath: string, query: { mac?: str
 }
 
 /** Big reads: a 50 MB kernel in 50 reads and socket writes rather than 800 of the default 64 KiB. */
-const CHUNK = 1 << 20;
+export const CHUNK = 1 << 20;
 
-function body(file: string, range?: ByteRange): ReadableStream {
-  return Readable.toWeb(createReadStream(file, { ...range, highWaterMark: CHUNK })) as ReadableStream;
+/** A file request as the file route sees it, whichever server parsed it (Hono or listener.ts). */
+export interface FileRequest extends BootRequest {
+  method: string;
+  query(name: string): string | undefined;
+  header(name: string): string | undefined;
 }
 
-/**
- * Under @hono/node-server the file goes from a Node stream straight into the socket, past the web
- * ReadableStream that would cost a promise and a copy per chunk; RESPONSE_ALREADY_SENT tells the
- * adapter the reply is under way (the adapter's documented way). Undefined elsewhere (app.request).
- */
-function sendDirect(
-  c: Context,
-  status: 200 | 206,
-  headers: Record<string, string>,
-  file: string,
-  range?: ByteRange,
-) {
-  const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
-  if (!(outgoing instanceof ServerResponse)) return undefined;
-  const requestId = c.get('requestId') as string | undefined;
-  outgoing.writeHead(status, requestId ? { ...headers, 'X-Request-Id': requestId } : headers);
-  // A read error after the headers went out can only cut the connection, which pipeline does.
-  pipeline(createReadStream(file, { ...range, highWaterMark: CHUNK }), outgoing, () => undefined);
-  return RESPONSE_ALREADY_SENT;
+/** The bytes of a file to send: all of it, or one range. */
+export interface FileBody {
+  file: string;
+  size: number;
+  mtimeMs: number;
+  range?: ByteRange;
 }
 
-/** The status the client got: the one written directly when the adapter was told it was sent. */
-export function sentStatus(c: Context): number {
-  const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
-  return c.res === RESPONSE_ALREADY_SENT && outgoing instanceof ServerResponse
-    ? outgoing.statusCode
-    : c.res.status;
-}
+/** What to answer: status and headers, and the bytes to send (none for HEAD, 304, 416). */
+export type FileReply =
+  | { status: 200 | 206; headers: Record<string, string>; body: FileBody | undefined }
+  | { status: 304 | 416; headers: Record<string, string>; body?: undefined };
 
-async function serveFile(deps: AssetAppDeps, c: Context, file: string, urlPath: string): Promise<Response> {
+/** The answer to a `/files/...` GET or HEAD (Range, ETag); the owner's fetch of its kernel or initrd is an event. */
+export async function fileReply(deps: AssetAppDeps, req: FileRequest): Promise<FileReply> {
+  const file = await resolveFile(deps.filesDir, req.path.slice('/files/'.length));
   const info = await stat(file);
-  if (!info.isFile()) throw new HTTPException(404, { message: `${urlPath} is not a file` });
+  if (!info.isFile()) throw new HTTPException(404, { message: `${req.path} is not a file` });
   const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
   const headers: Record<string, string> = {
     ETag: etag,
@@ -103,55 +90,60 @@ async function serveFile(deps: AssetAppDeps, c: Context, file: string, urlPath: 
     'Accept-Ranges': 'bytes',
     'Content-Type': 'application/octet-stream',
   };
-  const ifNoneMatch = c.req.header('If-None-Match');
-  if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return c.body(null, 304, headers);
+  const ifNoneMatch = req.header('if-none-match');
+  if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return { status: 304, headers };
 
-  const ifRange = c.req.header('If-Range');
-  const rangeHeader = ifRange && ifRange !== etag ? undefined : c.req.header('Range');
+  const ifRange = req.header('if-range');
+  const rangeHeader = ifRange && ifRange !== etag ? undefined : req.header('range');
   const ranges = rangeHeader ? parseRange(rangeHeader, info.size) : undefined;
   if (ranges === 'unsatisfiable')
-    return c.body(null, 416, { ...headers, 'Content-Range': `bytes */${info.size}` });
+    return { status: 416, headers: { ...headers, 'Content-Range': `bytes */${info.size}` } };
   // Several ranges are answered with the whole file, which RFC 9110 section 14.2 allows.
   const range = ranges?.length === 1 ? ranges[0] : undefined;
-  const head = c.req.method === 'HEAD';
-  if (!head && (range?.start ?? 0) === 0) await emitFileEvent(deps, c, urlPath);
+  const head = req.method === 'HEAD';
+  if (!head && (range?.start ?? 0) === 0) await emitFileEvent(deps, req);
+  const body = head ? undefined : { file, size: info.size, mtimeMs: info.mtimeMs, range };
   if (range) {
     headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
     headers['Content-Length'] = String(range.end - range.start + 1);
-    if (head) return c.body(null, 206, headers);
-    return sendDirect(c, 206, headers, file, range) ?? c.body(body(file, range), 206, headers);
+    return { status: 206, headers, body };
   }
   headers['Content-Length'] = String(info.size);
-  if (head) return c.body(null, 200, headers);
-  return sendDirect(c, 200, headers, file) ?? c.body(body(file), 200, headers);
+  return { status: 200, headers, body };
 }
 
 /** The file is served either way (boot files are no secret); only its owner's fetch is an event. */
-async function emitFileEvent(deps: AssetAppDeps, c: Context, urlPath: string): Promise<void> {
-  const owner = await fileOwner(deps, urlPath, { mac: c.req.query('mac'), token: c.req.query('token') });
+async function emitFileEvent(deps: AssetAppDeps, req: FileRequest): Promise<void> {
+  const urlPath = req.path;
+  const owner = await fileOwner(deps, urlPath, { mac: req.query('mac'), token: req.query('token') });
   if (!owner) return;
   if (owner.refused) {
-    const mac = c.req.query('mac') ?? 'unknown';
-    noteRefusal(deps, c, { mac, host: 'an armed host' }, owner.refused, `fetch of ${urlPath}`);
+    const mac = req.query('mac') ?? 'unknown';
+    noteRefusal(deps, req, { mac, host: 'an armed host' }, owner.refused, `fetch of ${urlPath}`);
     return;
   }
-  const reason = refusalOf(deps, c, owner.entry, { token: null });
+  const reason = refusalOf(deps, req, owner.entry, { token: null });
   if (reason) {
-    noteRefusal(deps, c, owner.entry, reason, `fetch of ${urlPath}`);
+    noteRefusal(deps, req, owner.entry, reason, `fetch of ${urlPath}`);
     return;
   }
-  const at = (deps.now?.() ?? new Date()).toISOString();
-  deps.events.emit({ kind: owner.kind, mac: owner.entry.mac, stage: owner.entry.stage, at, detail: urlPath });
+  emitBoot(deps, owner.kind, owner.entry.mac, owner.entry.stage, urlPath);
 }
 
-/** Static boot files (kernels, initrds, images) under `filesDir`, with Range, ETag and HEAD. */
+/** Static boot files under `filesDir`, with Range, ETag and HEAD (the direct listener serves most). */
 export function fileRoutes(deps: AssetAppDeps) {
   const app = new Hono<{ Variables: RequestIdVariables }>();
   app.get('/files/*', async (c) => {
     // The raw path: Hono's c.req.path is already percent-decoded, which would hide `%2e%2e` and `%2f`.
-    const urlPath = new URL(c.req.url).pathname;
-    const file = await resolveFile(deps.filesDir, urlPath.slice('/files/'.length));
-    return serveFile(deps, c, file, urlPath);
+    const reply = await fileReply(deps, {
+      ...bootRequestOf(c),
+      method: c.req.method,
+      query: (name) => c.req.query(name),
+      header: (name) => c.req.header(name),
+    });
+    if (!reply.body) return c.body(null, reply.status, reply.headers);
+    const stream = createReadStream(reply.body.file, { ...reply.body.range, highWaterMark: CHUNK });
+    return c.body(Readable.toWeb(stream) as ReadableStream, reply.status, reply.headers);
   });
   return app;
 }

@@ -6,7 +6,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { ERR, type Limits, negotiate } from './packets';
 import { resolveFile } from './resolve-file';
-import type { FileCache } from './source';
+import type { FileCache } from '../file-cache';
 import { memorySource, openChunked, type Source } from './source';
 import { Transfer, type TransferEnd } from './transfer';
 

@@ -8,7 +8,7 @@ import type { BootEventSink } from '../../schemas/rollout';
 import { ERR, errorPacket, OP, parseRequest, TftpError } from './packets';
 import { startPool, type Pool } from './pool';
 import { serveRead, udp4, type ReadContext, type ReadRequest, type ReadReport } from './read';
-import { FileCache } from './source';
+import { FileCache } from '../file-cache';
 import type { Transfer, TransferEnd } from './transfer';
 
 export interface TftpLog {

@@ -2,56 +2,8 @@
 // by every machine of a rack at once) are read once and shared from memory by every transfer; bigger
 // files are read per transfer in large chunks, each DATA packet a view into the chunk (no copy).
 import { close, open, read } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 
-/** Files up to this size are cached whole, up to CACHE_BUDGET bytes in all (least recently used out). */
-const CACHE_FILE_MAX = 8 << 20;
-const CACHE_BUDGET = 64 << 20;
 const CHUNK = 1 << 20;
-
-interface Cached {
-  size: number;
-  mtimeMs: number;
-  data: Promise<Buffer>;
-}
-
-export class FileCache {
-  private readonly entries = new Map<string, Cached>();
-  private bytes = 0;
-
-  /** The whole file, read once per (path, size, mtime); undefined for files too big to cache. */
-  get(path: string, size: number, mtimeMs: number): Promise<Buffer> | undefined {
-    if (size > CACHE_FILE_MAX) return undefined;
-    const hit = this.entries.get(path);
-    if (hit && hit.size === size && hit.mtimeMs === mtimeMs) {
-      this.entries.delete(path);
-      this.entries.set(path, hit);
-      return hit.data;
-    }
-    if (hit) this.drop(path, hit);
-    const data = readFile(path).then((buf) => {
-      if (buf.length !== size) throw new Error(`${path} changed while read`);
-      return buf;
-    });
-    const entry = { size, mtimeMs, data };
-    // A failed read is not kept: the next request tries again.
-    data.catch(() => {
-      if (this.entries.get(path) === entry) this.drop(path, entry);
-    });
-    this.entries.set(path, entry);
-    this.bytes += size;
-    for (const [key, old] of this.entries) {
-      if (this.bytes <= CACHE_BUDGET || key === path) break;
-      this.drop(key, old);
-    }
-    return data;
-  }
-
-  private drop(path: string, entry: Cached): void {
-    this.entries.delete(path);
-    this.bytes -= entry.size;
-  }
-}
 
 /** Byte ranges of one file: `slice` answers from memory, `fill` loads the chunk a range needs. */
 export interface Source {

@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Limits } from './packets';
 import { serveRead, type ReadContext } from './read';
-import { FileCache } from './source';
+import { FileCache } from '../file-cache';
 import type { Transfer } from './transfer';
 
 export interface WorkerData {

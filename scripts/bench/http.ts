@@ -6,8 +6,12 @@
 // static file per MAC; it runs one worker process, like our single Node process, and as `nginx-2w`
 // with two, which is what it would use on this machine.
 //
+// `--baseline <checkout>` adds that checkout's server (e.g. main's, for an A/B in one run) as
+// `vaquero-base`.
+//
 //   npx tsx scripts/bench/http.ts [--quick] [--rounds 2] [--size-mb 50] [--seconds 10] [--hosts 1000]
 //                                 [--file-connections 4] [--script-connections 32] [--nginx-workers 1]
+//                                 [--baseline <dir>] [--only vaquero,nginx]
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +34,8 @@ const { values } = parseArgs({
     'script-connections': { type: 'string' },
     'nginx-workers': { type: 'string', default: '1' },
     rounds: { type: 'string' },
+    baseline: { type: 'string' },
+    only: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -43,6 +49,7 @@ const nginxWorkers = values['nginx-workers'];
 const NGINX = '/usr/sbin/nginx';
 const PEER = 'nginx';
 const PEER_2W = 'nginx-2w';
+const BASE = 'vaquero-base';
 const PORT = 8080;
 
 interface LoadResult {
@@ -116,11 +123,13 @@ http {
 }
 
 async function startServer(name: string, net: BenchNet, dir: string, root: string) {
-  if (name === OURS) {
+  if (name === OURS || name === BASE) {
+    const checkout = name === BASE ? (values.baseline ?? '') : path.join(import.meta.dirname, '../..');
     const child = net.spawn(net.server, process.execPath, [
+      ...(process.env.VAQUERO_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
       '--import',
       'tsx',
-      path.join(import.meta.dirname, 'lib/serve-ours.ts'),
+      path.join(checkout, 'scripts/bench/lib/serve-ours.ts'),
       'http',
       '--sot',
       path.join(dir, 'sot'),
@@ -193,7 +202,8 @@ if (problem) {
   console.error(`bench-http: ${problem}`);
   process.exit(1);
 }
-const servers = existsSync(NGINX) ? [OURS, PEER, PEER_2W] : [OURS];
+const all = [OURS, ...(values.baseline ? [BASE] : []), ...(existsSync(NGINX) ? [PEER, PEER_2W] : [])];
+const servers = values.only ? all.filter((s) => values.only?.split(',').includes(s)) : all;
 if (!existsSync(NGINX))
   console.error(`bench-http: skipping ${PEER}: ${NGINX} not found (apt-get install nginx-light)`);
 

@@ -9,8 +9,12 @@
 // namespace. dnsmasq runs without a lease file as `dnsmasq-ro` (the same work as ours, which keeps no
 // lease state) and with one as `dnsmasq`; its --tftp-max is raised above N (default 50).
 //
+// `--baseline <checkout>` adds that checkout's servers (e.g. main's, for an A/B in one run) as
+// `vaquero-base`.
+//
 //   npx tsx scripts/bench/rack.ts [--quick] [--machines 50,200] [--rounds 2] [--kernel-mb 8]
 //                                 [--initrd-mb 16] [--only vaquero,dnsmasq-ro,dnsmasq] [--tag h3]
+//                                 [--baseline <dir>]
 import { existsSync, realpathSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,6 +45,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     /** The namespaces' name prefix (2-8 characters). */
     tag: { type: 'string', default: 'h3' },
+    baseline: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -52,7 +57,8 @@ const hostCount = Math.max(...counts);
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const NGINX = '/usr/sbin/nginx';
 const IPXE = ['/usr/lib/ipxe/ipxe.efi', '/boot/ipxe.efi'].find((p) => existsSync(p));
-const SERVERS = [OURS, 'dnsmasq-ro', 'dnsmasq'];
+const BASE = 'vaquero-base';
+const SERVERS = [OURS, ...(values.baseline ? [BASE] : []), 'dnsmasq-ro', 'dnsmasq'];
 const servers = values.only ? values.only.split(',').filter((s) => SERVERS.includes(s)) : SERVERS;
 const HTTP_PORT = 8080;
 
@@ -110,12 +116,13 @@ function nginxConfig(dir: string, root: string): string {
 /** Starts the servers of one side; returns their processes' output tails and a liveness check. */
 async function startSide(name: string, net: BenchNet, dir: string, root: string) {
   const children = [];
-  if (name === OURS) {
+  if (name === OURS || name === BASE) {
+    const checkout = name === BASE ? (values.baseline ?? '') : path.join(import.meta.dirname, '../..');
     const ours = (args: string[]) =>
       net.spawn(net.server, process.execPath, [
         '--import',
         'tsx',
-        path.join(import.meta.dirname, 'lib/serve-ours.ts'),
+        path.join(checkout, 'scripts/bench/lib/serve-ours.ts'),
         ...args,
       ]);
     const sot = path.join(dir, 'sot');

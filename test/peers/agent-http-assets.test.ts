@@ -2,16 +2,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { serve } from '@hono/node-server';
 import type { ArmEntry } from '../../schemas/agent';
 import { validateSot } from '../../sot/validate';
 import { createAssetApp, type AssetLog } from '../../agent/http/app';
+import type { AssetAppDeps } from '../../agent/http/deps';
+import { assetListener } from '../../agent/http/listener';
 import type { Model } from '../../schemas/model';
 import type { BootEvent } from '../../schemas/rollout';
 
@@ -29,6 +30,7 @@ const armed = new Map<string, ArmEntry>();
 let dir = '';
 let model: Model;
 let app: ReturnType<typeof createAssetApp>;
+let deps: AssetAppDeps;
 
 /** The example SoT, with flatcar's kernel and initrd served by the agent instead of Flatcar's CDN. */
 async function exampleModel(): Promise<Model> {
@@ -60,7 +62,7 @@ before(async () => {
     armedAt: '2026-01-01T00:00:00Z',
     token: TOKEN,
   });
-  app = createAssetApp({
+  deps = {
     models: {
       forCommit: (commit) => Promise.resolve(commit === 'c1' ? model : undefined),
       current: () => model,
@@ -73,7 +75,8 @@ before(async () => {
     events: { emit: (e) => events.push(e) },
     filesDir: files,
     log: (entry) => logs.push(entry),
-  });
+  };
+  app = createAssetApp(deps);
 });
 
 after(async () => {
@@ -277,11 +280,14 @@ function header(headers: string, name: string): string | undefined {
   return new RegExp(`^${name}: (.*)\\r?$`, 'im').exec(headers)?.[1];
 }
 
+// The listener the agent runs (agent/http/listener.ts): these routes are answered by node:http directly.
 test('curl against a real listener: Range, If-None-Match, HEAD, 416 and raw ..', async (t) => {
   const base = await new Promise<{ url: string; server: Server }>((resolve) => {
-    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info) =>
-      resolve({ url: `http://127.0.0.1:${info.port}`, server }),
-    ) as Server;
+    const server = createServer(assetListener(deps, { app }));
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve({ url: `http://127.0.0.1:${typeof address === 'object' ? address?.port : 0}`, server });
+    });
   });
   t.after(() => {
     base.server.closeAllConnections();

@@ -5,15 +5,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { serve } from '@hono/node-server';
 import { createAgentActivities, type AgentActivityDeps } from '../../activities/agent-activities';
-import { createAssetApp, type AssetLog } from '../../agent/http/app';
+import type { AssetLog } from '../../agent/http/app';
+import { assetListener } from '../../agent/http/listener';
 import { newRefusalCounts } from '../../agent/http/boot-guard';
 import { BootTraffic } from '../../agent/state/boot-traffic';
 import { NetbootTable } from '../../agent/state/netboot-table';
@@ -88,7 +88,7 @@ before(async () => {
   await writeFile(path.join(files, 'flatcar/initrd.cpio.gz'), 'initrd');
   table = new NetbootTable(path.join(dir, 'netboot.json'));
   await arm();
-  const app = createAssetApp({
+  const listener = assetListener({
     models: { forCommit: () => Promise.resolve(model), current: () => model },
     site: 'fra1',
     netboot: table,
@@ -98,12 +98,10 @@ before(async () => {
     leaseAddress: (mac) => (mac === WK01 ? LEASE : undefined),
     refusals,
   });
-  await new Promise<void>((resolve) => {
-    server = serve({ fetch: app.fetch, hostname: '0.0.0.0', port: 0 }, (info) => {
-      base = `http://127.0.0.1:${info.port}`;
-      resolve();
-    }) as Server;
-  });
+  server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  const address = server.address();
+  base = `http://127.0.0.1:${typeof address === 'object' ? address?.port : 0}`;
 });
 
 after(async () => {

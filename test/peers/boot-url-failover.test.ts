@@ -3,13 +3,12 @@
 // config and checkpoint its kernel command line names. Two real agent HTTP servers on loopback; the
 // scripts are run in iPXE's order (test/helpers/ipxe-like.ts), agent A's port closed (a reset).
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { serve } from '@hono/node-server';
-import { createAssetApp } from '../../agent/http/app';
+import { assetListener } from '../../agent/http/listener';
 import { validateSot } from '../../sot/validate';
 import type { Model } from '../../schemas/model';
 import { own } from '../../schemas/common';
@@ -23,17 +22,19 @@ let dir: string;
 let files: string;
 
 /** A listening agent on a free loopback port, and a way to kill it (every connection reset). */
-function listen(app: ReturnType<typeof createAssetApp>, port = 0) {
+function listen(listener: RequestListener, port = 0) {
   return new Promise<{ port: number; close: () => void }>((resolve) => {
-    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port }, (info) =>
+    const server = createServer(listener);
+    server.listen(port, '127.0.0.1', () => {
+      const address = server.address();
       resolve({
-        port: info.port,
+        port: typeof address === 'object' && address ? address.port : port,
         close: () => {
           server.closeAllConnections();
           server.close();
         },
-      }),
-    ) as Server;
+      });
+    });
   });
 }
 
@@ -61,7 +62,7 @@ test('agent A dies after handing out its scripts: chain, kernel, initrd, config 
   };
   const events: string[] = [];
   const app = (agent: string) =>
-    createAssetApp({
+    assetListener({
       models: { forCommit: () => Promise.resolve(model), current: () => model },
       ...{ site: 'lab1', agent, filesDir: files, log: () => undefined },
       netboot: {

@@ -6,11 +6,11 @@
 // tftpd, nginx) alone, so only that server runs. DHCP, HTTP and TFTP run with the agent's site-wide
 // boot state in their path (./site-wide.ts): the netboot table its arms watch fills, every host
 // armed, and boot events through the reporter of armed MACs heard.
-import { serve } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { startDhcpServer } from '../../../agent/dhcp/server';
 import { bootLookups } from '../../../agent/services';
-import { createAssetApp } from '../../../agent/http/app';
+import { assetListener } from '../../../agent/http/listener';
 import { startTftpServer } from '../../../agent/tftp/server';
 import { AGENT, armAll, benchHosts, COMMIT, loadBenchModel, SITE } from './model';
 import { CLIENT_IP, SERVER_IP } from './bench-net';
@@ -87,7 +87,7 @@ if (kind === 'dhcp') {
   if (!values.sot || !values.root) throw new Error('--sot and --root are required');
   const model = await loadBenchModel(values.sot);
   const state = await siteWideState([...armAll(benchHosts(Number(values.hosts))).values()], events);
-  const app = createAssetApp({
+  const listener = assetListener({
     models: {
       forCommit: (commit) => Promise.resolve(commit === COMMIT ? model : undefined),
       current: () => model,
@@ -98,10 +98,9 @@ if (kind === 'dhcp') {
     filesDir: values.root,
     log,
   });
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '0.0.0.0', port: Number(values.port ?? 8080) }, () =>
-      resolve(s),
-    );
+  const server = await new Promise<Server>((resolve) => {
+    const s = createServer(listener);
+    s.listen(Number(values.port ?? 8080), '0.0.0.0', () => resolve(s));
   });
   close = () => new Promise((resolve) => server.close(resolve)).then(() => report(state));
 } else {
