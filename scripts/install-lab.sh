@@ -273,7 +273,7 @@ deploy_image() {
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 # "<seconds> s (<MiB/s> MiB/s)" between two uptimes for a byte count.
 rate() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { s = b - a; if (s <= 0) s = 0.01; printf "%.2f s (%.1f MiB/s)", s, n / s / 1048576 }'; }
-# vaquero.image.bench=1 (scripts/bench/lab-overhead.ts): the same image written again by a plain dd
+# vaquero.image.bench=1 (scripts/bench/lab-image.ts): the same image written again by a plain dd
 # from RAM in this guest, to the same disk, for the raw write speed the stream is compared with.
 bench_raw_write() {
   wget -q -O - "$image" | $dec >/tmp/raw.img

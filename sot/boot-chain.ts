@@ -220,11 +220,19 @@ export function ipxeScript(stage: RenderedStage): string {
  */
 export const LEAVE_FOR_DISK = ['iseq ${platform} efi || exit', 'exit 1'];
 
+/**
+ * Set by the local-boot script before it leaves: under UEFI its non-zero exit fails the `chain` of
+ * /boot.ipxe, whose `||` list must then stop (`isset ${vaquero-local}`) rather than ask the next
+ * agent, which may still hold an arming this one no longer has (a partitioned agent serves its cache).
+ */
+export const LOCAL_BOOT_SETTING = 'vaquero-local';
+
 /** What an unarmed host gets: leave iPXE so the firmware boots the next device (the disk), no PXE loop. */
 export function localBootScript(hostName?: string): string {
   return [
     '#!ipxe',
     `# vaquero: ${hostName ?? 'host'} is not armed for network boot; booting from local disk`,
+    `set ${LOCAL_BOOT_SETTING} 1`,
     ...LEAVE_FOR_DISK,
     '',
   ].join('\n');

@@ -1,6 +1,6 @@
 // The iPXE scripts every booting host fetches: the chain script and its per-host stage script. Served
 // by the Hono routes (boot-routes.ts) and by the direct listener (listener.ts) alike, from here.
-import { LEAVE_FOR_DISK, localBootScript } from '../../sot/boot-chain';
+import { LEAVE_FOR_DISK, LOCAL_BOOT_SETTING, localBootScript } from '../../sot/boot-chain';
 import { chainPeers } from '../../sot/serving-agent';
 import { armedScript, emitBoot, normalizeMac } from './armed';
 import { guardBootRequest, type BootRequest } from './boot-guard';
@@ -20,9 +20,11 @@ export function chainScript(deps: AssetAppDeps, remote: string | undefined, orig
   const agent = deps.agent === undefined ? agents[0] : agents.find((a) => a.name === deps.agent);
   const own = (agent?.asset_url ?? origin).replace(/\/+$/, '');
   const bases = [own, ...(site ? chainPeers(site, agent, remote) : [])];
-  const chains = bases.map((base) => `chain --autofree ${base}/ipxe/\${mac:hexhyp}`);
-  // An unarmed host's own script leaves for its disk (under UEFI with a non-zero status, which
-  // fails its `chain` here and asks the next agent, which says the same); so does one no agent served.
+  // Each agent's script is tried only when the one before failed. An unarmed host's own script leaves
+  // for its disk, under UEFI with a non-zero status that fails its `chain` too: the setting it left
+  // ends the list there (another agent may still hold an arming the answering one has dropped).
+  const local = `isset \${${LOCAL_BOOT_SETTING}}`;
+  const chains = bases.flatMap((base) => [`chain --autofree ${base}/ipxe/\${mac:hexhyp}`, local]);
   const none = 'echo vaquero: no agent served a script, booting from local disk';
   return ['#!ipxe', [...chains, none].join(' || '), ...LEAVE_FOR_DISK, ''].join('\n');
 }

@@ -1,6 +1,7 @@
 // Runs the iPXE scripts the agents hand out the way iPXE runs them, for the commands they use:
 // `a || b` runs b only when a failed (iPXE's process_on_failure), `chain` runs the fetched script and
-// takes its exit status, `exit` ends the script it is in, `goto` jumps to a label. Each download is a
+// takes its exit status, `exit` ends the script it is in, `goto` jumps to a label, `set`/`isset`/`iseq`
+// on settings shared by every script of the run (`${platform}` given: pcbios or efi). Each download is a
 // real HTTP GET. Where no QEMU is wanted: test/e2e/lab-two-agents.test.ts boots the real iPXE.
 import http from 'node:http';
 
@@ -10,9 +11,19 @@ export interface IpxeRun {
   kernel?: { url: string; args: string };
   initrds: string[];
   booted: boolean;
+  /** iPXE's settings, as `set` left them (`platform` from the run's options). */
+  settings: Map<string, string>;
 }
 
-const COMMANDS = new Set(['chain', 'kernel', 'initrd', 'boot', 'exit', 'goto', 'echo', 'sleep', 'iseq']);
+const COMMANDS = new Set([
+  ...['chain', 'kernel', 'initrd', 'boot', 'exit', 'goto', 'echo', 'sleep'],
+  ...['iseq', 'isset', 'set'],
+]);
+
+/** `${name}` as iPXE expands it: a setting's value, empty when unset; typed ones (`${mac:hexhyp}`) kept. */
+function expand(run: IpxeRun, word: string): string {
+  return word.replace(/\$\{([\w.-]+)\}/g, (_, name: string) => run.settings.get(name) ?? '');
+}
 
 /**
  * A GET on a connection of its own, as iPXE makes one per download (a pooled one would hide a dead
@@ -51,13 +62,14 @@ async function runScript(run: IpxeRun, text: string, timeoutMs: number, depth: n
   const lines = text.split('\n');
   if (lines[0]?.trim() !== '#!ipxe') throw new Error(`not an iPXE script: ${lines[0]}`);
   const exec = async (words: string[]): Promise<number | 'exit' | { goto: string }> => {
-    const [cmd = '', ...args] = words;
+    const [cmd = '', ...args] = words.map((w) => expand(run, w));
     if (!COMMANDS.has(cmd)) throw new Error(`command this helper does not know: ${cmd}`);
     if (cmd === 'exit') return 'exit';
     if (cmd === 'goto') return { goto: args[0] ?? '' };
     if (cmd === 'echo' || cmd === 'sleep') return 0;
-    // Settings are not expanded: `iseq ${platform} efi` is false, as on BIOS.
     if (cmd === 'iseq') return args[0] === args[1] ? 0 : 1;
+    if (cmd === 'isset') return args[0] ? 0 : 1;
+    if (cmd === 'set') return (run.settings.set(args[0] ?? '', args.slice(1).join(' ')), 0);
     if (cmd === 'boot') return run.kernel ? ((run.booted = true), 0) : 1;
     const { url, rest } = imageArgs(args);
     const body = await get(run, url, timeoutMs);
@@ -74,7 +86,7 @@ async function runScript(run: IpxeRun, text: string, timeoutMs: number, depth: n
       if (i > 0 && status === 0) break;
       const words = command.trim().split(/\s+/);
       const result = await exec(words);
-      if (result === 'exit') return Number(words[1] ?? 0);
+      if (result === 'exit') return Number(expand(run, words[1] ?? '0') || 0);
       if (typeof result === 'object') {
         at = lines.findIndex((l) => l.trim() === `:${result.goto}`);
         if (at < 0) throw new Error(`no label ${result.goto}`);
@@ -87,9 +99,16 @@ async function runScript(run: IpxeRun, text: string, timeoutMs: number, depth: n
   return 0;
 }
 
-/** Runs `text` as iPXE would; `timeoutMs` bounds each GET (iPXE's own TCP gives up after some 15 s). */
-export async function runIpxe(text: string, timeoutMs = 5_000): Promise<IpxeRun> {
-  const run: IpxeRun = { gets: [], initrds: [], booted: false };
-  await runScript(run, text, timeoutMs, 0);
-  return run;
+/**
+ * Runs `text` as iPXE would; `timeoutMs` bounds each GET (iPXE's own TCP gives up after some 15 s).
+ * `status` is the top script's exit status (what the firmware gets back).
+ */
+export async function runIpxe(
+  text: string,
+  timeoutMs = 5_000,
+  platform: 'pcbios' | 'efi' = 'pcbios',
+): Promise<IpxeRun & { status: number }> {
+  const run: IpxeRun = { gets: [], initrds: [], booted: false, settings: new Map([['platform', platform]]) };
+  const status = await runScript(run, text, timeoutMs, 0);
+  return { ...run, status };
 }

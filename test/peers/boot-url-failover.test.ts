@@ -121,3 +121,59 @@ test('agent A dies after handing out its scripts: chain, kernel, initrd, config 
     ...['B kernel', 'B initrd', 'B unattended', 'B checkpoint'],
   ]);
 });
+
+test('a UEFI host its agent has disarmed boots from disk: no other agent is asked, even one still armed', async (t) => {
+  // A has dropped the arming; B (partitioned, serving its cache) still holds it. A model of its own:
+  // rendered stages are cached per model object, and the test above set other asset URLs.
+  const model2 = structuredClone(model);
+  const agents = own(model2.sites, 'lab1')?.site.agents ?? [];
+  const entry = {
+    ...{ mac: MAC, site: 'lab1', host: 'st-01', commit: 'c1', stage: 1, workflowId: 'w' },
+    ...{ armedAt: '2026-01-01T00:00:00Z', token: TOKEN },
+  };
+  const app = (agent: string, armed: boolean) =>
+    assetListener({
+      models: { forCommit: () => Promise.resolve(model2), current: () => model2 },
+      ...{ site: 'lab1', agent, filesDir: files, log: () => undefined },
+      netboot: {
+        lookup: (m) => Promise.resolve(armed && m === MAC ? entry : undefined),
+        list: () => Promise.resolve(armed ? [entry] : []),
+      },
+      events: { emit: () => undefined },
+    });
+  const a = await listen(app('lab1-agent', false));
+  const b = await listen(app('lab1-agent-b', true));
+  t.after(() => b.close());
+  const urlA = `http://127.0.0.1:${a.port}`;
+  const urlB = `http://127.0.0.1:${b.port}`;
+  for (const [name, url] of [
+    ['lab1-agent', urlA],
+    ['lab1-agent-b', urlB],
+  ] as const) {
+    const agent = agents.find((x) => x.name === name);
+    assert.ok(agent, name);
+    agent.asset_url = url;
+  }
+  const chain = (await (await fetch(`${urlA}/boot.ipxe`)).text()).replaceAll(
+    '${mac:hexhyp}',
+    '52-54-00-10-01-01',
+  );
+  for (const platform of ['efi', 'pcbios'] as const) {
+    const run = await runIpxe(chain, 5_000, platform);
+    const why = `${platform}: ${JSON.stringify(run.gets)}\n${chain}`;
+    assert.equal(run.booted, false, why);
+    assert.deepEqual(
+      run.gets.map((g) => [g.url, g.outcome]),
+      [[`${urlA}/ipxe/52-54-00-10-01-01`, 200]],
+      why,
+    );
+    // Under UEFI a non-zero status (the firmware goes on to the disk); on BIOS either is fine.
+    if (platform === 'efi') assert.equal(run.status, 1, why);
+  }
+  // A dead: the list goes on to B, which boots the host (its arming is the site's, as far as it knows).
+  a.close();
+  const run = await runIpxe(chain, 5_000, 'efi');
+  assert.equal(run.gets[0]?.outcome, 'ECONNREFUSED');
+  assert.ok(run.booted, JSON.stringify(run.gets));
+  assert.ok(run.kernel?.url.startsWith(`${urlB}/files/`), run.kernel?.url);
+});

@@ -218,8 +218,8 @@ test("/boot.ipxe chains to the answering agent, then to the other agents of the 
   });
   assert.equal(
     await (await app.request('/boot.ipxe')).text(),
-    '#!ipxe\nchain --autofree http://10.10.0.5:8080/ipxe/${mac:hexhyp} || ' +
-      'chain --autofree http://10.10.0.6:8080/ipxe/${mac:hexhyp} || ' +
+    '#!ipxe\nchain --autofree http://10.10.0.5:8080/ipxe/${mac:hexhyp} || isset ${vaquero-local} || ' +
+      'chain --autofree http://10.10.0.6:8080/ipxe/${mac:hexhyp} || isset ${vaquero-local} || ' +
       'echo vaquero: no agent served a script, booting from local disk\n' +
       'iseq ${platform} efi || exit\nexit 1\n',
   );
