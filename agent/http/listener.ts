@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
-import { FileCache, type FileCacheLimits } from '../file-cache';
+import { FileCache, type FileCacheLimits, type Lease } from '../file-cache';
 import { createAssetApp, errorReply } from './app';
 import { loggedPath, socketAddress } from './boot-guard';
 import type { AssetAppDeps } from './deps';
@@ -114,7 +114,11 @@ export function assetListener(deps: AssetAppDeps, opts: AssetListenerOptions = {
           query: (name) => query?.get(name) ?? undefined,
           header: (name) => headerOf(req, name),
         });
-        const data = reply.body && (await cached(cache, reply.body));
+        const lease =
+          reply.body &&
+          cache.acquire(reply.body.file, reply.body.size, reply.body.mtimeMs, !!reply.body.range);
+        if (lease) res.once('close', lease.release);
+        const data = reply.body && lease && (await bytesOf(lease, reply.body));
         return () => sendFile(res, reply, data, reqId);
       });
       return;
@@ -147,10 +151,12 @@ function sendText(res: ServerResponse, status: number, text: string, reqId: stri
   return status;
 }
 
-/** The file's bytes from the cache when it is small enough; undefined (streamed) otherwise. */
-async function cached(cache: FileCache, body: FileBody): Promise<Buffer | undefined> {
-  // A file that changed while read is streamed from disk instead (and read again next time).
-  const whole = await cache.get(body.file, body.size, body.mtimeMs)?.catch(() => undefined);
+/**
+ * The file's bytes from the cache (the lease is held until the response closes, so a slow client
+ * keeps its buffer counted); undefined (streamed) when the read failed or the file changed meanwhile.
+ */
+async function bytesOf(lease: Lease, body: FileBody): Promise<Buffer | undefined> {
+  const whole = await lease.data.catch(() => undefined);
   if (!whole || !body.range) return whole;
   return whole.subarray(body.range.start, body.range.end + 1);
 }
