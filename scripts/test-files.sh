@@ -61,9 +61,13 @@ status=0
 run "${SERIAL[@]}" || status=1
 
 lane2_log="$(mktemp)"
+# Lane 2 in a process group of its own (job control on for this one start), so an interrupted run
+# stops its tsx and node test processes too, not only the subshell that started them.
+set -m
 VAQUERO_TEST_NAMESPACE="$NAMESPACE-2" run "${LANE_2[@]}" >"$lane2_log" 2>&1 &
 lane2=$!
-trap 'kill "$lane2" 2>/dev/null; rm -f "$lane2_log"' EXIT
+set +m
+trap 'kill -- -"$lane2" 2>/dev/null; rm -f "$lane2_log"' EXIT
 VAQUERO_TEST_NAMESPACE="$NAMESPACE" run "${LANE_1[@]}" || status=1
 wait "$lane2" || status=1
 printf '\n# lane 2 (ran beside lane 1):\n'

@@ -110,7 +110,7 @@ export async function labPostMortem(
   await run('mkdir', ['-p', keep]);
   await run('bash', [
     '-c',
-    'tar -C "$1" --exclude="*.img" --exclude="*.img.zst" --exclude=files --exclude=prometheus --exclude="*.sock" -cf - . | tar -C "$2" -xf -',
+    'chmod 700 "$2" && tar -C "$1" --exclude="*.img" --exclude="*.img.zst" --exclude=files --exclude=prometheus --exclude="*.sock" --exclude="*token*" --exclude="*.key" -cf - . | tar -C "$2" -xf -',
     'keep',
     state,
     keep,
