@@ -117,7 +117,10 @@ export function assetListener(deps: AssetAppDeps, opts: AssetListenerOptions = {
         const lease =
           reply.body &&
           cache.acquire(reply.body.file, reply.body.size, reply.body.mtimeMs, !!reply.body.range);
-        if (lease) res.once('close', lease.release);
+        // Released when the response closes; at once if the client went away while the reply was made
+        // (its 'close' has been emitted already).
+        if (lease && (res.destroyed || !res.socket || res.socket.destroyed)) lease.release();
+        else if (lease) res.once('close', lease.release);
         const data = reply.body && lease && (await bytesOf(lease, reply.body));
         return () => sendFile(res, reply, data, reqId);
       });
