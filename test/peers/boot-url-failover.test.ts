@@ -7,7 +7,7 @@ import { createServer, type RequestListener } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { assetListener } from '../../agent/http/listener';
 import { validateSot } from '../../sot/validate';
 import type { Model } from '../../schemas/model';
@@ -53,29 +53,34 @@ after(async () => {
   await rm(files, { recursive: true, force: true });
 });
 
-test('agent A dies after handing out its scripts: chain, kernel, initrd, config and checkpoint go to B', async (t) => {
-  // Two agents, their asset URLs the loopback ports they listen on; one arming, the site's.
-  const agents = own(model.sites, 'lab1')?.site.agents ?? [];
-  const entry = {
-    ...{ mac: MAC, site: 'lab1', host: 'st-01', commit: 'c1', stage: 1, workflowId: 'w' },
-    ...{ armedAt: '2026-01-01T00:00:00Z', token: TOKEN },
-  };
+const ENTRY = {
+  ...{ mac: MAC, site: 'lab1', host: 'st-01', commit: 'c1', stage: 1, workflowId: 'w' },
+  ...{ armedAt: '2026-01-01T00:00:00Z', token: TOKEN },
+};
+
+/**
+ * Agents A and B of lab1 listening on loopback, each with the asset URL of its port in `site` (a
+ * model of the test's own: rendered stages are cached per model object), the host armed on each as
+ * `armed` says, boot events pushed as "A kind" / "B kind"; and A's chain script as iPXE expands it.
+ */
+async function twoAgents(t: TestContext, site: Model, armed: { a: boolean; b: boolean }) {
   const events: string[] = [];
-  const app = (agent: string) =>
+  const app = (agent: string, on: boolean) =>
     assetListener({
-      models: { forCommit: () => Promise.resolve(model), current: () => model },
+      models: { forCommit: () => Promise.resolve(site), current: () => site },
       ...{ site: 'lab1', agent, filesDir: files, log: () => undefined },
       netboot: {
-        lookup: (m) => Promise.resolve(m === MAC ? entry : undefined),
-        list: () => Promise.resolve([entry]),
+        lookup: (m) => Promise.resolve(on && m === MAC ? ENTRY : undefined),
+        list: () => Promise.resolve(on ? [ENTRY] : []),
       },
       events: { emit: (e) => void events.push(`${agent === 'lab1-agent' ? 'A' : 'B'} ${e.kind}`) },
     });
-  const a = await listen(app('lab1-agent'));
-  const b = await listen(app('lab1-agent-b'));
+  const a = await listen(app('lab1-agent', armed.a));
+  const b = await listen(app('lab1-agent-b', armed.b));
   t.after(() => b.close());
   const urlA = `http://127.0.0.1:${a.port}`;
   const urlB = `http://127.0.0.1:${b.port}`;
+  const agents = own(site.sites, 'lab1')?.site.agents ?? [];
   for (const [name, url] of [
     ['lab1-agent', urlA],
     ['lab1-agent-b', urlB],
@@ -84,12 +89,17 @@ test('agent A dies after handing out its scripts: chain, kernel, initrd, config 
     assert.ok(agent, name);
     agent.asset_url = url;
   }
-
-  // The host has both of A's scripts (iPXE's ${mac:hexhyp} expanded as iPXE would); then A dies.
   const chain = (await (await fetch(`${urlA}/boot.ipxe`)).text()).replaceAll(
     '${mac:hexhyp}',
     '52-54-00-10-01-01',
   );
+  return { a, urlA, urlB, events, chain };
+}
+
+test('agent A dies after handing out its scripts: chain, kernel, initrd, config and checkpoint go to B', async (t) => {
+  // Two agents, their asset URLs the loopback ports they listen on; one arming, the site's.
+  // The host has both of A's scripts (iPXE's ${mac:hexhyp} expanded as iPXE would); then A dies.
+  const { a, urlA, urlB, events, chain } = await twoAgents(t, model, { a: true, b: true });
   const script = await (await fetch(`${urlA}/ipxe/52-54-00-10-01-01`)).text();
   a.close();
   events.length = 0;
@@ -123,41 +133,8 @@ test('agent A dies after handing out its scripts: chain, kernel, initrd, config 
 });
 
 test('a UEFI host its agent has disarmed boots from disk: no other agent is asked, even one still armed', async (t) => {
-  // A has dropped the arming; B (partitioned, serving its cache) still holds it. A model of its own:
-  // rendered stages are cached per model object, and the test above set other asset URLs.
-  const model2 = structuredClone(model);
-  const agents = own(model2.sites, 'lab1')?.site.agents ?? [];
-  const entry = {
-    ...{ mac: MAC, site: 'lab1', host: 'st-01', commit: 'c1', stage: 1, workflowId: 'w' },
-    ...{ armedAt: '2026-01-01T00:00:00Z', token: TOKEN },
-  };
-  const app = (agent: string, armed: boolean) =>
-    assetListener({
-      models: { forCommit: () => Promise.resolve(model2), current: () => model2 },
-      ...{ site: 'lab1', agent, filesDir: files, log: () => undefined },
-      netboot: {
-        lookup: (m) => Promise.resolve(armed && m === MAC ? entry : undefined),
-        list: () => Promise.resolve(armed ? [entry] : []),
-      },
-      events: { emit: () => undefined },
-    });
-  const a = await listen(app('lab1-agent', false));
-  const b = await listen(app('lab1-agent-b', true));
-  t.after(() => b.close());
-  const urlA = `http://127.0.0.1:${a.port}`;
-  const urlB = `http://127.0.0.1:${b.port}`;
-  for (const [name, url] of [
-    ['lab1-agent', urlA],
-    ['lab1-agent-b', urlB],
-  ] as const) {
-    const agent = agents.find((x) => x.name === name);
-    assert.ok(agent, name);
-    agent.asset_url = url;
-  }
-  const chain = (await (await fetch(`${urlA}/boot.ipxe`)).text()).replaceAll(
-    '${mac:hexhyp}',
-    '52-54-00-10-01-01',
-  );
+  // A has dropped the arming; B (partitioned, serving its cache) still holds it.
+  const { a, urlA, urlB, chain } = await twoAgents(t, structuredClone(model), { a: false, b: true });
   for (const platform of ['efi', 'pcbios'] as const) {
     const run = await runIpxe(chain, 5_000, platform);
     const why = `${platform}: ${JSON.stringify(run.gets)}\n${chain}`;
