@@ -10,18 +10,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createAgentActivities } from '../../activities/agent-activities';
 import { createAssetApp } from '../../agent/http/app';
 import type { AssetAppDeps } from '../../agent/http/deps';
 import { assetListener } from '../../agent/http/listener';
-import { BootTraffic } from '../../agent/state/boot-traffic';
 import { NetbootTable } from '../../agent/state/netboot-table';
-import { PowerLedger } from '../../agent/state/power-ledger';
 import type { ArmEntry } from '../../schemas/agent';
 import type { Model } from '../../schemas/model';
 import type { BootEvent } from '../../schemas/rollout';
 import { ipxeScript, renderStage } from '../../sot/boot-chain';
 import { validateSot } from '../../sot/validate';
+import { armingActivities } from '../helpers/arming-activities';
 
 const SOT = fileURLToPath(new URL('../../examples/sot', import.meta.url));
 const WK01 = '52:54:00:20:02:01';
@@ -35,7 +33,7 @@ let base = '';
 let server: Server;
 let table: NetbootTable;
 let deps: AssetAppDeps;
-let activities: ReturnType<typeof createAgentActivities>;
+let activities: ReturnType<typeof armingActivities>;
 
 /** The example SoT with flatcar's kernel and initrd served by the agent; `kernel` names the kernel file. */
 async function exampleModel(kernel: string): Promise<Model> {
@@ -57,17 +55,7 @@ before(async () => {
   await writeFile(path.join(files, 'flatcar/vmlinuz'), KERNEL);
   await writeFile(path.join(files, 'flatcar/initrd.cpio.gz'), 'initrd');
   table = new NetbootTable(path.join(dir, 'netboot.json'));
-  activities = createAgentActivities({
-    site: 'fra1',
-    netboot: table,
-    ledger: new PowerLedger(path.join(dir, 'power-ledger.log')),
-    traffic: new BootTraffic({ emit: () => undefined }),
-    inDoubtGraceMs: 0,
-    powerDriver: () => {
-      throw new Error('no BMC in this test');
-    },
-    jobs: { run: () => Promise.resolve([]) },
-  });
+  activities = armingActivities('fra1', table, dir);
   const c1 = models.get('c1');
   assert.ok(c1);
   deps = {

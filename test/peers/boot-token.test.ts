@@ -11,16 +11,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createAgentActivities, type AgentActivityDeps } from '../../activities/agent-activities';
 import type { AssetLog } from '../../agent/http/app';
 import { assetListener } from '../../agent/http/listener';
 import { newRefusalCounts } from '../../agent/http/boot-guard';
-import { BootTraffic } from '../../agent/state/boot-traffic';
 import { NetbootTable } from '../../agent/state/netboot-table';
-import { PowerLedger } from '../../agent/state/power-ledger';
 import type { Model } from '../../schemas/model';
 import type { BootEvent } from '../../schemas/rollout';
 import { validateSot } from '../../sot/validate';
+import { armingActivities } from '../helpers/arming-activities';
 
 const run = promisify(execFile);
 const SOT = fileURLToPath(new URL('../../examples/sot', import.meta.url));
@@ -57,19 +55,7 @@ async function exampleModel(): Promise<Model> {
 
 /** Arms wk-01 as the reprovision workflow does: through the agent's own armNetboot activity. */
 async function arm(): Promise<void> {
-  // Only netboot is used by armNetboot; the rest is what an agent without BMCs or jobs would have.
-  const deps: AgentActivityDeps = {
-    site: 'fra1',
-    netboot: table,
-    ledger: new PowerLedger(path.join(dir, 'power-ledger.log')),
-    traffic: new BootTraffic({ emit: () => undefined }),
-    inDoubtGraceMs: 0,
-    powerDriver: () => {
-      throw new Error('no BMC in this test');
-    },
-    jobs: { run: () => Promise.resolve([]) },
-  };
-  const activities = createAgentActivities(deps);
+  const activities = armingActivities('fra1', table, dir);
   await activities.armNetboot({
     mac: WK01,
     host: 'wk-01',
